@@ -1,0 +1,84 @@
+// The declared uAPI must equal what gcc measured from the real headers (../shared/abi).
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { ALL_CONSTANTS } from '../../src/uapi/constants.ts';
+import { canonicalNr, IOCTLS, requestValue } from '../../src/uapi/ioctls.ts';
+import { decode, encode, readField } from '../../src/uapi/layout.ts';
+import { ALL_STRUCTS, vfio_iommu_spapr_tce_create } from '../../src/uapi/structs.ts';
+
+const abiPath = fileURLToPath(new URL('../../../shared/abi/linux-uapi-layouts.json', import.meta.url));
+const abi = JSON.parse(readFileSync(abiPath, 'utf8'));
+
+describe('struct layouts equal the measured kernel headers', () => {
+  for (const s of ALL_STRUCTS) {
+    it(`struct ${s.name}`, () => {
+      const measured = abi.structs[s.name];
+      expect(measured, `${s.name} is measured`).toBeDefined();
+      expect(s.size).toBe(measured.size);
+      expect(s.align).toBe(measured.align);
+      // Every measured top-level field exists with the same offset and size.
+      for (const f of measured.fields) {
+        const ours = s.byName.get(f.name);
+        expect(ours, `${s.name}.${f.name}`).toBeDefined();
+        expect([ours!.offset, ours!.size]).toEqual([f.offset, f.size]);
+      }
+      // And we declare nothing the header does not have (nested members are `outer.inner`).
+      const top = s.fields.filter((f) => !f.name.includes('.')).map((f) => f.name);
+      expect(top.sort()).toEqual(measured.fields.map((f: { name: string }) => f.name).sort());
+    });
+  }
+});
+
+describe('ioctl numbers equal the measured kernel headers', () => {
+  it('declares exactly the measured ioctls', () => {
+    expect(IOCTLS.map((d) => d.name).sort()).toEqual(Object.keys(abi.ioctls).sort());
+  });
+  for (const d of IOCTLS) {
+    it(`${d.name} = ${abi.ioctls[d.name]?.hex}`, () => {
+      const m = abi.ioctls[d.name];
+      expect(requestValue(d.nr)).toBe(m.value);
+      expect(requestValue(d.nr, 'powerpc')).toBe((0x20000000 | m.value) >>> 0);
+      if (m.struct && d.struct) expect(d.struct.name).toBe(m.struct);
+      if (d.struct && d.minsz !== undefined) expect(d.minsz).toBeLessThanOrEqual(d.struct.size);
+    });
+  }
+  it('collision groups are the measured ones', () => {
+    const byValue = new Map<number, string[]>();
+    for (const d of IOCTLS) byValue.set(requestValue(d.nr), [...(byValue.get(requestValue(d.nr)) ?? []), d.name]);
+    const ours = [...byValue.entries()].filter(([, n]) => n.length > 1).map(([v, n]) => [v, n.sort()]);
+    const theirs = abi.collisions.map((c: { value: number; names: string[] }) => [c.value, [...c.names].sort()]);
+    expect(ours.sort()).toEqual(theirs.sort());
+  });
+});
+
+describe('constants equal the measured kernel headers', () => {
+  for (const [name, value] of Object.entries(ALL_CONSTANTS)) {
+    it(name, () => expect(abi.constants[name]).toBe(value));
+  }
+});
+
+describe('request canonicalisation', () => {
+  it('accepts the generic and powerpc encodings of _IO', () => {
+    expect(canonicalNr(0x3b80)).toBe(0x80);
+    expect(canonicalNr(0x20003b80)).toBe(0x80);
+  });
+  it('refuses encodings with direction or size bits, or another type', () => {
+    expect(canonicalNr(0xc0283b77)).toBeUndefined(); // _IOWR with a size: the kernel matches the full value
+    expect(canonicalNr(0x40003b77)).toBeUndefined();
+    expect(canonicalNr(0x3c77)).toBeUndefined();
+  });
+});
+
+describe('codec', () => {
+  it('round-trips a struct with u64 fields exactly', () => {
+    const b = encode(vfio_iommu_spapr_tce_create, {
+      argsz: 40, page_shift: 16, window_size: 1n << 40n, levels: 2, start_addr: 0x0800_0000_0000_0000n,
+    });
+    expect(b.length).toBe(40);
+    expect(b.readBigUInt64LE(32)).toBe(1n << 59n);
+    const v = decode(vfio_iommu_spapr_tce_create, b);
+    expect(v).toMatchObject({ argsz: 40, flags: 0, page_shift: 16, window_size: 1n << 40n, levels: 2, start_addr: 1n << 59n });
+    expect(readField(b, vfio_iommu_spapr_tce_create, 'window_size')).toBe(1n << 40n);
+  });
+});
