@@ -15,6 +15,8 @@ export const EFAULT = 14;
 export const EBUSY = 16;
 export const EEXIST = 17;
 export const ENODEV = 19;
+export const ENOTDIR = 20;
+export const EISDIR = 21;
 export const EINVAL = 22;
 export const ENOSPC = 28;
 export const ERANGE = 34;
@@ -35,7 +37,7 @@ export const ETIMEDOUT = 110;
 const NAMES: Record<number, string> = {
   [EPERM]: 'EPERM', [ENOENT]: 'ENOENT', [EINTR]: 'EINTR', [EIO]: 'EIO', [ENXIO]: 'ENXIO',
   [E2BIG]: 'E2BIG', [EBADF]: 'EBADF', [EAGAIN]: 'EAGAIN', [ENOMEM]: 'ENOMEM', [EACCES]: 'EACCES',
-  [EFAULT]: 'EFAULT', [EBUSY]: 'EBUSY', [EEXIST]: 'EEXIST', [ENODEV]: 'ENODEV', [EINVAL]: 'EINVAL',
+  [EFAULT]: 'EFAULT', [EBUSY]: 'EBUSY', [EEXIST]: 'EEXIST', [ENODEV]: 'ENODEV', [ENOTDIR]: 'ENOTDIR', [EISDIR]: 'EISDIR', [EINVAL]: 'EINVAL',
   [ENOSPC]: 'ENOSPC', [ERANGE]: 'ERANGE', [EDEADLK]: 'EDEADLK', [ENOTTY]: 'ENOTTY', [ENOSYS]: 'ENOSYS',
   [EPROTO]: 'EPROTO', [EBADMSG]: 'EBADMSG', [EOVERFLOW]: 'EOVERFLOW', [EBADFD]: 'EBADFD',
   [EMSGSIZE]: 'EMSGSIZE', [EPROTONOSUPPORT]: 'EPROTONOSUPPORT', [EOPNOTSUPP]: 'EOPNOTSUPP',

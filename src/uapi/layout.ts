@@ -5,9 +5,9 @@
 // reads like the header and a test can compare it with the layouts measured from the real headers.
 // Values are numbers for fields up to 32 bits and bigints for 64-bit fields, so IOVAs never lose bits.
 
-export type Scalar = 'u8' | 'u16' | 'u32' | 's32' | 'u64';
+export type Scalar = 'u8' | 'u16' | 'u32' | 's32' | 'u64' | 's64';
 
-const SCALAR_SIZE: Record<Scalar, number> = { u8: 1, u16: 2, u32: 4, s32: 4, u64: 8 };
+const SCALAR_SIZE: Record<Scalar, number> = { u8: 1, u16: 2, u32: 4, s32: 4, u64: 8, s64: 8 };
 
 export interface FieldSpec {
   name: string;
@@ -89,6 +89,7 @@ export const u16 = (name: string): FieldSpec => ({ name, type: 'u16', count: 1 }
 export const u32 = (name: string, count = 1): FieldSpec => ({ name, type: 'u32', count });
 export const s32 = (name: string): FieldSpec => ({ name, type: 's32', count: 1 });
 export const u64 = (name: string, count = 1): FieldSpec => ({ name, type: 'u64', count });
+export const s64 = (name: string): FieldSpec => ({ name, type: 's64', count: 1 });
 export const nested = (name: string, layout: StructLayout): FieldSpec => ({ name, type: layout, count: 1 });
 /** A C99 flexible array member: no size, but it aligns the struct and marks where variable data begins. */
 export const flex = (name: string, type: Scalar | StructLayout): FieldSpec => ({ name, type, count: 0 });
@@ -126,6 +127,7 @@ export function readScalar(buf: Buffer, t: Scalar, at: number): Value {
     case 'u32': return buf.readUInt32LE(at);
     case 's32': return buf.readInt32LE(at);
     case 'u64': return buf.readBigUInt64LE(at);
+    case 's64': return buf.readBigInt64LE(at);
   }
 }
 
@@ -136,6 +138,7 @@ export function writeScalar(buf: Buffer, t: Scalar, at: number, value: Value): v
     case 'u32': buf.writeUInt32LE(Number(BigInt.asUintN(32, BigInt(value))), at); break;
     case 's32': buf.writeInt32LE(Number(BigInt.asIntN(32, BigInt(value))), at); break;
     case 'u64': buf.writeBigUInt64LE(BigInt.asUintN(64, BigInt(value)), at); break;
+    case 's64': buf.writeBigInt64LE(BigInt.asIntN(64, BigInt(value)), at); break;
   }
 }
 

@@ -1,0 +1,20 @@
+// The tcefs command line.
+import { Command, Option } from 'commander';
+import { mountCommand } from './mount.ts';
+
+export const DEFAULT_MOUNT = process.env.TCEFS_MOUNT ?? '/tmp/tcefs';
+
+const program = new Command()
+  .name('tcefs')
+  .description('A FUSE-mounted /dev/iommu and /dev/vfio over an emulated PowerPC SPAPR TCE IOMMU')
+  .showHelpAfterError();
+
+program
+  .command('mount')
+  .description('mount the emulated tree and serve it in the foreground until SIGINT/SIGTERM')
+  .argument('[dir]', 'mount point (created if missing)', DEFAULT_MOUNT)
+  .option('-t, --topology <file>', 'JSON topology (default: the embedded PowerNV host)')
+  .addOption(new Option('--allow-other', 'let other users open the nodes (needs user_allow_other for non-root)'))
+  .action(mountCommand);
+
+await program.parseAsync(process.argv);

@@ -1,0 +1,48 @@
+// `tcefs mount`: serve the tree in the foreground; unmount cleanly on SIGINT/SIGTERM.
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { Daemon } from '../daemon.ts';
+import { TcefsFs } from '../transport/fuse-fs.ts';
+import { defaultTopology, parseTopology, TopologyError, type Topology } from '../topology/topology.ts';
+
+export async function loadTopology(file?: string): Promise<Topology> {
+  if (!file) return defaultTopology();
+  let json: unknown;
+  try {
+    json = JSON.parse(await readFile(file, 'utf8'));
+  } catch (e) {
+    throw new TopologyError(`${file}: ${(e as Error).message}`);
+  }
+  return parseTopology(json);
+}
+
+export async function mountCommand(dir: string, opts: { topology?: string; allowOther?: boolean }): Promise<void> {
+  let topology: Topology;
+  try {
+    topology = await loadTopology(opts.topology);
+  } catch (e) {
+    console.error(`tcefs: ${(e as Error).message}`);
+    process.exit(2);
+  }
+  const daemon = new Daemon(topology);
+  const fs = new TcefsFs(daemon, resolve(dir));
+  try {
+    await fs.mount({ allowOther: opts.allowOther });
+  } catch (e) {
+    console.error(`tcefs: cannot mount ${dir}: ${(e as Error).message}`);
+    process.exit(1);
+  }
+  const groups = daemon.inventory.groups.size;
+  const devices = daemon.inventory.functions.size;
+  console.log(`tcefs: mounted on ${fs.mountpoint} (${topology.flavour}, ${groups} groups, ${devices} devices); Ctrl-C unmounts`);
+  let stopping = false;
+  const stop = async (sig: string) => {
+    if (stopping) return;
+    stopping = true;
+    await fs.unmount();
+    console.log(`tcefs: ${sig}: unmounted ${fs.mountpoint}`);
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+}

@@ -1,0 +1,141 @@
+// One ioctl as a handler sees it: the user's argument memory as the frame carried it, and the kernel's
+// primitives over it (copy in with EFAULT, the argsz/size rules, copy back, pointed data in and out).
+//
+// The "user image" starts as the argument bytes the client sent; copy-backs write into it, and the
+// answer returns the image up to the furthest byte written, so bytes the kernel would not touch come
+// back unchanged. Memory the client did not send is, to the handler, memory that faults.
+import { E2BIG, EFAULT, EINVAL, Errno } from '../errno.ts';
+import { pointerLength, type IoctlDecl, type PointerDecl } from '../uapi/ioctls.ts';
+import { readField, writeField, type StructLayout, type Value } from '../uapi/layout.ts';
+import type { Blob, Request } from '../transport/frame.ts';
+
+export class IoctlCall {
+  readonly arg: bigint;
+  /** The client process that sent the frame (0 if it did not say). */
+  readonly pid: number;
+  /** The kernel's copy of the argument struct, once a handler or the dispatcher has copied it in. */
+  kbuf: Buffer = Buffer.alloc(0);
+  private readonly user: Buffer;
+  private userDirtyEnd = 0;
+  readonly outBlobs: Blob[] = [];
+  /** Handle of a file this call created for the client (ioctls that return an fd). */
+  newHandle = 0;
+  handleField = 0;
+
+  constructor(
+    readonly decl: IoctlDecl,
+    private readonly req: Request,
+    pid: number,
+  ) {
+    this.arg = req.arg;
+    this.pid = pid;
+    this.user = Buffer.from(req.argData);
+  }
+
+  get struct(): StructLayout {
+    if (!this.decl.struct) throw new Error(`${this.decl.name} has no declared struct`);
+    return this.decl.struct;
+  }
+
+  /** The leading u32 (argsz or size) as get_user() reads it. */
+  userSize(): number {
+    if (this.user.length < 4) throw new Errno(EFAULT, 'argument not readable');
+    return this.user.readUInt32LE(0);
+  }
+
+  /** copy_from_user(kbuf, arg, len): the first len bytes of the struct; the rest of kbuf is zero. */
+  copyIn(len: number): Buffer {
+    if (this.user.length < len) throw new Errno(EFAULT, `argument has ${this.user.length} readable bytes, ${len} needed`);
+    const size = Math.max(len, this.decl.struct?.size ?? len);
+    this.kbuf = Buffer.alloc(size);
+    this.user.copy(this.kbuf, 0, 0, len);
+    return this.kbuf;
+  }
+
+  /** The VFIO pattern: copy minsz bytes, then fail EINVAL if argsz < minsz. */
+  vfioCopyIn(minsz = this.decl.minsz ?? this.struct.size): Buffer {
+    this.copyIn(minsz);
+    if (this.get('argsz') < minsz) throw new Errno(EINVAL, `argsz ${this.get('argsz')} < ${minsz}`);
+    return this.kbuf;
+  }
+
+  /**
+   * The iommufd pattern (copy_struct_from_user): size >= minsz, bytes past the kernel's struct must be
+   * zero (E2BIG), bytes the user did not provide read as zero.
+   */
+  extensibleCopyIn(): void {
+    const size = this.userSize();
+    const minsz = this.decl.minsz ?? this.struct.size;
+    if (size < minsz) throw new Errno(EINVAL, `size ${size} < ${minsz}`);
+    const ksize = this.struct.size;
+    if (size > ksize) {
+      if (this.user.length < size) throw new Errno(EFAULT, `size ${size} but ${this.user.length} bytes readable`);
+      for (let i = ksize; i < size; i++) if (this.user[i] !== 0) throw new Errno(E2BIG, `non-zero byte at ${i}`);
+    }
+    this.copyIn(Math.min(size, ksize));
+  }
+
+  get(field: string): number {
+    return Number(readField(this.kbuf, this.struct, field));
+  }
+  get64(field: string): bigint {
+    return BigInt(readField(this.kbuf, this.struct, field));
+  }
+  set(field: string, value: Value): void {
+    writeField(this.kbuf, this.struct, field, value);
+  }
+
+  /** copy_to_user(arg + offset, bytes). */
+  writeUser(offset: number, bytes: Buffer): void {
+    if (offset + bytes.length > this.user.length) throw new Errno(EFAULT, `copy-back past the ${this.user.length}-byte argument`);
+    bytes.copy(this.user, offset);
+    this.userDirtyEnd = Math.max(this.userDirtyEnd, offset + bytes.length);
+  }
+
+  /** Copy the first len bytes of the kernel struct back to the user. */
+  copyOut(len: number): void {
+    this.writeUser(0, this.kbuf.subarray(0, len));
+  }
+
+  /** Copy back one field only (e.g. IOMMU_OPTION writes val64 alone). */
+  copyOutField(field: string): void {
+    const f = this.struct.byName.get(field)!;
+    this.writeUser(f.offset, this.kbuf.subarray(f.offset, f.offset + f.size));
+  }
+
+  /** The iommufd reply: the whole kernel struct truncated to the user's size. */
+  respond(): void {
+    this.copyOut(Math.min(this.userSize(), this.struct.size));
+  }
+
+  private pointer(field: string): PointerDecl {
+    const p = this.decl.pointers?.find((x) => x.field === field);
+    if (!p) throw new Error(`${this.decl.name} declares no pointer ${field}`);
+    return p;
+  }
+
+  /** Data the kernel reads through a pointer field; EFAULT when the client sent none or too little. */
+  readPointer(field: string, length?: number): Buffer {
+    const p = this.pointer(field);
+    const want = length ?? pointerLength(p, (f) => readField(this.kbuf, this.struct, f));
+    if (want === 0) return Buffer.alloc(0);
+    if (this.get64(field) === 0n) throw new Errno(EFAULT, `${field} is NULL`);
+    const off = this.struct.byName.get(field)!.offset;
+    const blob = this.req.blobs.find((b) => b.fieldOffset === off);
+    if (!blob || blob.data.length < want) throw new Errno(EFAULT, `${field}: ${blob?.data.length ?? 0} of ${want} bytes sent`);
+    return blob.data.subarray(0, want);
+  }
+
+  /** Data the kernel writes through a pointer field; the client copies it to its own memory. */
+  writePointer(field: string, data: Buffer): void {
+    if (data.length === 0) return;
+    if (this.get64(field) === 0n) throw new Errno(EFAULT, `${field} is NULL`);
+    const off = this.struct.byName.get(field)!.offset;
+    this.outBlobs.push({ fieldOffset: off, data: Buffer.from(data) });
+  }
+
+  /** The bytes to copy back into the client's argument. */
+  userOut(): Buffer {
+    return this.user.subarray(0, this.userDirtyEnd);
+  }
+}

@@ -1,0 +1,30 @@
+// An open file: what one open() of a node returns, like a kernel struct file. It owns the state its
+// ioctls create, and release() tears that state down when the last reference goes.
+import type { FileKind } from '../uapi/ioctls.ts';
+import type { CommandTable } from './table.ts';
+
+export abstract class OpenFile {
+  /** Protocol handle, also the FUSE file handle; set by the file registry. */
+  handle = 0;
+  abstract readonly kind: FileKind;
+
+  constructor(readonly path: string) {}
+
+  /** The commands this file answers now (a container's table changes when an IOMMU backend is set). */
+  abstract commands(): CommandTable<any>;
+
+  /** Tear down what this file owns. Must not throw: release cannot fail. */
+  release(): void {}
+
+  /** pread() on device region space; files without regions refuse it. */
+  regionRead(_offset: bigint, _length: number): Buffer | number {
+    return -22; // EINVAL: not a device
+  }
+  regionWrite(_offset: bigint, _data: Buffer): number {
+    return -22;
+  }
+
+  toString(): string {
+    return `${this.path}#${this.handle.toString(16)}`;
+  }
+}

@@ -1,0 +1,49 @@
+// The host's IOMMU groups and PCI functions as long-lived objects. Files come and go; these hold the
+// state that outlives any one open (which container a group is in, who owns a device).
+import type { PciFunctionSpec, Topology } from '../topology/topology.ts';
+
+export class PciFunction {
+  /** The N of /dev/vfio/devices/vfioN. */
+  readonly cdevIndex: number;
+  constructor(readonly spec: PciFunctionSpec, readonly group: IommuGroup, cdevIndex: number) {
+    this.cdevIndex = cdevIndex;
+  }
+  get bdf(): string {
+    return this.spec.bdf;
+  }
+}
+
+export class IommuGroup {
+  readonly devices: PciFunction[] = [];
+  constructor(readonly id: number, readonly domain: number, readonly peNumber: number) {}
+
+  /** The group name the PowerPC platform gives its table group. */
+  get platformName(): string {
+    return `domain${this.domain}-pe${this.peNumber.toString(16)}`;
+  }
+}
+
+export class Inventory {
+  readonly groups = new Map<number, IommuGroup>();
+  readonly functions = new Map<string, PciFunction>();
+
+  constructor(readonly topology: Topology) {
+    let cdev = 0;
+    for (const phb of topology.phbs) {
+      for (const pe of phb.pes) {
+        const g = new IommuGroup(pe.group, phb.domain, pe.pe);
+        this.groups.set(g.id, g);
+        for (const spec of pe.devices) {
+          const f = new PciFunction(spec, g, cdev++);
+          g.devices.push(f);
+          this.functions.set(f.bdf, f);
+        }
+      }
+    }
+  }
+
+  functionByCdev(index: number): PciFunction | undefined {
+    for (const f of this.functions.values()) if (f.cdevIndex === index) return f;
+    return undefined;
+  }
+}

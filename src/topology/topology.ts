@@ -1,0 +1,214 @@
+// The emulated machine: host flavour, PHBs, PEs (IOMMU groups) and the PCI functions in them.
+// Loaded from JSON (`--topology FILE`) or the embedded default, validated with errors that name the
+// offending key, and turned into the typed inventory the daemon builds its tree and backend from.
+
+export type Flavour = 'powernv' | 'pseries';
+
+export interface BarSpec {
+  index: number;
+  size: number;
+  /** 64-bit memory BARs take two BAR slots. */
+  type: 'mem32' | 'mem64' | 'io';
+  prefetchable: boolean;
+}
+
+export interface PciFunctionSpec {
+  bdf: string;
+  vendor: number;
+  device: number;
+  classCode: number;
+  subsystemVendor: number;
+  subsystemDevice: number;
+  bars: BarSpec[];
+  msi: number;
+  msix: number;
+}
+
+export interface PeSpec {
+  pe: number;
+  group: number;
+  devices: PciFunctionSpec[];
+}
+
+export interface PhbSpec {
+  domain: number;
+  model: 'PHB3' | 'PHB4';
+  m32PciBase: number;
+  pes: PeSpec[];
+}
+
+export interface Topology {
+  flavour: Flavour;
+  hostPageShift: number;
+  memlockLimit: bigint;
+  eeh: boolean;
+  /** Offer VFIO_TYPE1v2_IOMMU on the legacy container too (a profile, not a POWER host feature). */
+  type1Compat: boolean;
+  pseries?: {
+    windowsAvailable?: number;
+    ddwApplicable?: boolean;
+    limitedAddressing?: boolean;
+    dmaWindowSize?: number;
+  };
+  phbs: PhbSpec[];
+}
+
+/** PowerNV, one PHB4 with two PEs: a two-function NIC in one, an NVMe drive alone in the other. */
+export const DEFAULT_TOPOLOGY_JSON = {
+  host: { flavour: 'powernv', pageShift: 16, memlockLimit: '16G', eeh: true },
+  phbs: [
+    {
+      domain: 0,
+      model: 'PHB4',
+      m32PciBase: '0x80000000',
+      pes: [
+        {
+          pe: 0x1, group: 0,
+          devices: [
+            { bdf: '0000:01:00.0', vendor: '0x15b3', device: '0x1017', class: '0x020000', bars: [{ index: 0, size: '32M', type: 'mem64', prefetchable: true }], msix: 64 },
+            { bdf: '0000:01:00.1', vendor: '0x15b3', device: '0x1017', class: '0x020000', bars: [{ index: 0, size: '32M', type: 'mem64', prefetchable: true }], msix: 64 },
+          ],
+        },
+        {
+          pe: 0x2, group: 1,
+          devices: [
+            { bdf: '0000:02:00.0', vendor: '0x144d', device: '0xa808', class: '0x010802', bars: [{ index: 0, size: '16K', type: 'mem64', prefetchable: false }], msi: 1, msix: 33 },
+          ],
+        },
+      ],
+    },
+  ],
+};
+
+export class TopologyError extends Error {}
+
+type Json = Record<string, unknown>;
+
+function num(v: unknown, where: string): number {
+  const n = typeof v === 'string' ? Number(v) : v;
+  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) throw new TopologyError(`${where}: expected a non-negative integer, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+/** "16G", "32M", "4096", 0x1000 → bytes. */
+export function parseSize(v: unknown, where: string): bigint {
+  if (typeof v === 'number') return BigInt(num(v, where));
+  const m = typeof v === 'string' && /^(0x[0-9a-f]+|\d+)\s*([KMGT]?)i?B?$/i.exec(v.trim());
+  if (!m) throw new TopologyError(`${where}: expected a size like 4096, 0x1000 or 16G, got ${JSON.stringify(v)}`);
+  const shift = { '': 0n, K: 10n, M: 20n, G: 30n, T: 40n }[m[2].toUpperCase() as '' | 'K' | 'M' | 'G' | 'T'];
+  return BigInt(m[1]) << shift;
+}
+
+function only(o: Json, keys: string[], where: string) {
+  for (const k of Object.keys(o)) if (!keys.includes(k)) throw new TopologyError(`${where}: unknown key "${k}" (known: ${keys.join(', ')})`);
+}
+
+function obj(v: unknown, where: string): Json {
+  if (!v || typeof v !== 'object' || Array.isArray(v)) throw new TopologyError(`${where}: expected an object`);
+  return v as Json;
+}
+
+function arr(v: unknown, where: string): unknown[] {
+  if (!Array.isArray(v)) throw new TopologyError(`${where}: expected an array`);
+  return v;
+}
+
+const BDF = /^([0-9a-f]{4}):([0-9a-f]{2}):([0-9a-f]{2})\.([0-7])$/;
+
+export function parseBdf(bdf: string) {
+  const m = BDF.exec(bdf);
+  if (!m) throw new TopologyError(`bad PCI address "${bdf}" (expected dddd:bb:ss.f in lower-case hex)`);
+  return { domain: parseInt(m[1], 16), bus: parseInt(m[2], 16), slot: parseInt(m[3], 16), fn: parseInt(m[4], 16) };
+}
+
+function parseDevice(v: unknown, where: string, domain: number): PciFunctionSpec {
+  const d = obj(v, where);
+  only(d, ['bdf', 'vendor', 'device', 'class', 'subsystemVendor', 'subsystemDevice', 'bars', 'msi', 'msix'], where);
+  if (typeof d.bdf !== 'string') throw new TopologyError(`${where}.bdf: expected a string`);
+  const bdf = parseBdf(d.bdf);
+  if (bdf.domain !== domain) throw new TopologyError(`${where}.bdf: ${d.bdf} is not in PCI domain ${domain} of its PHB`);
+  const bars = arr(d.bars ?? [], `${where}.bars`).map((b, i): BarSpec => {
+    const w = `${where}.bars[${i}]`;
+    const o = obj(b, w);
+    only(o, ['index', 'size', 'type', 'prefetchable'], w);
+    const index = num(o.index, `${w}.index`);
+    const size = Number(parseSize(o.size, `${w}.size`));
+    const type = (o.type ?? 'mem64') as BarSpec['type'];
+    if (!['mem32', 'mem64', 'io'].includes(type)) throw new TopologyError(`${w}.type: mem32, mem64 or io`);
+    if (index > 5 || (type === 'mem64' && index > 4)) throw new TopologyError(`${w}.index: ${index} does not fit a ${type} BAR`);
+    if (size < 16 || (size & (size - 1)) !== 0) throw new TopologyError(`${w}.size: a BAR size is a power of two >= 16`);
+    return { index, size, type, prefetchable: !!o.prefetchable };
+  });
+  return {
+    bdf: d.bdf,
+    vendor: num(d.vendor, `${where}.vendor`),
+    device: num(d.device, `${where}.device`),
+    classCode: num(d.class ?? 0, `${where}.class`),
+    subsystemVendor: num(d.subsystemVendor ?? d.vendor, `${where}.subsystemVendor`),
+    subsystemDevice: num(d.subsystemDevice ?? 0, `${where}.subsystemDevice`),
+    bars,
+    msi: num(d.msi ?? 0, `${where}.msi`),
+    msix: num(d.msix ?? 0, `${where}.msix`),
+  };
+}
+
+export function parseTopology(json: unknown): Topology {
+  const t = obj(json, 'topology');
+  only(t, ['host', 'phbs'], 'topology');
+  const h = obj(t.host ?? {}, 'host');
+  only(h, ['flavour', 'pageShift', 'memlockLimit', 'eeh', 'type1Compat', 'pseries'], 'host');
+  const flavour = (h.flavour ?? 'powernv') as Flavour;
+  if (flavour !== 'powernv' && flavour !== 'pseries') throw new TopologyError('host.flavour: "powernv" or "pseries"');
+  const hostPageShift = num(h.pageShift ?? 16, 'host.pageShift');
+  if (hostPageShift !== 12 && hostPageShift !== 16) throw new TopologyError('host.pageShift: 12 (4K) or 16 (64K)');
+  const phbs = arr(t.phbs, 'phbs').map((p, i): PhbSpec => {
+    const w = `phbs[${i}]`;
+    const o = obj(p, w);
+    only(o, ['domain', 'model', 'm32PciBase', 'pes'], w);
+    const model = (o.model ?? 'PHB4') as PhbSpec['model'];
+    if (model !== 'PHB3' && model !== 'PHB4') throw new TopologyError(`${w}.model: PHB3 or PHB4`);
+    const domain = num(o.domain ?? i, `${w}.domain`);
+    return {
+      domain,
+      model,
+      m32PciBase: num(o.m32PciBase ?? 0x8000_0000, `${w}.m32PciBase`),
+      pes: arr(o.pes, `${w}.pes`).map((pe, j) => {
+        const pw = `${w}.pes[${j}]`;
+        const q = obj(pe, pw);
+        only(q, ['pe', 'group', 'devices'], pw);
+        return {
+          pe: num(q.pe, `${pw}.pe`),
+          group: num(q.group, `${pw}.group`),
+          devices: arr(q.devices, `${pw}.devices`).map((d, k) => parseDevice(d, `${pw}.devices[${k}]`, domain)),
+        };
+      }),
+    };
+  });
+  const groups = new Set<number>();
+  const bdfs = new Set<string>();
+  for (const phb of phbs) {
+    for (const pe of phb.pes) {
+      if (groups.has(pe.group)) throw new TopologyError(`IOMMU group ${pe.group} is used twice`);
+      groups.add(pe.group);
+      if (pe.devices.length === 0) throw new TopologyError(`PE ${pe.pe} (group ${pe.group}) has no devices`);
+      for (const d of pe.devices) {
+        if (bdfs.has(d.bdf)) throw new TopologyError(`device ${d.bdf} appears twice`);
+        bdfs.add(d.bdf);
+      }
+    }
+  }
+  if (groups.size === 0) throw new TopologyError('the topology has no PEs');
+  return {
+    flavour,
+    hostPageShift,
+    memlockLimit: parseSize(h.memlockLimit ?? '16G', 'host.memlockLimit'),
+    eeh: h.eeh === undefined ? true : !!h.eeh,
+    type1Compat: !!h.type1Compat,
+    pseries: h.pseries ? (obj(h.pseries, 'host.pseries') as Topology['pseries']) : undefined,
+    phbs,
+  };
+}
+
+export function defaultTopology(): Topology {
+  return parseTopology(DEFAULT_TOPOLOGY_JSON);
+}

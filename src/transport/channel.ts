@@ -1,0 +1,80 @@
+// The byte stream of one open device-kind file: request frames written in, the reply read out.
+//
+// FUSE delivers one write() of a large frame as several chunks (128 KiB each with big_writes) at
+// consecutive offsets, so a frame is assembled until its header's length is reached and only then
+// parsed and run. Reads return the pending reply from its start, whatever the file offset, so both
+// `pwrite(fd,f,n,0); pread(fd,r,m,0)` and sequential write()/read() work. Offsets at or above
+// REGION_BASE are device region space (pread/pwrite at index << 40), not the frame stream.
+import { E2BIG, EBADMSG, EPROTONOSUPPORT, Errno } from '../errno.ts';
+import { readField } from '../uapi/layout.ts';
+import { runFrame } from '../dispatch/dispatch.ts';
+import type { OpenFile } from '../dispatch/open-file.ts';
+import { encodeReplyFrame, frameHeader, MAX_FRAME, parseRequestFrame, PROTOCOL_VERSION, REQUEST_MAGIC } from './frame.ts';
+
+/** vfio-pci region i lives at offset i << 40; region 0 (BAR0) overlaps the frame stream, so it is reached by frames only. */
+export const REGION_BASE = 1 << 40;
+
+export class FrameChannel {
+  private chunks: Buffer[] = [];
+  private received = 0;
+  private expected = 0;
+  private nextOffset = 0;
+  private reply: Buffer = Buffer.alloc(0);
+  private replyPos = 0;
+
+  constructor(readonly file: OpenFile) {}
+
+  /** Returns bytes accepted, or -errno. A rejected frame leaves every file's state as it was. */
+  write(data: Buffer, offset: number): number {
+    if (offset >= REGION_BASE && this.expected === 0) return this.file.regionWrite(BigInt(offset), Buffer.from(data));
+    try {
+      if (this.expected === 0) this.start(data, offset);
+      else if (offset !== this.nextOffset) {
+        this.reset();
+        throw new Errno(EBADMSG, `frame continuation at offset ${offset}, expected ${this.nextOffset}`);
+      }
+      this.chunks.push(Buffer.from(data)); // fuse-native reuses its buffer after the callback
+      this.received += data.length;
+      this.nextOffset = offset + data.length;
+      if (this.received > this.expected) {
+        this.reset();
+        throw new Errno(EBADMSG, 'more bytes written than the frame header says');
+      }
+      if (this.received === this.expected) {
+        const frame = Buffer.concat(this.chunks, this.received);
+        this.reset();
+        const answers = runFrame(this.file, parseRequestFrame(frame));
+        this.reply = encodeReplyFrame(answers);
+        this.replyPos = 0;
+      }
+      return data.length;
+    } catch (e) {
+      if (e instanceof Errno) return -e.errno;
+      throw e;
+    }
+  }
+
+  private start(data: Buffer, offset: number) {
+    if (data.length < frameHeader.size) throw new Errno(EBADMSG, `first write of ${data.length} bytes is shorter than a frame header`);
+    if (readField(data, frameHeader, 'magic') !== REQUEST_MAGIC) throw new Errno(EBADMSG, 'bad magic');
+    if (readField(data, frameHeader, 'version') !== PROTOCOL_VERSION) throw new Errno(EPROTONOSUPPORT, 'protocol version');
+    const length = readField(data, frameHeader, 'length') as number;
+    if (length > MAX_FRAME) throw new Errno(E2BIG, `frame of ${length} bytes`);
+    if (length < frameHeader.size) throw new Errno(EBADMSG, `frame length ${length}`);
+    this.expected = length;
+    this.nextOffset = offset;
+  }
+
+  private reset() {
+    this.chunks = [];
+    this.received = 0;
+    this.expected = 0;
+  }
+
+  read(length: number, offset: number): Buffer | number {
+    if (offset >= REGION_BASE) return this.file.regionRead(BigInt(offset), length);
+    const out = this.reply.subarray(this.replyPos, this.replyPos + length);
+    this.replyPos += out.length;
+    return out;
+  }
+}

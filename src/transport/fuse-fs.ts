@@ -1,0 +1,211 @@
+// The FUSE side: serves the daemon's tree through fuse-native.
+//
+// fuse-native cannot ask for direct_io, and without it reads of a size-0 node never reach us, so a
+// subclass appends it to the mount options. It also adds big_writes (else the kernel splits every
+// write into 4 KiB chunks) and drops libfuse's own debug mode, which fuse-native turns on whenever
+// DEBUG contains '*' (DEBUG=tcefs:* must not flood stderr with libfuse traces).
+import { exec } from 'node:child_process';
+import { readFile, stat } from 'node:fs/promises';
+import { promisify } from 'node:util';
+import createDebug from 'debug';
+import Fuse from 'fuse-native';
+import { EACCES, EISDIR, ENOENT, ENOTCONN, Errno } from '../errno.ts';
+import type { Daemon } from '../daemon.ts';
+import { FrameChannel } from './channel.ts';
+import { CLAIM_DIR, lookup, type Node } from './tree.ts';
+
+const trace = createDebug('tcefs:fuse');
+const run = promisify(exec);
+
+class DirectIoFuse extends Fuse {
+  _fuseOptions(): string {
+    const opts = super._fuseOptions().replace(/^-o/, '').split(',').filter((o: string) => o && o !== 'debug');
+    if (process.env.TCEFS_FUSE_DEBUG) opts.push('debug');
+    opts.push('direct_io', 'big_writes', 'max_write=131072', 'max_read=131072');
+    return '-o' + opts.join(',');
+  }
+}
+
+type Cb = (...args: any[]) => void;
+
+/** A text node's content is fixed at open so a reader never sees a torn view. */
+interface TextOpen {
+  content: Buffer;
+}
+
+export interface MountOptions {
+  allowOther?: boolean;
+}
+
+export class TcefsFs {
+  private fuse?: Fuse;
+  private readonly channels = new Map<number, FrameChannel>();
+  private readonly texts = new Map<number, TextOpen>();
+  private readonly uid = process.getuid?.() ?? 0;
+  private readonly gid = process.getgid?.() ?? 0;
+
+  constructor(readonly daemon: Daemon, readonly mountpoint: string) {}
+
+  async mount(options: MountOptions = {}): Promise<void> {
+    await replaceStaleMount(this.mountpoint);
+    const fuse = new DirectIoFuse(this.mountpoint, this.ops(), {
+      force: false,
+      mkdir: true,
+      allowOther: !!options.allowOther,
+      defaultPermissions: !!options.allowOther,
+      fsname: 'tcefs',
+      subtype: 'tcefs',
+    });
+    await promisify(fuse.mount.bind(fuse))();
+    this.fuse = fuse;
+    trace('mounted on %s', this.mountpoint);
+  }
+
+  async unmount(): Promise<void> {
+    const fuse = this.fuse;
+    if (!fuse) return;
+    this.fuse = undefined;
+    await promisify(fuse.unmount.bind(fuse))().catch(async (e: Error) => {
+      trace('unmount failed (%s), detaching lazily', e.message);
+      await run(`fusermount -uz ${JSON.stringify(this.mountpoint)}`).catch(() => undefined);
+    });
+    this.daemon.shutdown();
+    trace('unmounted %s', this.mountpoint);
+  }
+
+  private node(path: string): Node | undefined {
+    return lookup(this.daemon.tree, path);
+  }
+
+  private stat(node: Node, path: string) {
+    const t = this.daemon.started;
+    const base = { uid: this.uid, gid: this.gid, atime: t, mtime: t, ctime: t, nlink: 1 };
+    switch (node.type) {
+      case 'dir':
+        return { ...base, mode: 0o40755, size: 4096, nlink: 2 };
+      case 'link':
+        return { ...base, mode: 0o120777, size: node.target.length };
+      case 'text':
+        return { ...base, mode: 0o100444, size: Buffer.byteLength(node.read()) };
+      case 'device':
+        // Nodes are regular files (a FUSE mount is nodev); the preload shim reports them as char devices.
+        return { ...base, mode: path === '/dev/vfio/vfio' || path === '/dev/iommu' ? 0o100666 : 0o100600, size: 0 };
+    }
+  }
+
+  private ops() {
+    const self = this;
+    const claimPrefix = CLAIM_DIR + '/';
+    return {
+      getattr(path: string, cb: Cb) {
+        const n = self.node(path);
+        if (n) return cb(0, self.stat(n, path));
+        if (path.startsWith(claimPrefix) && self.daemon.files.isPending(parseInt(path.slice(claimPrefix.length), 16))) {
+          return cb(0, self.stat({ type: 'device', open: () => undefined as never }, path));
+        }
+        cb(Fuse.ENOENT);
+      },
+      readdir(path: string, cb: Cb) {
+        const n = self.node(path);
+        if (!n) return cb(Fuse.ENOENT);
+        if (n.type !== 'dir') return cb(Fuse.ENOTDIR);
+        cb(0, [...n.entries.keys()]);
+      },
+      readlink(path: string, cb: Cb) {
+        const n = self.node(path);
+        if (!n) return cb(Fuse.ENOENT);
+        if (n.type !== 'link') return cb(Fuse.EINVAL);
+        cb(0, n.target);
+      },
+      open(path: string, flags: number, cb: Cb) {
+        try {
+          cb(0, self.open(path, flags));
+        } catch (e) {
+          if (e instanceof Errno) return cb(-e.errno);
+          trace('open %s failed: %O', path, e);
+          cb(Fuse.EIO);
+        }
+      },
+      read(_path: string, fh: number, buf: Buffer, len: number, pos: number, cb: Cb) {
+        const t = self.texts.get(fh);
+        if (t) {
+          const n = t.content.copy(buf, 0, Math.min(pos, t.content.length), Math.min(pos + len, t.content.length));
+          return cb(n);
+        }
+        const ch = self.channels.get(fh);
+        if (!ch) return cb(Fuse.EBADF);
+        const r = ch.read(len, pos);
+        if (typeof r === 'number') return cb(r);
+        r.copy(buf);
+        cb(r.length);
+      },
+      write(_path: string, fh: number, buf: Buffer, len: number, pos: number, cb: Cb) {
+        if (self.texts.has(fh)) return cb(Fuse.EACCES);
+        const ch = self.channels.get(fh);
+        if (!ch) return cb(Fuse.EBADF);
+        cb(ch.write(buf.subarray(0, len), pos));
+      },
+      release(_path: string, fh: number, cb: Cb) {
+        if (self.texts.delete(fh)) {
+          self.daemon.files.unreserve(fh);
+          return cb(0);
+        }
+        self.channels.delete(fh);
+        self.daemon.files.remove(fh);
+        cb(0);
+      },
+      truncate(path: string, _size: number, cb: Cb) {
+        const n = self.node(path);
+        cb(!n ? Fuse.ENOENT : n.type === 'device' ? 0 : Fuse.EACCES);
+      },
+      ftruncate(_path: string, fh: number, _size: number, cb: Cb) {
+        cb(self.channels.has(fh) ? 0 : Fuse.EACCES);
+      },
+      statfs(_path: string, cb: Cb) {
+        cb(0, { bsize: 4096, frsize: 4096, blocks: 0, bfree: 0, bavail: 0, files: 0, ffree: 0, favail: 0, fsid: 0, flag: 0, namemax: 255 });
+      },
+    };
+  }
+
+  private open(path: string, flags: number): number {
+    const files = this.daemon.files;
+    if (path.startsWith(CLAIM_DIR + '/')) {
+      const file = files.claim(parseInt(path.slice(CLAIM_DIR.length + 1), 16));
+      if (!file) throw new Errno(ENOENT, `${path} is not pending`);
+      this.channels.set(file.handle, new FrameChannel(file));
+      return file.handle;
+    }
+    const n = this.node(path);
+    if (!n) throw new Errno(ENOENT, path);
+    if (n.type === 'dir') throw new Errno(EISDIR, path);
+    if (n.type === 'text') {
+      if ((flags & 3) !== 0) throw new Errno(EACCES, `${path} is read-only`);
+      const h = files.reserve();
+      this.texts.set(h, { content: Buffer.from(n.read()) });
+      return h;
+    }
+    if (n.type === 'link') throw new Errno(ENOENT, path); // the kernel follows links before open
+    const file = n.open(path);
+    const h = files.add(file);
+    this.channels.set(h, new FrameChannel(file));
+    return h;
+  }
+}
+
+/** A daemon killed without unmounting leaves its mount point answering ENOTCONN: detach it first. */
+export async function replaceStaleMount(mountpoint: string): Promise<void> {
+  const mounts = await readFile('/proc/self/mounts', 'utf8').catch(() => '');
+  const mounted = mounts.split('\n').some((l) => l.split(' ')[1] === mountpoint.replace(/ /g, '\\040'));
+  if (!mounted) return;
+  try {
+    await stat(mountpoint);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).errno === -ENOTCONN || (e as NodeJS.ErrnoException).code === 'ENOTCONN') {
+      trace('replacing stale mount on %s', mountpoint);
+      await run(`fusermount -uz ${JSON.stringify(mountpoint)}`);
+      return;
+    }
+    throw e;
+  }
+  throw new Error(`${mountpoint} is already mounted (is another tcefs running there?)`);
+}

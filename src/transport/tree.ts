@@ -1,0 +1,90 @@
+// The file tree tcefs mounts: the /dev nodes programs open, the sysfs files they read to find groups and
+// devices, and .tcefs/ for protocol plumbing. Built from the daemon's inventory; rebuilt when it changes.
+import type { Daemon } from '../daemon.ts';
+import type { OpenFile } from '../dispatch/open-file.ts';
+import { ContainerFile } from '../objects/vfio/container.ts';
+import { DeviceFile } from '../objects/vfio/device.ts';
+import { GroupFile } from '../objects/vfio/group.ts';
+import { IommufdFile } from '../objects/iommufd/context.ts';
+
+export type Node =
+  | { type: 'dir'; entries: Map<string, Node> }
+  | { type: 'link'; target: string }
+  /** A read-only text file whose content is computed at open (sysfs attributes, state views). */
+  | { type: 'text'; read: () => string }
+  /** A node that opens into a file object taking request frames (/dev/iommu, /dev/vfio/...). */
+  | { type: 'device'; open: (path: string) => OpenFile };
+
+/** Where fd-returning ioctls' files wait to be claimed: open .tcefs/fd/<handle in hex>. */
+export const CLAIM_DIR = '/.tcefs/fd';
+
+const hex = (n: number, width: number) => '0x' + n.toString(16).padStart(width, '0');
+
+function dir(entries: Record<string, Node> = {}): Node & { type: 'dir' } {
+  return { type: 'dir', entries: new Map(Object.entries(entries)) };
+}
+
+function mkdirp(root: Node & { type: 'dir' }, path: string): Node & { type: 'dir' } {
+  let d = root;
+  for (const part of path.split('/').filter(Boolean)) {
+    const existing = d.entries.get(part);
+    const next = existing ?? dir();
+    if (!existing) d.entries.set(part, next);
+    if (next.type !== 'dir') throw new Error(`${path}: ${part} is not a directory`);
+    d = next;
+  }
+  return d;
+}
+
+function put(root: Node & { type: 'dir' }, path: string, node: Node) {
+  const i = path.lastIndexOf('/');
+  mkdirp(root, path.slice(0, i)).entries.set(path.slice(i + 1), node);
+}
+
+const text = (s: string): Node => ({ type: 'text', read: () => s });
+
+export function buildTree(daemon: Daemon): Node & { type: 'dir' } {
+  const root = dir();
+  const inv = daemon.inventory;
+  put(root, '/dev/iommu', { type: 'device', open: (p) => new IommufdFile(p) });
+  put(root, '/dev/vfio/vfio', { type: 'device', open: (p) => new ContainerFile(p, daemon) });
+  mkdirp(root, '/dev/vfio/devices');
+  mkdirp(root, CLAIM_DIR);
+  put(root, '/sys/bus/pci/drivers/vfio-pci/bind', text(''));
+  for (const g of inv.groups.values()) {
+    put(root, `/dev/vfio/${g.id}`, { type: 'device', open: (p) => new GroupFile(p, g) });
+    const gdir = `/sys/kernel/iommu_groups/${g.id}`;
+    mkdirp(root, `${gdir}/devices`);
+    // PowerPC reports no reserved regions for TCE groups; the file exists and is empty.
+    put(root, `${gdir}/reserved_regions`, text(''));
+    // The platform default domain type has no sysfs name, so the kernel prints "unknown".
+    put(root, `${gdir}/type`, text('unknown\n'));
+    put(root, `${gdir}/name`, text(`${g.platformName}\n`));
+    for (const f of g.devices) {
+      const s = f.spec;
+      const d = `/sys/bus/pci/devices/${f.bdf}`;
+      put(root, `${gdir}/devices/${f.bdf}`, { type: 'link', target: `../../../../bus/pci/devices/${f.bdf}` });
+      put(root, `${d}/iommu_group`, { type: 'link', target: `../../../../kernel/iommu_groups/${g.id}` });
+      put(root, `${d}/driver`, { type: 'link', target: '../../drivers/vfio-pci' });
+      put(root, `/sys/bus/pci/drivers/vfio-pci/${f.bdf}`, { type: 'link', target: `../../devices/${f.bdf}` });
+      put(root, `${d}/vendor`, text(`${hex(s.vendor, 4)}\n`));
+      put(root, `${d}/device`, text(`${hex(s.device, 4)}\n`));
+      put(root, `${d}/subsystem_vendor`, text(`${hex(s.subsystemVendor, 4)}\n`));
+      put(root, `${d}/subsystem_device`, text(`${hex(s.subsystemDevice, 4)}\n`));
+      put(root, `${d}/class`, text(`${hex(s.classCode, 6)}\n`));
+      put(root, `${d}/driver_override`, text('vfio-pci\n'));
+      put(root, `${d}/vfio-dev/vfio${f.cdevIndex}/dev`, text(`511:${f.cdevIndex}\n`));
+      put(root, `/dev/vfio/devices/vfio${f.cdevIndex}`, { type: 'device', open: (p) => new DeviceFile(p, f, true) });
+    }
+  }
+  return root;
+}
+
+export function lookup(root: Node, path: string): Node | undefined {
+  let n: Node | undefined = root;
+  for (const part of path.split('/').filter(Boolean)) {
+    if (!n || n.type !== 'dir') return undefined;
+    n = n.entries.get(part);
+  }
+  return n;
+}
