@@ -2,7 +2,7 @@
 // Dispatch is by file kind: the file's command table decides what a number means.
 import createDebug from 'debug';
 import { EIO, ENOTTY, Errno, errnoName } from '../errno.ts';
-import { canonicalNr } from '../uapi/ioctls.ts';
+import { canonicalNr, FILE_KIND_BIT } from '../uapi/ioctls.ts';
 import { decode } from '../uapi/layout.ts';
 import { Op, type Answer, type Request, type RequestFrame } from '../transport/frame.ts';
 import { IoctlCall } from './call.ts';
@@ -24,7 +24,8 @@ export function runFrame(file: OpenFile, frame: RequestFrame): Answer[] {
 export function runRequest(file: OpenFile, req: Request, pid: number): Answer {
   switch (req.op) {
     case Op.HANDLE:
-      return answer(req, BigInt(file.handle));
+      // The kind rides in handle_field so a client can marshal for a file it got from a claim.
+      return answer(req, BigInt(file.handle), { handleField: FILE_KIND_BIT[file.kind] });
     case Op.IOCTL:
       return runIoctl(file, req, pid);
     case Op.REGION_READ: {

@@ -12,7 +12,7 @@ import type { OpenFile } from '../dispatch/open-file.ts';
 import { encodeReplyFrame, frameHeader, MAX_FRAME, parseRequestFrame, PROTOCOL_VERSION, REQUEST_MAGIC } from './frame.ts';
 
 /** vfio-pci region i lives at offset i << 40; region 0 (BAR0) overlaps the frame stream, so it is reached by frames only. */
-export const REGION_BASE = 1 << 40;
+export const REGION_BASE = 2 ** 40;
 
 export class FrameChannel {
   private chunks: Buffer[] = [];

@@ -20,7 +20,7 @@ export const MAX_FRAME = 16 << 20;
 export const enum Op {
   /** Run an ioctl on the file the frame is written to. */
   IOCTL = 1,
-  /** Return this open file's handle (to put in fd-valued fields of other requests). */
+  /** Return this open file's handle (to put in fd-valued fields of other requests); its kind comes in handle_field. */
   HANDLE = 2,
   /** Read `request` bytes of device region space at offset `arg` (pread on a device fd); data in one out blob. */
   REGION_READ = 3,

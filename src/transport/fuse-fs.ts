@@ -9,12 +9,15 @@ import { readFile, stat } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import createDebug from 'debug';
 import Fuse from 'fuse-native';
-import { EACCES, EISDIR, ENOENT, ENOTCONN, Errno } from '../errno.ts';
+import { EACCES, EBUSY, EISDIR, ENOENT, ENOTCONN, Errno } from '../errno.ts';
 import type { Daemon } from '../daemon.ts';
 import { FrameChannel } from './channel.ts';
 import { CLAIM_DIR, lookup, type Node } from './tree.ts';
 
 const trace = createDebug('tcefs:fuse');
+
+/** How long an open that finds its object busy waits for an in-flight release before failing EBUSY. */
+const BUSY_OPEN_WAIT_MS = 100;
 const run = promisify(exec);
 
 class DirectIoFuse extends Fuse {
@@ -118,13 +121,20 @@ export class TcefsFs {
         cb(0, n.target);
       },
       open(path: string, flags: number, cb: Cb) {
-        try {
-          cb(0, self.open(path, flags));
-        } catch (e) {
-          if (e instanceof Errno) return cb(-e.errno);
-          trace('open %s failed: %O', path, e);
-          cb(Fuse.EIO);
-        }
+        const deadline = Date.now() + BUSY_OPEN_WAIT_MS;
+        const attempt = () => {
+          try {
+            cb(0, self.open(path, flags));
+          } catch (e) {
+            // close() returns before FUSE delivers RELEASE, so a quick close-then-reopen can find the
+            // old file still holding the group; give its release a moment to arrive first.
+            if (e instanceof Errno && e.errno === EBUSY && Date.now() < deadline) return void setTimeout(attempt, 2);
+            if (e instanceof Errno) return cb(-e.errno);
+            trace('open %s failed: %O', path, e);
+            cb(Fuse.EIO);
+          }
+        };
+        attempt();
       },
       read(_path: string, fh: number, buf: Buffer, len: number, pos: number, cb: Cb) {
         const t = self.texts.get(fh);

@@ -14,6 +14,9 @@ export const IOMMUFD_CMD_BASE = 0x80;
 /** The file kinds tcefs serves; the same number means different things on each. */
 export type FileKind = 'iommufd' | 'container' | 'group' | 'device';
 
+/** Kind codes on the wire (the HANDLE op's answer, the C marshalling table's kind mask). */
+export const FILE_KIND_BIT: Record<FileKind, number> = { iommufd: 1, container: 2, group: 4, device: 8 };
+
 /**
  * How the third ioctl argument is read:
  * - none: `_IO` with no argument; value: the argument itself is an integer;

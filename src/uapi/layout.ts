@@ -26,6 +26,7 @@ export interface Field {
   align: number;
   type: Scalar | StructLayout;
   count: number;
+  union?: string;
 }
 
 export interface StructLayout {
@@ -71,7 +72,7 @@ export function struct(name: string, members: FieldSpec[]): StructLayout {
       if (m.union) union = { tag: m.union, offset: at, end: at + size };
       else offset = at + size;
     }
-    fields.push({ name: m.name, offset: at, size, align: a, type: m.type, count: m.count });
+    fields.push({ name: m.name, offset: at, size, align: a, type: m.type, count: m.count, union: m.union });
     if (typeof m.type !== 'string' && m.count > 0) {
       for (const inner of m.type.fields) {
         fields.push({ ...inner, name: `${m.name}.${inner.name}`, offset: at + inner.offset });

@@ -1,0 +1,30 @@
+/* libtcefs: run kernel-ABI ioctls against a tcefs mount by request frames (docs/protocol.md). */
+#ifndef TCEFS_H
+#define TCEFS_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * Run `request` on `fd` (an open tcefs node) exactly as ioctl(fd, request, arg) would on the real
+ * device: the argument struct, the data behind its user pointers and its fd fields are marshalled from
+ * the generated descriptor table, results are copied back, and an fd the ioctl returns is a real fd.
+ * Returns the ioctl's value, or -1 with errno set.
+ */
+int tcefs_ioctl(int fd, unsigned long request, void *arg);
+
+/* The file kind of a tcefs fd (TCEFS_KIND_*), or -1 with errno ENOTTY if fd is not a tcefs node. */
+int tcefs_kind(int fd);
+
+/* The daemon-side handle of a tcefs fd, as put in fd-valued fields; -1 with errno on failure. */
+int tcefs_handle(int fd);
+
+/* Translate a client fd for an fd-valued field: a tcefs fd's handle, a negative fd unchanged,
+ * TCEFS_HANDLE_NONE for an fd that is not open, TCEFS_HANDLE_FOREIGN for any other file. */
+int tcefs_fd_to_handle(int fd);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
