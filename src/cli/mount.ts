@@ -26,8 +26,21 @@ export async function mountCommand(dir: string, opts: { topology?: string; allow
   }
   const daemon = new Daemon(topology);
   const fs = new TcefsFs(daemon, resolve(dir));
+  // Handlers go in before the mount: a signal in the gap would otherwise kill us with the mount left behind.
+  let stopping: Promise<void> | undefined;
+  const stop = (sig: string) => {
+    stopping ??= (async () => {
+      await mounted.catch(() => undefined);
+      await fs.unmount();
+      console.log(`tcefs: ${sig}: unmounted ${fs.mountpoint}`);
+      process.exit(0);
+    })();
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  const mounted = fs.mount({ allowOther: opts.allowOther });
   try {
-    await fs.mount({ allowOther: opts.allowOther });
+    await mounted;
   } catch (e) {
     console.error(`tcefs: cannot mount ${dir}: ${(e as Error).message}`);
     process.exit(1);
@@ -35,14 +48,4 @@ export async function mountCommand(dir: string, opts: { topology?: string; allow
   const groups = daemon.inventory.groups.size;
   const devices = daemon.inventory.functions.size;
   console.log(`tcefs: mounted on ${fs.mountpoint} (${topology.flavour}, ${groups} groups, ${devices} devices); Ctrl-C unmounts`);
-  let stopping = false;
-  const stop = async (sig: string) => {
-    if (stopping) return;
-    stopping = true;
-    await fs.unmount();
-    console.log(`tcefs: ${sig}: unmounted ${fs.mountpoint}`);
-    process.exit(0);
-  };
-  process.on('SIGINT', () => void stop('SIGINT'));
-  process.on('SIGTERM', () => void stop('SIGTERM'));
 }

@@ -1,7 +1,7 @@
 // Start a real tcefs daemon on a temporary mount point, in its own process: a synchronous call from a
 // process into a mount it serves itself would deadlock, and a separate process is the real thing anyway.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -60,6 +60,11 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<RunningDaem
       reject(new Error(`daemon exited with ${code} before mounting:\n${out}\n${err}`));
     });
   });
+  // The banner follows FUSE INIT; confirm the tree answers before handing the mount to a test.
+  for (let i = 0; !(await stat(join(mnt, 'dev/iommu')).then(() => true, () => false)); i++) {
+    if (i > 100) throw new Error(`mount ${mnt} does not answer:\n${out}\n${err}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
   const cleanup = async () => {
     if (!opts.mnt) await rm(work, { recursive: true, force: true }).catch(() => undefined);
   };
