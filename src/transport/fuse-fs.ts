@@ -5,7 +5,7 @@
 // write into 4 KiB chunks) and drops libfuse's own debug mode, which fuse-native turns on whenever
 // DEBUG contains '*' (DEBUG=tcefs:* must not flood stderr with libfuse traces).
 import { exec } from 'node:child_process';
-import { readFile, stat } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import createDebug from 'debug';
 import Fuse from 'fuse-native';
@@ -208,7 +208,8 @@ export async function replaceStaleMount(mountpoint: string): Promise<void> {
   const mounted = mounts.split('\n').some((l) => l.split(' ')[1] === mountpoint.replace(/ /g, '\\040'));
   if (!mounted) return;
   try {
-    await stat(mountpoint);
+    // readdir always reaches the daemon; stat may be answered from the kernel's attribute cache.
+    await readdir(mountpoint);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).errno === -ENOTCONN || (e as NodeJS.ErrnoException).code === 'ENOTCONN') {
       trace('replacing stale mount on %s', mountpoint);
