@@ -226,7 +226,7 @@ int tcefs_ioctl(int fd, unsigned long request, void *arg)
 	int nblobs = 0;
 	if (c && (c->arg == TCEFS_ARG_ARGSZ || c->arg == TCEFS_ARG_SIZE)) {
 		for (int i = 0; i < c->nfds; i++) {
-			if (c->fd_offsets[i] + 4 <= alen) {
+			if ((size_t)c->fd_offsets[i] + 4 <= alen) {
 				int v;
 				memcpy(&v, abuf + c->fd_offsets[i], 4);
 				v = tcefs_fd_to_handle(v);
