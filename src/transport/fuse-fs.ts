@@ -17,7 +17,7 @@ import { CLAIM_DIR, lookup, type Node } from './tree.ts';
 const trace = createDebug('tcefs:fuse');
 
 /** How long an open that finds its object busy waits for an in-flight release before failing EBUSY. */
-const BUSY_OPEN_WAIT_MS = 100;
+const BUSY_OPEN_WAIT_MS = 500;
 const run = promisify(exec);
 
 class DirectIoFuse extends Fuse {
