@@ -1,0 +1,170 @@
+// Host memory as the TCE backend sees it: a locked-memory budget per owner (RLIMIT_MEMLOCK and
+// locked_vm) and synthetic host-physical frames behind pinned user pages.
+
+import { EFAULT, EINVAL, ENOMEM, fail } from '../errno.ts';
+import type { FaultInjector } from './faults.ts';
+import { PinRuns } from './pin-runs.ts';
+import { U64_MAX } from './tce-entry.ts';
+
+/** RLIM_INFINITY. */
+export const MEMLOCK_UNLIMITED = U64_MAX;
+
+/**
+ * locked_vm of one process against its RLIMIT_MEMLOCK, counted in host pages like account_locked_vm:
+ * a charge of `bytes` is bytes >> hostPageShift pages, so sub-page remainders are never charged.
+ */
+export class LockedMemoryAccount {
+  lockedPages = 0n;
+  /** Times an uncharge asked for more than was charged; the kernel WARNs there. Leak checks want 0. */
+  underflows = 0;
+
+  constructor(
+    readonly owner: string,
+    /** RLIMIT_MEMLOCK in bytes. */
+    public limit: bigint,
+    readonly hostPageShift: number,
+    /** CAP_IPC_LOCK: charges always succeed. */
+    public capIpcLock = false,
+  ) {}
+
+  /** Locked bytes, whole host pages. */
+  get locked(): bigint {
+    return this.lockedPages << BigInt(this.hostPageShift);
+  }
+
+  /** Charges bytes >> hostPageShift pages, or throws ENOMEM leaving the count unchanged. */
+  charge(bytes: bigint): bigint {
+    const pages = this.pagesOf(bytes);
+    if (!this.capIpcLock && this.lockedPages + pages > this.limit >> BigInt(this.hostPageShift)) {
+      fail(ENOMEM, `${this.owner}: locking ${pages} more pages exceeds RLIMIT_MEMLOCK`);
+    }
+    this.lockedPages += pages;
+    return pages;
+  }
+
+  uncharge(bytes: bigint): bigint {
+    const pages = this.pagesOf(bytes);
+    if (pages > this.lockedPages) {
+      this.underflows++;
+      this.lockedPages = 0n;
+    } else {
+      this.lockedPages -= pages;
+    }
+    return pages;
+  }
+
+  private pagesOf(bytes: bigint): bigint {
+    if (bytes < 0n) fail(EINVAL, 'negative byte count');
+    return bytes >> BigInt(this.hostPageShift);
+  }
+}
+
+/** Frames are handed out from here up, and never reused, so no two owners ever share one. */
+export const HPA_BASE = 1n << 36n;
+/** The allocator gives up here; far beyond any real machine. */
+export const HPA_LIMIT = 1n << 56n;
+/**
+ * Every frame keeps hpa ≡ ua modulo this, so memory that is naturally aligned in user space (a 16 MiB
+ * huge page, a 1 GiB region) is equally aligned physically and can back large IOMMU pages.
+ */
+export const HPA_COLOUR = 1n << 30n;
+
+/** Synthetic host-physical memory behind pinned user pages, one run of frames per pinned extent. */
+export class HostMemory {
+  private readonly owners = new Map<string, PinRuns>();
+  private nextHpa = HPA_BASE;
+
+  constructor(readonly hostPageShift = 16, private readonly faults?: FaultInjector) {
+    if (hostPageShift !== 12 && hostPageShift !== 16) fail(EINVAL, `host page shift ${hostPageShift} unsupported`);
+  }
+
+  get pageSize(): bigint {
+    return 1n << BigInt(this.hostPageShift);
+  }
+
+  /**
+   * Pins every host page touched by [ua, ua + length) once more and returns the host-physical address
+   * of `ua` itself (sub-page offset included). Frames stay the same for as long as a page stays pinned.
+   * A zero length pins nothing and returns 0n.
+   */
+  pin(owner: string, ua: bigint, length: bigint): bigint {
+    const [start, end] = this.pageSpan(ua, length);
+    this.faults?.check('pin');
+    if (start === end) return 0n;
+    let runs = this.owners.get(owner);
+    if (!runs) this.owners.set(owner, (runs = new PinRuns()));
+    const saved = runs.snapshot();
+    try {
+      runs.pin(start, end, (s, len) => this.allocate(s, len));
+    } catch (e) {
+      runs.restore(saved);
+      if (runs.runs.length === 0) this.owners.delete(owner);
+      throw e;
+    }
+    return this.hpaOf(owner, ua);
+  }
+
+  /** Drops one pin from every host page touched by the range; EINVAL (and no change) if any is not pinned. */
+  unpin(owner: string, ua: bigint, length: bigint): void {
+    const [start, end] = this.pageSpan(ua, length);
+    if (start === end) return;
+    const runs = this.owners.get(owner);
+    if (!runs) fail(EINVAL, `${owner} has nothing pinned`);
+    runs.unpin(start, end);
+    if (runs.runs.length === 0) this.owners.delete(owner);
+  }
+
+  /** Drops every pin an owner holds (process exit); returns the bytes that were pinned. */
+  unpinAll(owner: string): bigint {
+    const bytes = this.owners.get(owner)?.bytes ?? 0n;
+    this.owners.delete(owner);
+    return bytes;
+  }
+
+  /** Host-physical address behind a pinned user address; EFAULT when the page is not pinned. */
+  hpaOf(owner: string, ua: bigint): bigint {
+    const run = this.owners.get(owner)?.find(ua);
+    if (!run) fail(EFAULT, `${owner}: 0x${ua.toString(16)} is not pinned`);
+    return run.hpa + (ua - run.start);
+  }
+
+  pinCount(owner: string, ua: bigint): number {
+    return this.owners.get(owner)?.find(ua)?.count ?? 0;
+  }
+
+  /** Distinct pinned bytes (whole host pages), for one owner or for everyone. */
+  pinnedBytes(owner?: string): bigint {
+    if (owner !== undefined) return this.owners.get(owner)?.bytes ?? 0n;
+    let sum = 0n;
+    for (const runs of this.owners.values()) sum += runs.bytes;
+    return sum;
+  }
+
+  /** Physically contiguous extents currently pinned. */
+  extentCount(owner?: string): number {
+    if (owner !== undefined) return this.owners.get(owner)?.runs.length ?? 0;
+    let n = 0;
+    for (const runs of this.owners.values()) n += runs.runs.length;
+    return n;
+  }
+
+  ownerNames(): string[] {
+    return [...this.owners.keys()].sort();
+  }
+
+  private pageSpan(ua: bigint, length: bigint): [bigint, bigint] {
+    if (ua < 0n || length < 0n || ua + length > U64_MAX + 1n) fail(EFAULT, 'range outside the address space');
+    const mask = this.pageSize - 1n;
+    if (length === 0n) return [ua, ua];
+    return [ua & ~mask, (ua + length + mask) & ~mask];
+  }
+
+  private allocate(ua: bigint, length: bigint): bigint {
+    const colour = ua & (HPA_COLOUR - 1n);
+    let hpa = (this.nextHpa & ~(HPA_COLOUR - 1n)) | colour;
+    if (hpa < this.nextHpa) hpa += HPA_COLOUR;
+    if (hpa + length > HPA_LIMIT) fail(ENOMEM, 'synthetic physical memory exhausted');
+    this.nextHpa = hpa + length;
+    return hpa;
+  }
+}

@@ -1,0 +1,126 @@
+// One owner's pinned pages as an ordered list of runs. Within a run the pages are virtually and
+// physically contiguous and share one pin count, so pinning 4 GiB at once is a single run no matter
+// how many pages it covers.
+
+import { EINVAL, fail } from '../errno.ts';
+
+export interface PinRun {
+  /** First user address (page aligned). */
+  start: bigint;
+  /** Exclusive end (page aligned). */
+  end: bigint;
+  /** Host-physical address of `start`. */
+  hpa: bigint;
+  count: number;
+}
+
+export class PinRuns {
+  private list: PinRun[] = [];
+
+  get runs(): readonly PinRun[] {
+    return this.list;
+  }
+
+  snapshot(): PinRun[] {
+    return this.list.map((r) => ({ ...r }));
+  }
+
+  restore(saved: PinRun[]): void {
+    this.list = saved;
+  }
+
+  get bytes(): bigint {
+    let sum = 0n;
+    for (const r of this.list) sum += r.end - r.start;
+    return sum;
+  }
+
+  /** The run holding `addr`, if any. */
+  find(addr: bigint): PinRun | undefined {
+    const i = this.firstEndingAfter(addr);
+    const r = this.list[i];
+    return r && r.start <= addr ? r : undefined;
+  }
+
+  /** Whether every page of [start, end) is pinned. */
+  covers(start: bigint, end: bigint): boolean {
+    let cursor = start;
+    for (let i = this.firstEndingAfter(start); cursor < end; i++) {
+      const r = this.list[i];
+      if (!r || r.start > cursor) return false;
+      cursor = r.end;
+    }
+    return true;
+  }
+
+  /**
+   * Adds one pin to every page of [start, end). Pages not pinned yet get frames from `allocate`,
+   * one call per uncovered gap.
+   */
+  pin(start: bigint, end: bigint, allocate: (start: bigint, length: bigint) => bigint): void {
+    this.splitAt(start);
+    this.splitAt(end);
+    let i = this.firstEndingAfter(start);
+    const first = i;
+    let cursor = start;
+    while (cursor < end) {
+      const r = this.list[i];
+      if (r && r.start === cursor) {
+        r.count++;
+        cursor = r.end;
+      } else {
+        const gapEnd = r && r.start < end ? r.start : end;
+        this.list.splice(i, 0, { start: cursor, end: gapEnd, hpa: allocate(cursor, gapEnd - cursor), count: 1 });
+        cursor = gapEnd;
+      }
+      i++;
+    }
+    this.mergeAround(first, i);
+  }
+
+  /** Drops one pin from every page of [start, end); all of them must be pinned. */
+  unpin(start: bigint, end: bigint): void {
+    if (!this.covers(start, end)) fail(EINVAL, 'unpinning pages that are not pinned');
+    this.splitAt(start);
+    this.splitAt(end);
+    let i = this.firstEndingAfter(start);
+    const first = i;
+    while (i < this.list.length && this.list[i].start < end) {
+      if (--this.list[i].count === 0) this.list.splice(i, 1);
+      else i++;
+    }
+    this.mergeAround(first, i);
+  }
+
+  /** Index of the first run whose end lies after `addr`. */
+  private firstEndingAfter(addr: bigint): number {
+    let lo = 0;
+    let hi = this.list.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.list[mid].end <= addr) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  private splitAt(addr: bigint): void {
+    const i = this.firstEndingAfter(addr);
+    const r = this.list[i];
+    if (!r || r.start >= addr) return;
+    this.list.splice(i + 1, 0, { start: addr, end: r.end, hpa: r.hpa + (addr - r.start), count: r.count });
+    r.end = addr;
+  }
+
+  /** Joins neighbours between runs[from - 1] and runs[to] that became indistinguishable. */
+  private mergeAround(from: number, to: number): void {
+    for (let i = Math.min(to, this.list.length - 1); i >= Math.max(from, 1); i--) {
+      const a = this.list[i - 1];
+      const b = this.list[i];
+      if (a.end === b.start && a.hpa + (a.end - a.start) === b.hpa && a.count === b.count) {
+        a.end = b.end;
+        this.list.splice(i, 1);
+      }
+    }
+  }
+}

@@ -1,0 +1,125 @@
+// A sparse array of big-endian u64 words, stored in fixed chunks that exist only while they hold a
+// non-zero word. This is what keeps a 1 TiB window cheap until it is used: cost follows the live
+// entries, never the declared size.
+
+export const CHUNK_ENTRIES = 512;
+// Low-bit masking stays exact for indices up to 2^53: ToInt32 keeps the low 32 bits.
+const CHUNK_MASK = CHUNK_ENTRIES - 1;
+export const CHUNK_BYTES = CHUNK_ENTRIES * 8;
+
+interface Chunk {
+  view: DataView;
+  nonZero: number;
+}
+
+export class SparseU64 {
+  private readonly chunks = new Map<number, Chunk>();
+  private nonZero = 0;
+
+  get count(): number {
+    return this.nonZero;
+  }
+
+  /** Bytes of chunk storage held right now. */
+  get bytes(): number {
+    return this.chunks.size * CHUNK_BYTES;
+  }
+
+  get chunkCount(): number {
+    return this.chunks.size;
+  }
+
+  get(idx: number): bigint {
+    const c = this.chunks.get(chunkKey(idx));
+    return c ? c.view.getBigUint64((idx & CHUNK_MASK) * 8, false) : 0n;
+  }
+
+  /** Stores `value` and returns the previous word. */
+  set(idx: number, value: bigint): bigint {
+    const key = chunkKey(idx);
+    let c = this.chunks.get(key);
+    if (!c) {
+      if (value === 0n) return 0n;
+      c = { view: new DataView(new ArrayBuffer(CHUNK_BYTES)), nonZero: 0 };
+      this.chunks.set(key, c);
+    }
+    const off = (idx & CHUNK_MASK) * 8;
+    const old = c.view.getBigUint64(off, false);
+    if (old === value) return old;
+    c.view.setBigUint64(off, value, false);
+    if (old === 0n) {
+      c.nonZero++;
+      this.nonZero++;
+    } else if (value === 0n) {
+      c.nonZero--;
+      this.nonZero--;
+      if (c.nonZero === 0) this.chunks.delete(key);
+    }
+    return old;
+  }
+
+  /** Non-zero words with from <= idx < to, in index order. */
+  *range(from: number, to: number): Generator<[number, bigint]> {
+    for (const key of this.keysIn(from, to)) {
+      const c = this.chunks.get(key);
+      if (!c) continue;
+      const base = key * CHUNK_ENTRIES;
+      const hi = Math.min(to - base, CHUNK_ENTRIES);
+      for (let i = Math.max(from - base, 0); i < hi; i++) {
+        const v = c.view.getBigUint64(i * 8, false);
+        if (v !== 0n) yield [base + i, v];
+      }
+    }
+  }
+
+  /** Zeroes every word with from <= idx < to, first showing each non-zero one to `visit`, in index order. */
+  take(from: number, to: number, visit?: (idx: number, value: bigint) => void): void {
+    for (const key of this.keysIn(from, to)) {
+      const c = this.chunks.get(key);
+      if (!c) continue;
+      const base = key * CHUNK_ENTRIES;
+      const lo = Math.max(from - base, 0);
+      const hi = Math.min(to - base, CHUNK_ENTRIES);
+      for (let i = lo; i < hi && c.nonZero > 0; i++) {
+        const v = c.view.getBigUint64(i * 8, false);
+        if (v === 0n) continue;
+        visit?.(base + i, v);
+        c.view.setBigUint64(i * 8, 0n, false);
+        c.nonZero--;
+        this.nonZero--;
+      }
+      if (c.nonZero === 0) this.chunks.delete(key);
+    }
+  }
+
+  /** Keys of existing chunks overlapping [from, to), ascending. */
+  private keysIn(from: number, to: number): number[] {
+    if (to <= from) return [];
+    const first = chunkKey(from);
+    const last = chunkKey(to - 1);
+    // Walk whichever is smaller: the chunk keys the range spans, or the chunks that exist.
+    if (last - first + 1 <= this.chunks.size) return spanKeys(first, last).filter((k) => this.chunks.has(k));
+    return [...this.chunks.keys()].filter((k) => k >= first && k <= last).sort((a, b) => a - b);
+  }
+
+  /** A copy of the raw chunk bytes holding `idx`, exactly as stored (big-endian), or null if never written. */
+  rawChunk(idx: number): Uint8Array | null {
+    const c = this.chunks.get(chunkKey(idx));
+    return c ? new Uint8Array(c.view.buffer.slice(0)) : null;
+  }
+
+  clear(): void {
+    this.chunks.clear();
+    this.nonZero = 0;
+  }
+}
+
+function chunkKey(idx: number): number {
+  return Math.floor(idx / CHUNK_ENTRIES);
+}
+
+function spanKeys(first: number, last: number): number[] {
+  const out: number[] = [];
+  for (let k = first; k <= last; k++) out.push(k);
+  return out;
+}
