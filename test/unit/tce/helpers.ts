@@ -2,6 +2,7 @@
 
 import { expect } from 'vitest';
 import { Errno, errnoName } from '../../../src/errno.ts';
+import { TceHost, type TceHostConfig } from '../../../src/tce/index.ts';
 
 export const KiB = 1n << 10n;
 export const MiB = 1n << 20n;
@@ -24,4 +25,30 @@ export function expectErrno(fn: () => unknown, errno: number, message?: RegExp):
   expect(errnoName(e.errno)).toBe(errnoName(errno));
   if (message) expect(e.message).toMatch(message);
   return e;
+}
+
+/** One PHB (domain 0) with PEs 1 and 2 in groups 7 and 8. */
+export function powernvHost(extra: Partial<TceHostConfig> = {}): TceHost {
+  return new TceHost({
+    flavour: 'powernv',
+    phbs: [{ domain: 0, model: 'PHB4', pes: [{ number: 1, groupId: 7 }, { number: 2, groupId: 8 }] }],
+    ...extra,
+  });
+}
+
+export function pseriesHost(pseries: TceHostConfig['pseries'] = {}, extra: Partial<TceHostConfig> = {}): TceHost {
+  return new TceHost({
+    flavour: 'pseries',
+    pseries,
+    phbs: [{ domain: 1, pes: [{ number: 0, groupId: 3 }, { number: 1, groupId: 4 }] }],
+    ...extra,
+  });
+}
+
+/** A PE already handed to user space, and its owner's locked-memory account. */
+export function userPe(host: TceHost, groupId: number, owner = 'pid:100') {
+  const pe = host.peByGroup(groupId);
+  if (!pe) throw new Error(`no group ${groupId}`);
+  pe.takeOwnership();
+  return { pe, account: host.account(owner) };
 }
