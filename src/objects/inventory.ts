@@ -1,12 +1,17 @@
 // The host's IOMMU groups and PCI functions as long-lived objects. Files come and go; these hold the
 // state that outlives any one open (which container a group is in, who owns a device).
 import type { PciFunctionSpec, Topology } from '../topology/topology.ts';
+import { PciConfigSpace } from './vfio/pci-config.ts';
 
 export class PciFunction {
   /** The N of /dev/vfio/devices/vfioN. */
   readonly cdevIndex: number;
-  constructor(readonly spec: PciFunctionSpec, readonly group: IommuGroup, cdevIndex: number) {
+  readonly config: PciConfigSpace;
+  /** BAR contents, sparse by 4 KiB page: the function's MMIO as a user-space driver sees it. */
+  readonly barPages = new Map<string, Buffer>();
+  constructor(readonly spec: PciFunctionSpec, readonly group: IommuGroup, cdevIndex: number, multifunction: boolean) {
     this.cdevIndex = cdevIndex;
+    this.config = new PciConfigSpace(spec, multifunction);
   }
   get bdf(): string {
     return this.spec.bdf;
@@ -34,7 +39,9 @@ export class Inventory {
         const g = new IommuGroup(pe.group, phb.domain, pe.pe);
         this.groups.set(g.id, g);
         for (const spec of pe.devices) {
-          const f = new PciFunction(spec, g, cdev++);
+          const slot = spec.bdf.slice(0, -2);
+          const multifunction = phb.pes.some((p) => p.devices.some((d) => d !== spec && d.bdf.slice(0, -2) === slot));
+          const f = new PciFunction(spec, g, cdev++, multifunction);
           g.devices.push(f);
           this.functions.set(f.bdf, f);
         }

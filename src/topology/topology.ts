@@ -44,11 +44,19 @@ export interface Topology {
   eeh: boolean;
   /** Offer VFIO_TYPE1v2_IOMMU on the legacy container too (a profile, not a POWER host feature). */
   type1Compat: boolean;
+  /** Refuse TCE table level nodes larger than the page allocator's largest block (why QEMU adds levels). */
+  enforceMaxPageOrder: boolean;
+  /** pSeries firmware behaviour (RTAS DDW calls); see src/tce/host.ts PseriesHostConfig. */
   pseries?: {
     windowsAvailable?: number;
     ddwApplicable?: boolean;
     limitedAddressing?: boolean;
     dmaWindowSize?: number;
+    dmaWindowBase?: number;
+    pgsizeMask?: bigint;
+    largestAvailableBlock?: bigint;
+    queryStatus?: number;
+    kdump?: boolean;
   };
   phbs: PhbSpec[];
 }
@@ -152,11 +160,30 @@ function parseDevice(v: unknown, where: string, domain: number): PciFunctionSpec
   };
 }
 
+function parsePseries(p: Json): NonNullable<Topology['pseries']> {
+  const w = 'host.pseries';
+  only(p, ['windowsAvailable', 'ddwApplicable', 'limitedAddressing', 'dmaWindowSize', 'dmaWindowBase', 'pgsizeMask', 'largestAvailableBlock', 'queryStatus', 'kdump'], w);
+  const n = (k: string) => (p[k] === undefined ? undefined : num(p[k], `${w}.${k}`));
+  const big = (k: string) => (p[k] === undefined ? undefined : parseSize(p[k], `${w}.${k}`));
+  const bool = (k: string) => (p[k] === undefined ? undefined : !!p[k]);
+  return {
+    windowsAvailable: n('windowsAvailable'),
+    ddwApplicable: bool('ddwApplicable'),
+    limitedAddressing: bool('limitedAddressing'),
+    dmaWindowSize: n('dmaWindowSize'),
+    dmaWindowBase: n('dmaWindowBase'),
+    pgsizeMask: big('pgsizeMask'),
+    largestAvailableBlock: big('largestAvailableBlock'),
+    queryStatus: n('queryStatus'),
+    kdump: bool('kdump'),
+  };
+}
+
 export function parseTopology(json: unknown): Topology {
   const t = obj(json, 'topology');
   only(t, ['host', 'phbs'], 'topology');
   const h = obj(t.host ?? {}, 'host');
-  only(h, ['flavour', 'pageShift', 'memlockLimit', 'eeh', 'type1Compat', 'pseries'], 'host');
+  only(h, ['flavour', 'pageShift', 'memlockLimit', 'eeh', 'type1Compat', 'enforceMaxPageOrder', 'pseries'], 'host');
   const flavour = (h.flavour ?? 'powernv') as Flavour;
   if (flavour !== 'powernv' && flavour !== 'pseries') throw new TopologyError('host.flavour: "powernv" or "pseries"');
   const hostPageShift = num(h.pageShift ?? 16, 'host.pageShift');
@@ -204,7 +231,8 @@ export function parseTopology(json: unknown): Topology {
     memlockLimit: parseSize(h.memlockLimit ?? '16G', 'host.memlockLimit'),
     eeh: h.eeh === undefined ? true : !!h.eeh,
     type1Compat: !!h.type1Compat,
-    pseries: h.pseries ? (obj(h.pseries, 'host.pseries') as Topology['pseries']) : undefined,
+    enforceMaxPageOrder: !!h.enforceMaxPageOrder,
+    pseries: h.pseries === undefined ? undefined : parsePseries(obj(h.pseries, 'host.pseries')),
     phbs,
   };
 }

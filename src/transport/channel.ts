@@ -26,8 +26,8 @@ export class FrameChannel {
 
   /** Returns bytes accepted, or -errno. A rejected frame leaves every file's state as it was. */
   write(data: Buffer, offset: number): number {
-    if (offset >= REGION_BASE && this.expected === 0) return this.file.regionWrite(BigInt(offset), Buffer.from(data));
     try {
+      if (offset >= REGION_BASE && this.expected === 0) return this.file.regionWrite(BigInt(offset), Buffer.from(data));
       if (this.expected === 0) this.start(data, offset);
       else if (offset !== this.nextOffset) {
         this.reset();
@@ -72,7 +72,14 @@ export class FrameChannel {
   }
 
   read(length: number, offset: number): Buffer | number {
-    if (offset >= REGION_BASE) return this.file.regionRead(BigInt(offset), length);
+    if (offset >= REGION_BASE) {
+      try {
+        return this.file.regionRead(BigInt(offset), length);
+      } catch (e) {
+        if (e instanceof Errno) return -e.errno;
+        throw e;
+      }
+    }
     const out = this.reply.subarray(this.replyPos, this.replyPos + length);
     this.replyPos += out.length;
     return out;
