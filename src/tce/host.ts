@@ -97,12 +97,11 @@ export class TceHost {
     if (config.flavour !== 'powernv' && config.flavour !== 'pseries') fail(EINVAL, `unknown flavour ${String(config.flavour)}`);
     this.flavour = config.flavour;
     this.hostPageShift = config.hostPageShift ?? 16;
-    if (this.hostPageShift !== 12 && this.hostPageShift !== 16) fail(EINVAL, 'hostPageShift must be 12 or 16');
+    this.memory = new HostMemory(this.hostPageShift, this.faults); // refuses page sizes other than 4K and 64K
     this.memlockLimit = config.memlockLimit ?? 8n * GIB;
     this.eehEnabled = config.eehEnabled ?? true;
     const hostMemory = config.hostMemory ?? 256n * GIB;
-    if (hostMemory < 1n << BigInt(this.hostPageShift)) fail(EINVAL, 'hostMemory below one page');
-    this.memory = new HostMemory(this.hostPageShift, this.faults);
+    if (hostMemory < this.memory.pageSize) fail(EINVAL, 'hostMemory below one page');
     this.context = {
       flavour: this.flavour,
       hostPageShift: this.hostPageShift,

@@ -52,3 +52,13 @@ export function userPe(host: TceHost, groupId: number, owner = 'pid:100') {
   pe.takeOwnership();
   return { pe, account: host.account(owner) };
 }
+
+/** A user PE with QEMU's usual pair of windows programmed: 4K pages over 1 GiB in slot 0, 64K over 64 GiB in slot 1. */
+export function userPeWithWindows(host: TceHost, groupId: number, owner = 'pid:100') {
+  const { pe, account } = userPe(host, groupId, owner);
+  const w0 = pe.createTable(0, 12, GiB, 1, account);
+  const w1 = pe.createTable(1, 16, 64n * GiB, 1, account);
+  pe.setWindow(0, w0);
+  pe.setWindow(1, w1);
+  return { pe, account, w0, w1 };
+}

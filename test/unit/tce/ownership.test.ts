@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { EFAULT, EPERM } from '../../../src/errno.ts';
 import { DmaDirection, POWERNV_WINDOW64_START, TceHost } from '../../../src/tce/index.ts';
-import { expectErrno, GiB, powernvHost, pseriesHost, userPe } from './helpers.ts';
+import { expectErrno, GiB, powernvHost, pseriesHost, userPe, userPeWithWindows } from './helpers.ts';
 
 describe('PowerNV host default DMA setup (reference 3.11)', () => {
   it('boots with the host table in slot 0 and the 64-bit bypass on', () => {
@@ -108,12 +108,7 @@ describe('pSeries host default DMA setup', () => {
 
 describe('BLOCKED', () => {
   it('unprograms every window without freeing the user tables, and can be left again', () => {
-    const host = powernvHost();
-    const { pe, account } = userPe(host, 7);
-    const w0 = pe.createTable(0, 12, GiB, 1, account);
-    const w1 = pe.createTable(1, 16, 64n * GiB, 1, account);
-    pe.setWindow(0, w0);
-    pe.setWindow(1, w1);
+    const { pe, account, w0, w1 } = userPeWithWindows(powernvHost(), 7);
     w1.xchg(w1.offset, w1.makeTce(0x77_0000_0000n, DmaDirection.BIDIRECTIONAL));
     const locked = account.locked;
     expect(pe.blocked).toBe(false);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { EACCES, EBUSY, EFAULT, EINVAL, ENOMEM } from '../../../src/errno.ts';
 import { DmaDirection, POWERNV_WINDOW64_START, TceHost } from '../../../src/tce/index.ts';
-import { expectErrno, GiB, KiB, MiB, powernvHost, TiB, userPe } from './helpers.ts';
+import { expectErrno, GiB, KiB, MiB, powernvHost, TiB, userPe, userPeWithWindows } from './helpers.ts';
 
 const pages = (bytes: bigint) => bytes >> 16n;
 
@@ -123,11 +123,7 @@ describe('PowerNV window placement (reference 2.1)', () => {
   });
 
   it('after removing slot 0, a "64-bit" window created there starts at bus address 0', () => {
-    const { pe, account } = userPe(powernvHost(), 7);
-    const w0 = pe.createTable(0, 12, GiB, 1, account);
-    pe.setWindow(0, w0);
-    const w1 = pe.createTable(1, 16, 64n * GiB, 1, account);
-    pe.setWindow(1, w1);
+    const { pe, account, w0 } = userPeWithWindows(powernvHost(), 7);
     pe.unsetWindow(0);
     pe.freeTable(w0, account);
     const again = pe.createTable(0, 16, 64n * GiB, 1, account);
@@ -186,11 +182,7 @@ describe('PowerNV set/unset window', () => {
 describe('PowerNV translate', () => {
   function mapped() {
     const host = powernvHost();
-    const { pe, account } = userPe(host, 7);
-    const w0 = pe.createTable(0, 12, GiB, 1, account);
-    const w1 = pe.createTable(1, 16, 64n * GiB, 1, account);
-    pe.setWindow(0, w0);
-    pe.setWindow(1, w1);
+    const { pe, w0, w1 } = userPeWithWindows(host, 7);
     w0.xchg(1n, w0.makeTce(0x12_3456_7000n, DmaDirection.TO_DEVICE));
     w0.xchg(2n, w0.makeTce(0x12_3456_8000n, DmaDirection.FROM_DEVICE));
     w1.xchg(w1.offset + 3n, w1.makeTce(0x55_0000_0000n, DmaDirection.BIDIRECTIONAL));
