@@ -1,6 +1,7 @@
 // The tcefs command line.
 import { Command, Option } from 'commander';
 import { mountCommand } from './mount.ts';
+import { statusCommand, tceCommand } from './views.ts';
 
 export const DEFAULT_MOUNT = process.env.TCEFS_MOUNT ?? '/tmp/tcefs';
 
@@ -16,5 +17,20 @@ program
   .option('-t, --topology <file>', 'JSON topology (default: the embedded PowerNV host)')
   .addOption(new Option('--allow-other', 'let other users open the nodes (needs user_allow_other for non-root)'))
   .action(mountCommand);
+
+program
+  .command('status')
+  .description('show PHBs, PEs, DMA windows, pinned and locked memory of a running mount')
+  .option('-m, --mount <dir>', 'the mount to inspect', DEFAULT_MOUNT)
+  .option('--json', 'machine-readable output')
+  .action(statusCommand);
+
+program
+  .command('tce')
+  .description("list the live TCEs of an IOMMU group's windows")
+  .argument('<group>', 'IOMMU group number (as in /dev/vfio/<group>)')
+  .option('-m, --mount <dir>', 'the mount to inspect', DEFAULT_MOUNT)
+  .option('--json', 'machine-readable output (the PE and its windows)')
+  .action(tceCommand);
 
 await program.parseAsync(process.argv);

@@ -2,6 +2,7 @@
 // state that outlives any one open (which container a group is in, who owns a device).
 import type { PciFunctionSpec, Topology } from '../topology/topology.ts';
 import { PciConfigSpace } from './vfio/pci-config.ts';
+import type { Pe, TceHost } from '../tce/index.ts';
 
 export class PciFunction {
   /** The N of /dev/vfio/devices/vfioN. */
@@ -20,11 +21,11 @@ export class PciFunction {
 
 export class IommuGroup {
   readonly devices: PciFunction[] = [];
-  constructor(readonly id: number, readonly domain: number, readonly peNumber: number) {}
+  constructor(readonly id: number, readonly domain: number, readonly peNumber: number, readonly pe: Pe) {}
 
   /** The group name the PowerPC platform gives its table group. */
   get platformName(): string {
-    return `domain${this.domain}-pe${this.peNumber.toString(16)}`;
+    return this.pe.name;
   }
 }
 
@@ -32,11 +33,11 @@ export class Inventory {
   readonly groups = new Map<number, IommuGroup>();
   readonly functions = new Map<string, PciFunction>();
 
-  constructor(readonly topology: Topology) {
+  constructor(readonly topology: Topology, host: TceHost) {
     let cdev = 0;
     for (const phb of topology.phbs) {
       for (const pe of phb.pes) {
-        const g = new IommuGroup(pe.group, phb.domain, pe.pe);
+        const g = new IommuGroup(pe.group, phb.domain, pe.pe, host.peByGroup(pe.group)!);
         this.groups.set(g.id, g);
         for (const spec of pe.devices) {
           const slot = spec.bdf.slice(0, -2);

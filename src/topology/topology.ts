@@ -1,3 +1,5 @@
+import type { PseriesHostConfig } from '../tce/host.ts';
+
 // The emulated machine: host flavour, PHBs, PEs (IOMMU groups) and the PCI functions in them.
 // Loaded from JSON (`--topology FILE`) or the embedded default, validated with errors that name the
 // offending key, and turned into the typed inventory the daemon builds its tree and backend from.
@@ -46,18 +48,8 @@ export interface Topology {
   type1Compat: boolean;
   /** Refuse TCE table level nodes larger than the page allocator's largest block (why QEMU adds levels). */
   enforceMaxPageOrder: boolean;
-  /** pSeries firmware behaviour (RTAS DDW calls); see src/tce/host.ts PseriesHostConfig. */
-  pseries?: {
-    windowsAvailable?: number;
-    ddwApplicable?: boolean;
-    limitedAddressing?: boolean;
-    dmaWindowSize?: number;
-    dmaWindowBase?: number;
-    pgsizeMask?: bigint;
-    largestAvailableBlock?: bigint;
-    queryStatus?: number;
-    kdump?: boolean;
-  };
+  /** pSeries firmware behaviour (the RTAS DDW calls), as the TCE backend takes it. */
+  pseries?: PseriesHostConfig;
   phbs: PhbSpec[];
 }
 

@@ -6,6 +6,7 @@ import { ContainerFile } from '../objects/vfio/container.ts';
 import { DeviceFile } from '../objects/vfio/device.ts';
 import { GroupFile } from '../objects/vfio/group.ts';
 import { IommufdFile } from '../objects/iommufd/context.ts';
+import { describeHost, describePe, renderHostText, renderTceText } from '../tce/index.ts';
 
 export type Node =
   | { type: 'dir'; entries: Map<string, Node> }
@@ -14,6 +15,11 @@ export type Node =
   | { type: 'text'; read: () => string }
   /** A node that opens into a file object taking request frames (/dev/iommu, /dev/vfio/...). */
   | { type: 'device'; open: (path: string) => OpenFile };
+
+/** Where the state views live: text for people, JSON for scripts. */
+export const DEBUG_DIR = '/sys/kernel/debug/tcefs';
+
+const json = (v: unknown) => JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? `0x${x.toString(16)}` : x), 2) + '\n';
 
 /** Where fd-returning ioctls' files wait to be claimed: open .tcefs/fd/<handle in hex>. */
 export const CLAIM_DIR = '/.tcefs/fd';
@@ -51,6 +57,10 @@ export function buildTree(daemon: Daemon): Node & { type: 'dir' } {
   mkdirp(root, '/dev/vfio/devices');
   mkdirp(root, CLAIM_DIR);
   put(root, '/sys/bus/pci/drivers/vfio-pci/bind', text(''));
+  // State views for people (the kernel has no such files; they live under debugfs where such views go).
+  const host = daemon.host;
+  put(root, `${DEBUG_DIR}/host`, { type: 'text', read: () => renderHostText(host) });
+  put(root, `${DEBUG_DIR}/host.json`, { type: 'text', read: () => json(describeHost(host)) });
   for (const g of inv.groups.values()) {
     put(root, `/dev/vfio/${g.id}`, { type: 'device', open: (p) => new GroupFile(p, g) });
     const gdir = `/sys/kernel/iommu_groups/${g.id}`;
@@ -60,6 +70,8 @@ export function buildTree(daemon: Daemon): Node & { type: 'dir' } {
     // The platform default domain type has no sysfs name, so the kernel prints "unknown".
     put(root, `${gdir}/type`, text('unknown\n'));
     put(root, `${gdir}/name`, text(`${g.platformName}\n`));
+    put(root, `${DEBUG_DIR}/groups/${g.id}/tce`, { type: 'text', read: () => renderTceText(g.pe) });
+    put(root, `${DEBUG_DIR}/groups/${g.id}/pe.json`, { type: 'text', read: () => json(describePe(g.pe)) });
     for (const f of g.devices) {
       const s = f.spec;
       const d = `/sys/bus/pci/devices/${f.bdf}`;
