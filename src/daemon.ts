@@ -5,6 +5,7 @@ import { FileRegistry } from './objects/file-registry.ts';
 import { buildTree, type Node } from './transport/tree.ts';
 import type { Topology } from './topology/topology.ts';
 import { TceHost } from './tce/index.ts';
+import { MmContext } from './objects/vfio/prereg.ts';
 
 /** The TCE backend's view of a topology. */
 export function hostConfig(t: Topology) {
@@ -19,6 +20,11 @@ export function hostConfig(t: Topology) {
   };
 }
 
+export interface DaemonOptions {
+  /** Reproduce kernel bugs the emulation otherwise guards against (unchecked window ends, leaked charges). */
+  strictKernel?: boolean;
+}
+
 export class Daemon {
   /** The emulated TCE IOMMU: PHBs, PEs, windows, host memory, locked-memory accounts. */
   readonly host: TceHost;
@@ -27,10 +33,29 @@ export class Daemon {
   readonly started = new Date();
   tree: Node & { type: 'dir' };
 
-  constructor(readonly topology: Topology) {
+  /** Client address spaces with preregistered memory, by owner ("pid:N"), and the containers bound to each. */
+  private readonly mms = new Map<string, { mm: MmContext; refs: number }>();
+
+  constructor(readonly topology: Topology, readonly options: DaemonOptions = {}) {
     this.host = new TceHost(hostConfig(topology));
     this.inventory = new Inventory(topology, this.host);
     this.tree = buildTree(this);
+  }
+
+  /** A container binds to a process's address space; the first binding creates its context. */
+  mmAcquire(owner: string): MmContext {
+    let e = this.mms.get(owner);
+    if (!e) this.mms.set(owner, (e = { mm: new MmContext(owner, this.host), refs: 0 }));
+    e.refs++;
+    return e.mm;
+  }
+
+  /** With no container bound to it any more, the address space is treated as gone (its pins released). */
+  mmRelease(mm: MmContext): void {
+    const e = this.mms.get(mm.owner);
+    if (!e || --e.refs > 0) return;
+    this.mms.delete(mm.owner);
+    mm.teardown();
   }
 
   /** Release every file (clients of a stopping daemon lose their state, as on a real close). */

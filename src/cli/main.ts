@@ -16,6 +16,7 @@ program
   .argument('[dir]', 'mount point (created if missing)', DEFAULT_MOUNT)
   .option('-t, --topology <file>', 'JSON topology (default: the embedded PowerNV host)')
   .addOption(new Option('--allow-other', 'let other users open the nodes (needs user_allow_other for non-root)'))
+  .option('--strict-kernel', 'reproduce kernel bugs tcefs guards against by default (see docs/spapr.md)')
   .action(mountCommand);
 
 program

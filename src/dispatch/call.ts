@@ -37,6 +37,11 @@ export class IoctlCall {
     return this.decl.struct;
   }
 
+  /** Bytes of the argument the client sent (what is readable). */
+  get userBytes(): number {
+    return this.user.length;
+  }
+
   /** The leading u32 (argsz or size) as get_user() reads it. */
   userSize(): number {
     if (this.user.length < 4) throw new Errno(EFAULT, 'argument not readable');

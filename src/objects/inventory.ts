@@ -3,6 +3,8 @@
 import type { PciFunctionSpec, Topology } from '../topology/topology.ts';
 import { PciConfigSpace } from './vfio/pci-config.ts';
 import type { Pe, TceHost } from '../tce/index.ts';
+import type { ContainerFile } from './vfio/container.ts';
+import type { GroupFile } from './vfio/group.ts';
 
 export class PciFunction {
   /** The N of /dev/vfio/devices/vfioN. */
@@ -21,7 +23,29 @@ export class PciFunction {
 
 export class IommuGroup {
   readonly devices: PciFunction[] = [];
+  /** The group's open /dev/vfio/<N> file, if any (one at a time). */
+  file?: GroupFile;
+  /** The legacy container the group is attached to. */
+  container?: ContainerFile;
+  /** Device files open through this group; they keep its container attachment alive. */
+  openDevices = 0;
+
   constructor(readonly id: number, readonly domain: number, readonly peNumber: number, readonly pe: Pe) {}
+
+  /** Leave the container and give the PE back to the host (unset, or the group's last user is gone). */
+  detachContainer(): void {
+    const c = this.container;
+    if (!c) return;
+    c.removeGroup(this);
+    this.container = undefined;
+    this.pe.releaseOwnership();
+  }
+
+  /** A device file obtained through the group was released. */
+  deviceClosed(): void {
+    this.openDevices--;
+    if (this.openDevices === 0 && !this.file) this.detachContainer();
+  }
 
   /** The group name the PowerPC platform gives its table group. */
   get platformName(): string {

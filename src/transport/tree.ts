@@ -62,7 +62,7 @@ export function buildTree(daemon: Daemon): Node & { type: 'dir' } {
   put(root, `${DEBUG_DIR}/host`, { type: 'text', read: () => renderHostText(host) });
   put(root, `${DEBUG_DIR}/host.json`, { type: 'text', read: () => json(describeHost(host)) });
   for (const g of inv.groups.values()) {
-    put(root, `/dev/vfio/${g.id}`, { type: 'device', open: (p) => new GroupFile(p, g) });
+    put(root, `/dev/vfio/${g.id}`, { type: 'device', open: (p) => new GroupFile(p, g, daemon) });
     const gdir = `/sys/kernel/iommu_groups/${g.id}`;
     mkdirp(root, `${gdir}/devices`);
     // PowerPC reports no reserved regions for TCE groups; the file exists and is empty.

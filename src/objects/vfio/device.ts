@@ -50,6 +50,11 @@ export class DeviceFile extends OpenFile {
 
   constructor(path: string, readonly fn: PciFunction, readonly viaCdev: boolean) {
     super(path);
+    if (!viaCdev) fn.group.openDevices++;
+  }
+
+  release(): void {
+    if (!this.viaCdev) this.fn.group.deviceClosed();
   }
 
   static readonly unbound = new CommandTable<DeviceFile>('device', {}, EINVAL);
