@@ -1,9 +1,15 @@
 // libtcefs: kernel-ABI ioctls over tcefs request frames. Marshalling is driven entirely by the
 // generated table in <tcefs/protocol.h>; nothing here knows any particular ioctl.
+//
+// Every system call below is made with syscall(2), never through the libc wrapper: the preload shim
+// links this file and interposes open/pread/pwrite/readlink/fcntl, so a libc call from here would come
+// back into the shim (and a pwrite of a frame to a device fd would be taken for a BAR write).
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,16 +20,42 @@
 
 #include <tcefs/protocol.h>
 #include <tcefs/tcefs.h>
+#include "tcefs-internal.h"
+
+#if __SIZEOF_POINTER__ != 8 || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "libtcefs speaks frame protocol v1, which is defined for 64-bit little-endian clients only"
+#endif
 
 /* Largest argument struct sent: VFIO info calls may ask for capability chains up to argsz. */
 #define MAX_ARG (64 * 1024)
 #define MAX_BLOB (16 * 1024 * 1024)
+/* Region accesses travel in frames of at most this much data, well under TCEFS_MAX_FRAME. */
+#define REGION_CHUNK (1024 * 1024)
+/* Frames and replies up to this size live on the stack, so the common ioctl does not malloc. */
+#define SMALL 1024
+
+void (*tcefs__claimed)(int fd);
+
+static ssize_t sys_pwrite(int fd, const void *b, size_t n, uint64_t off)
+{
+	return syscall(SYS_pwrite64, fd, b, n, off);
+}
+
+static ssize_t sys_pread(int fd, void *b, size_t n, uint64_t off)
+{
+	return syscall(SYS_pread64, fd, b, n, off);
+}
+
+static ssize_t sys_readlink(const char *p, char *b, size_t n)
+{
+	return syscall(SYS_readlinkat, AT_FDCWD, p, b, n);
+}
 
 /* The client's own memory is read and written like the kernel does, with faults reported, not taken. */
 static size_t mem_read(void *dst, uint64_t src, size_t n)
 {
 	struct iovec l = { dst, n }, r = { (void *)(uintptr_t)src, n };
-	ssize_t got = src ? syscall(SYS_process_vm_readv, getpid(), &l, 1, &r, 1, 0) : -1;
+	ssize_t got = src && n ? syscall(SYS_process_vm_readv, getpid(), &l, 1, &r, 1, 0) : 0;
 	return got < 0 ? 0 : (size_t)got;
 }
 
@@ -40,7 +72,7 @@ static int fd_path(int fd, char *buf, size_t len, const char **rel)
 {
 	char link[64];
 	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-	ssize_t n = readlink(link, buf, len - 1);
+	ssize_t n = sys_readlink(link, buf, len - 1);
 	if (n < 0)
 		return -1;
 	buf[n] = 0;
@@ -53,44 +85,111 @@ static int fd_path(int fd, char *buf, size_t len, const char **rel)
 	return p ? 0 : -1;
 }
 
-static int frame_roundtrip(int fd, const void *req, size_t len, unsigned char **reply, size_t *reply_len)
+/*
+ * One frame out, its reply in. The write and the read must not interleave with another thread's or a
+ * signal handler's exchange on the same open file, so both run under one lock with signals blocked.
+ * A fork waits for an exchange in flight, so the child never inherits the lock held.
+ */
+static pthread_mutex_t wire = PTHREAD_MUTEX_INITIALIZER;
+
+static void wire_lock(void)
 {
-	ssize_t w = pwrite(fd, req, len, 0);
+	pthread_mutex_lock(&wire);
+}
+
+static void wire_unlock(void)
+{
+	pthread_mutex_unlock(&wire);
+}
+
+__attribute__((constructor)) static void wire_init(void)
+{
+	pthread_atfork(wire_lock, wire_unlock, wire_unlock);
+}
+
+struct reply {
+	unsigned char *buf;
+	size_t len;
+	unsigned char small[SMALL];
+};
+
+static void reply_free(struct reply *r)
+{
+	if (r->buf != r->small)
+		free(r->buf);
+}
+
+static int exchange_locked(int fd, const void *req, size_t len, struct reply *r)
+{
+	ssize_t w = sys_pwrite(fd, req, len, 0);
 	if (w < 0)
 		return -1;
-	if ((size_t)w != len) {
-		errno = EIO;
-		return -1;
-	}
-	size_t cap = 4096, got = 0;
-	unsigned char *buf = malloc(cap);
+	if ((size_t)w != len)
+		return errno = EIO, -1;
+	size_t cap = sizeof(r->small), got = 0;
+	r->buf = r->small;
 	for (;;) {
-		if (!buf)
-			return errno = ENOMEM, -1;
-		ssize_t r = pread(fd, buf + got, cap - got, (off_t)got);
-		if (r < 0) {
-			free(buf);
-			return -1;
-		}
-		got += (size_t)r;
+		ssize_t n = sys_pread(fd, r->buf + got, cap - got, got);
+		if (n < 0)
+			goto fail;
+		got += (size_t)n;
 		if (got >= sizeof(struct tcefs_frame_header)) {
-			size_t want = ((struct tcefs_frame_header *)buf)->length;
+			const struct tcefs_frame_header *h = (const void *)r->buf;
+			size_t want = h->length;
+			if (h->magic != TCEFS_REPLY_MAGIC || want < sizeof(*h) + sizeof(struct tcefs_answer) || want > TCEFS_MAX_FRAME)
+				goto bad;
 			if (got >= want)
 				break;
 			if (want > cap) {
+				unsigned char *bigger = r->buf == r->small ? malloc(want) : realloc(r->buf, want);
+				if (!bigger)
+					goto fail;
+				if (r->buf == r->small)
+					memcpy(bigger, r->small, got);
+				r->buf = bigger;
 				cap = want;
-				buf = realloc(buf, cap);
 				continue;
 			}
 		}
-		if (r == 0) {
-			free(buf);
-			return errno = EIO, -1;
-		}
+		if (n == 0)
+			goto bad;
 	}
-	*reply = buf;
-	*reply_len = got;
+	r->len = got;
 	return 0;
+bad:
+	errno = EIO;
+fail:
+	reply_free(r);
+	return -1;
+}
+
+static int exchange(int fd, const void *req, size_t len, struct reply *r)
+{
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pthread_mutex_lock(&wire);
+	int rc = exchange_locked(fd, req, len, r);
+	int e = errno;
+	pthread_mutex_unlock(&wire);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	errno = e;
+	return rc;
+}
+
+static struct tcefs_answer *answer_of(struct reply *r)
+{
+	return (void *)(r->buf + sizeof(struct tcefs_frame_header));
+}
+
+static size_t pad8(size_t n)
+{
+	return (n + 7) & ~(size_t)7;
+}
+
+static struct tcefs_frame_header frame_header(size_t len)
+{
+	return (struct tcefs_frame_header){ TCEFS_REQUEST_MAGIC, TCEFS_PROTOCOL_VERSION, 1, (__u32)len, (__u32)getpid() };
 }
 
 /* One request with no argument: HANDLE answers the handle in result and the kind in handle_field. */
@@ -99,18 +198,31 @@ static int query_handle(int fd, int *kind)
 	struct {
 		struct tcefs_frame_header h;
 		struct tcefs_request r;
-	} f = { { TCEFS_REQUEST_MAGIC, TCEFS_PROTOCOL_VERSION, 1, sizeof(f), (__u32)getpid() },
-		{ sizeof(struct tcefs_request), TCEFS_OP_HANDLE, 0, 0, 0, 0 } };
-	unsigned char *reply;
-	size_t n;
-	if (frame_roundtrip(fd, &f, sizeof(f), &reply, &n))
+	} f = { frame_header(sizeof(f)), { sizeof(struct tcefs_request), TCEFS_OP_HANDLE, 0, 0, 0, 0 } };
+	struct reply reply;
+	if (exchange(fd, &f, sizeof(f), &reply))
 		return -1;
-	struct tcefs_answer *a = (void *)(reply + sizeof(struct tcefs_frame_header));
+	struct tcefs_answer *a = answer_of(&reply);
 	int h = (int)a->result;
 	if (kind)
 		*kind = (int)a->handle_field;
-	free(reply);
+	reply_free(&reply);
 	return h;
+}
+
+int tcefs__path_kind(const char *rel)
+{
+	if (!strcmp(rel, "/dev/iommu"))
+		return TCEFS_KIND_IOMMUFD;
+	if (!strcmp(rel, "/dev/vfio/vfio"))
+		return TCEFS_KIND_CONTAINER;
+	if (!strncmp(rel, "/dev/vfio/devices/", 18) && rel[18])
+		return TCEFS_KIND_DEVICE;
+	if (!strncmp(rel, "/dev/vfio/", 10) && rel[10] && strspn(rel + 10, "0123456789") == strlen(rel + 10))
+		return TCEFS_KIND_GROUP;
+	if (!strncmp(rel, TCEFS_CLAIM_DIR "/", sizeof(TCEFS_CLAIM_DIR)))
+		return -1;
+	return 0;
 }
 
 int tcefs_kind(int fd)
@@ -119,15 +231,11 @@ int tcefs_kind(int fd)
 	const char *rel;
 	if (fd_path(fd, path, sizeof(path), &rel))
 		return errno = ENOTTY, -1;
-	if (!strcmp(rel, "/dev/iommu"))
-		return TCEFS_KIND_IOMMUFD;
-	if (!strcmp(rel, "/dev/vfio/vfio"))
-		return TCEFS_KIND_CONTAINER;
-	if (!strncmp(rel, "/dev/vfio/devices/", 18))
-		return TCEFS_KIND_DEVICE;
-	if (!strncmp(rel, "/dev/vfio/", 10))
-		return TCEFS_KIND_GROUP;
-	int kind;
+	int kind = tcefs__path_kind(rel);
+	if (kind > 0)
+		return kind;
+	if (kind == 0)
+		return errno = ENOTTY, -1;
 	return query_handle(fd, &kind) < 0 ? -1 : kind;
 }
 
@@ -140,11 +248,11 @@ int tcefs_fd_to_handle(int fd)
 {
 	if (fd < 0)
 		return fd;
-	if (fcntl(fd, F_GETFD) < 0)
+	if (syscall(SYS_fcntl, fd, F_GETFD, 0) < 0)
 		return TCEFS_HANDLE_NONE;
 	char path[PATH_MAX];
 	const char *rel;
-	if (fd_path(fd, path, sizeof(path), &rel))
+	if (fd_path(fd, path, sizeof(path), &rel) || tcefs__path_kind(rel) == 0)
 		return TCEFS_HANDLE_FOREIGN;
 	int h = tcefs_handle(fd);
 	return h > 0 ? h : TCEFS_HANDLE_FOREIGN;
@@ -167,17 +275,31 @@ struct blob {
 	unsigned char *data;
 };
 
-static size_t pad8(size_t n)
-{
-	return (n + 7) & ~(size_t)7;
-}
-
 static uint64_t field_u64(const unsigned char *a, size_t alen, unsigned off)
 {
 	uint64_t v = 0;
 	if (off + 8 <= alen)
 		memcpy(&v, a + off, 8);
 	return v;
+}
+
+/* A string argument up to its NUL, read a page at a time so a string near the end of a mapping is
+ * still read whole (one read across the boundary would fail outright). */
+static size_t string_bytes(uint64_t src, unsigned char *buf, size_t max)
+{
+	size_t got = 0;
+	while (got < max) {
+		size_t page_left = 4096 - ((src + got) & 4095);
+		size_t want = page_left < max - got ? page_left : max - got;
+		size_t n = mem_read(buf + got, src + got, want);
+		void *nul = memchr(buf + got, 0, n);
+		if (nul)
+			return (size_t)((unsigned char *)nul - buf) + 1;
+		got += n;
+		if (n < want)
+			break;
+	}
+	return got;
 }
 
 /* Bytes of the argument to send, as the kernel would read them. */
@@ -204,23 +326,39 @@ static size_t arg_bytes(const struct tcefs_cmd_desc *c, void *arg, unsigned char
 	}
 	case TCEFS_ARG_U32PTR:
 		return mem_read(buf, (uintptr_t)arg, 4);
-	case TCEFS_ARG_STRING: {
-		size_t n = mem_read(buf, (uintptr_t)arg, 4096);
-		size_t len = strnlen((char *)buf, n);
-		return len < n ? len + 1 : n;
-	}
+	case TCEFS_ARG_STRING:
+		return string_bytes((uintptr_t)arg, buf, 4096);
 	default:
 		return 0;
 	}
 }
 
-int tcefs_ioctl(int fd, unsigned long request, void *arg)
+/* Open the file an ioctl created, where the daemon keeps it pending: <mount>/.tcefs/fd/<handle>. */
+static int claim(int fd, __u32 handle)
 {
-	int kind = tcefs_kind(fd);
+	char path[PATH_MAX], file[PATH_MAX + 32];
+	const char *rel;
+	if (fd_path(fd, path, sizeof(path), &rel))
+		return errno = EBADF, -1;
+	snprintf(file, sizeof(file), "%.*s%s/%x", (int)(rel - path), path, TCEFS_CLAIM_DIR, handle);
+	int nfd = (int)syscall(SYS_openat, AT_FDCWD, file, O_RDWR | O_CLOEXEC, 0);
+	if (nfd >= 0 && tcefs__claimed)
+		tcefs__claimed(nfd);
+	return nfd;
+}
+
+int tcefs__ioctl(int fd, int kind, unsigned long request, void *arg)
+{
+	if (kind <= 0)
+		kind = tcefs_kind(fd);
 	if (kind < 0)
 		return -1;
 	const struct tcefs_cmd_desc *c = find_cmd(kind, request);
-	static unsigned char abuf[MAX_ARG];
+	unsigned char small_arg[SMALL];
+	unsigned char *abuf = small_arg;
+	size_t arg_cap = c && (c->arg == TCEFS_ARG_ARGSZ || c->arg == TCEFS_ARG_SIZE) ? MAX_ARG : 4096;
+	if (c && arg_cap > sizeof(small_arg) && !(abuf = malloc(arg_cap)))
+		return errno = ENOMEM, -1;
 	size_t alen = c ? arg_bytes(c, arg, abuf) : 0;
 	struct blob blobs[2];
 	int nblobs = 0;
@@ -256,10 +394,15 @@ int tcefs_ioctl(int fd, unsigned long request, void *arg)
 	for (int i = 0; i < nblobs; i++)
 		rlen += sizeof(struct tcefs_blob) + pad8(blobs[i].len);
 	size_t flen = sizeof(struct tcefs_frame_header) + rlen;
-	unsigned char *f = calloc(1, flen);
-	if (!f)
-		return errno = ENOMEM, -1;
-	*(struct tcefs_frame_header *)f = (struct tcefs_frame_header){ TCEFS_REQUEST_MAGIC, TCEFS_PROTOCOL_VERSION, 1, (__u32)flen, (__u32)getpid() };
+	unsigned char small_frame[SMALL];
+	unsigned char *f = flen <= sizeof(small_frame) ? small_frame : malloc(flen);
+	int rc = -1;
+	if (!f) {
+		errno = ENOMEM;
+		goto out;
+	}
+	memset(f, 0, flen);
+	*(struct tcefs_frame_header *)f = frame_header(flen);
 	struct tcefs_request *r = (void *)(f + sizeof(struct tcefs_frame_header));
 	*r = (struct tcefs_request){ (__u32)rlen, TCEFS_OP_IOCTL, (__u16)nblobs, (__u32)request, (__u32)alen,
 		c && c->arg == TCEFS_ARG_VALUE ? (__u64)(uintptr_t)arg : 0 };
@@ -270,15 +413,11 @@ int tcefs_ioctl(int fd, unsigned long request, void *arg)
 		*(struct tcefs_blob *)p = (struct tcefs_blob){ blobs[i].field_offset, blobs[i].len };
 		memcpy(p + sizeof(struct tcefs_blob), blobs[i].data, blobs[i].len);
 		p += sizeof(struct tcefs_blob) + pad8(blobs[i].len);
-		free(blobs[i].data);
 	}
-	unsigned char *reply;
-	size_t n;
-	int rc = frame_roundtrip(fd, f, flen, &reply, &n);
-	free(f);
-	if (rc)
-		return -1;
-	struct tcefs_answer *a = (void *)(reply + sizeof(struct tcefs_frame_header));
+	struct reply reply;
+	if (exchange(fd, f, flen, &reply))
+		goto out;
+	struct tcefs_answer *a = answer_of(&reply);
 	unsigned char *q = (unsigned char *)(a + 1);
 	long long result = a->result;
 	int fault = mem_write((uintptr_t)arg, q, a->out_len);
@@ -290,11 +429,7 @@ int tcefs_ioctl(int fd, unsigned long request, void *arg)
 		q += sizeof(*b) + pad8(b->length);
 	}
 	if (result >= 0 && a->new_handle) {
-		char path[PATH_MAX], claim[PATH_MAX + 32];
-		const char *rel;
-		fd_path(fd, path, sizeof(path), &rel);
-		snprintf(claim, sizeof(claim), "%.*s%s/%x", (int)(rel - path), path, TCEFS_CLAIM_DIR, a->new_handle);
-		int nfd = open(claim, O_RDWR | O_CLOEXEC);
+		int nfd = claim(fd, a->new_handle);
 		if (nfd < 0)
 			result = -errno;
 		else if (a->handle_field == TCEFS_HANDLE_IN_RESULT)
@@ -302,12 +437,96 @@ int tcefs_ioctl(int fd, unsigned long request, void *arg)
 		else if (mem_write((uintptr_t)arg + a->handle_field, &nfd, 4))
 			fault = 1;
 	}
-	free(reply);
+	reply_free(&reply);
 	if (fault && result >= 0)
 		result = -EFAULT;
-	if (result < 0) {
+	if (result < 0)
 		errno = (int)-result;
-		return -1;
+	else
+		rc = (int)result;
+out:
+	for (int i = 0; i < nblobs; i++)
+		free(blobs[i].data);
+	if (f != small_frame)
+		free(f);
+	if (abuf != small_arg)
+		free(abuf);
+	return rc;
+}
+
+int tcefs_ioctl(int fd, unsigned long request, void *arg)
+{
+	return tcefs__ioctl(fd, 0, request, arg);
+}
+
+/* One region request; returns bytes moved or -1 with errno. Reads land in buf through mem_write so a
+ * bad buffer is EFAULT, as the kernel's copy_to_user makes it. */
+static ssize_t region_op(int fd, int op, void *buf, size_t n, uint64_t offset)
+{
+	size_t data = op == TCEFS_OP_REGION_WRITE ? n : 0;
+	size_t flen = sizeof(struct tcefs_frame_header) + sizeof(struct tcefs_request) + pad8(data);
+	unsigned char small_frame[SMALL];
+	unsigned char *f = flen <= sizeof(small_frame) ? small_frame : malloc(flen);
+	if (!f)
+		return errno = ENOMEM, -1;
+	memset(f, 0, flen);
+	*(struct tcefs_frame_header *)f = frame_header(flen);
+	struct tcefs_request *r = (void *)(f + sizeof(struct tcefs_frame_header));
+	*r = (struct tcefs_request){ (__u32)(flen - sizeof(struct tcefs_frame_header)), (__u16)op, 0,
+		(__u32)(op == TCEFS_OP_REGION_READ ? n : 0), (__u32)data, offset };
+	ssize_t rc = -1;
+	if (data && mem_read(r + 1, (uintptr_t)buf, data) != data) {
+		errno = EFAULT;
+		goto out;
 	}
-	return (int)result;
+	struct reply reply;
+	if (exchange(fd, f, flen, &reply))
+		goto out;
+	struct tcefs_answer *a = answer_of(&reply);
+	long long result = a->result;
+	if (result >= 0 && op == TCEFS_OP_REGION_READ) {
+		const unsigned char *q = (const unsigned char *)(a + 1) + pad8(a->out_len);
+		const struct tcefs_blob *b = (const void *)q;
+		size_t got = a->nblobs ? b->length : 0;
+		if ((size_t)result > got || (size_t)result > n)
+			result = -EIO;
+		else if (mem_write((uintptr_t)buf, b + 1, (size_t)result))
+			result = -EFAULT;
+	}
+	reply_free(&reply);
+	if (result < 0)
+		errno = (int)-result;
+	else
+		rc = (ssize_t)result;
+out:
+	if (f != small_frame)
+		free(f);
+	return rc;
+}
+
+/* Split into chunks like a short-read-tolerant loop would; a failure after some data returns the
+ * bytes already moved, as read(2) does. */
+static ssize_t region_rw(int fd, int op, void *buf, size_t count, uint64_t offset)
+{
+	size_t done = 0;
+	do {
+		size_t n = count - done < REGION_CHUNK ? count - done : REGION_CHUNK;
+		ssize_t r = region_op(fd, op, (unsigned char *)buf + done, n, offset + done);
+		if (r < 0)
+			return done ? (ssize_t)done : -1;
+		done += (size_t)r;
+		if ((size_t)r < n)
+			break;
+	} while (done < count);
+	return (ssize_t)done;
+}
+
+ssize_t tcefs_region_read(int fd, void *buf, size_t count, uint64_t offset)
+{
+	return region_rw(fd, TCEFS_OP_REGION_READ, buf, count, offset);
+}
+
+ssize_t tcefs_region_write(int fd, const void *buf, size_t count, uint64_t offset)
+{
+	return region_rw(fd, TCEFS_OP_REGION_WRITE, (void *)buf, count, offset);
 }

@@ -2,6 +2,9 @@
 #ifndef TCEFS_H
 #define TCEFS_H
 
+#include <stdint.h>
+#include <sys/types.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -23,6 +26,15 @@ int tcefs_handle(int fd);
 /* Translate a client fd for an fd-valued field: a tcefs fd's handle, a negative fd unchanged,
  * TCEFS_HANDLE_NONE for an fd that is not open, TCEFS_HANDLE_FOREIGN for any other file. */
 int tcefs_fd_to_handle(int fd);
+
+/*
+ * pread()/pwrite() on a VFIO device fd's region space (region i at offset i << 40, as
+ * VFIO_DEVICE_GET_REGION_INFO reports). Region 0 (BAR0) starts at offset 0, where a plain pread()
+ * would read the frame stream instead, so region access always goes through these. They return what
+ * pread()/pwrite() on the kernel's device fd would: bytes moved, or -1 with errno.
+ */
+ssize_t tcefs_region_read(int fd, void *buf, size_t count, uint64_t offset);
+ssize_t tcefs_region_write(int fd, const void *buf, size_t count, uint64_t offset);
 
 #ifdef __cplusplus
 }

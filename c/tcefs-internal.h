@@ -1,0 +1,20 @@
+/* What libtcefs shares with the preload shim, which links it statically. Not public API: the
+ * symbols are hidden so neither libtcefs.so nor the shim exports them. */
+#ifndef TCEFS_INTERNAL_H
+#define TCEFS_INTERNAL_H
+
+#include <stddef.h>
+
+#define TCEFS_HIDDEN __attribute__((visibility("hidden")))
+
+/* tcefs_ioctl for a caller that already knows the fd's kind (TCEFS_KIND_*); kind <= 0 means "find out". */
+TCEFS_HIDDEN int tcefs__ioctl(int fd, int kind, unsigned long request, void *arg);
+
+/* The kind a node path inside the mount ("/dev/vfio/0") opens as: a TCEFS_KIND_* bit, 0 for a file that
+ * takes no frames (sysfs text, directories), -1 when only the daemon knows (a claimed .tcefs/fd file). */
+TCEFS_HIDDEN int tcefs__path_kind(const char *rel);
+
+/* Set by the shim: told of every fd libtcefs opens itself, which is the fd an ioctl returned. */
+TCEFS_HIDDEN extern void (*tcefs__claimed)(int fd);
+
+#endif
