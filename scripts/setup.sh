@@ -23,3 +23,6 @@ if [ ! -d node_modules/fuse-native ] || [ package-lock.json -nt node_modules/.pa
   echo "setup: installing npm dependencies" >&2
   npm ci --no-audit --no-fund >&2
 fi
+
+# The C library and the preload shim (a quick no-op when build/ is current).
+bash scripts/build-c.sh

@@ -1,0 +1,226 @@
+// The shim's fd table: which descriptors refer to files of the mount, and what kind each is.
+//
+// The table is only a fast filter. Before an fd is treated as a tcefs file (its ioctl served, its
+// read taken as a region access, its stat dressed as a device), /proc/self/fd says what it refers to
+// now, so an entry left stale by a close the shim did not see can never capture a pipe or a socket.
+// The table lives in ordinary memory: a forked child inherits it together with the open files, which
+// is right because parent and child share each open file (and its daemon-side state).
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <tcefs/protocol.h>
+#include <tcefs/tcefs.h>
+#include "shim.h"
+#include "tcefs-internal.h"
+
+struct slot {
+	unsigned char tracked;
+	/* TCEFS_KIND_* bit; 0 for files that take no frames; -1 until the daemon has said (claimed files) */
+	signed char kind;
+};
+
+/* Two levels, pages mapped on first use, so a process with a high fd limit pays only for fds it uses. */
+#define PAGE_SLOTS 1024
+#define PAGES 4096
+static struct slot *pages[PAGES];
+
+static struct slot *slot(int fd, int create)
+{
+	if (fd < 0 || fd >= PAGE_SLOTS * PAGES)
+		return NULL;
+	struct slot *pg = __atomic_load_n(&pages[fd / PAGE_SLOTS], __ATOMIC_ACQUIRE);
+	if (!pg && create) {
+		long m = syscall(SYS_mmap, NULL, PAGE_SLOTS * sizeof(struct slot), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (m == -1)
+			return NULL;
+		struct slot *expected = NULL;
+		if (__atomic_compare_exchange_n(&pages[fd / PAGE_SLOTS], &expected, (struct slot *)m, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+			pg = (struct slot *)m;
+		else {
+			syscall(SYS_munmap, m, PAGE_SLOTS * sizeof(struct slot));
+			pg = expected;
+		}
+	}
+	return pg ? &pg[fd % PAGE_SLOTS] : NULL;
+}
+
+/* What fd refers to now, as a path inside the mount; NULL if it is not a file of the mount. */
+static const char *mount_rel(int fd, char *buf, size_t len)
+{
+	char link[48];
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	ssize_t n = syscall(SYS_readlinkat, AT_FDCWD, link, buf, len - 1);
+	if (n <= 0)
+		return NULL;
+	buf[n] = 0;
+	return shim_unmount(buf);
+}
+
+void fd_track(int fd, const char *rel)
+{
+	int e = errno;
+	struct slot *s = slot(fd, 1);
+	if (s)
+		*s = (struct slot){ 1, (signed char)tcefs__path_kind(rel) };
+	errno = e;
+}
+
+void fd_track_claimed(int fd)
+{
+	struct slot *s = slot(fd, 1);
+	if (s)
+		*s = (struct slot){ 1, -1 };
+}
+
+void fd_forget(int fd)
+{
+	struct slot *s = slot(fd, 0);
+	if (s)
+		s->tracked = 0;
+}
+
+void fd_forget_from(unsigned first, unsigned last)
+{
+	for (unsigned p = first / PAGE_SLOTS; p < PAGES && p <= last / PAGE_SLOTS; p++) {
+		struct slot *pg = __atomic_load_n(&pages[p], __ATOMIC_ACQUIRE);
+		if (!pg)
+			continue;
+		for (unsigned i = 0; i < PAGE_SLOTS; i++) {
+			unsigned fd = p * PAGE_SLOTS + i;
+			if (fd >= first && fd <= last)
+				pg[i].tracked = 0;
+		}
+	}
+}
+
+void fd_copy(int from, int to)
+{
+	int e = errno;
+	struct slot *f = slot(from, 0);
+	if (f && f->tracked) {
+		struct slot *t = slot(to, 1);
+		if (t)
+			*t = *f;
+	} else
+		fd_forget(to);
+	errno = e;
+}
+
+/* The kind of a tracked or just-found mount fd, asking the daemon once for a claimed file. */
+static int kind_now(int fd, struct slot *s, const char *rel)
+{
+	int kind = tcefs__path_kind(rel);
+	if (kind >= 0)
+		return kind;
+	if (s && s->kind > 0)
+		return s->kind;
+	kind = tcefs_kind(fd);
+	if (kind < 0)
+		kind = 0;
+	if (s)
+		s->kind = (signed char)kind;
+	return kind;
+}
+
+int fd_ioctl_kind(int fd, unsigned long request)
+{
+	struct slot *s = slot(fd, 0);
+	int tracked = s && s->tracked;
+	/* An fd the table does not know is looked at only for a VFIO/iommufd number (type ';'): ioctls
+	 * like TCGETS on a tty are the hot path of many programs and must cost nothing extra. */
+	if (!tracked && ((request >> 8) & 0xff) != 0x3b)
+		return 0;
+	int e = errno;
+	char buf[PATH_MAX];
+	const char *rel = mount_rel(fd, buf, sizeof(buf));
+	int kind = 0;
+	if (!rel) {
+		if (tracked)
+			s->tracked = 0;
+	} else {
+		if (!tracked) {
+			fd_track(fd, rel);
+			s = slot(fd, 0);
+		}
+		kind = kind_now(fd, s, rel);
+	}
+	errno = e;
+	return kind;
+}
+
+int fd_is_region(int fd)
+{
+	struct slot *s = slot(fd, 0);
+	/* read() is hot: only a device, or a claimed file of still unknown kind, costs a lookup */
+	if (!s || !s->tracked || (s->kind >= 0 && s->kind != TCEFS_KIND_DEVICE))
+		return 0;
+	int e = errno;
+	char buf[PATH_MAX];
+	const char *rel = mount_rel(fd, buf, sizeof(buf));
+	int kind = 0;
+	if (!rel)
+		s->tracked = 0;
+	else
+		kind = kind_now(fd, s, rel);
+	errno = e;
+	return kind == TCEFS_KIND_DEVICE;
+}
+
+dev_t fd_chr_rdev(int fd)
+{
+	struct slot *s = slot(fd, 0);
+	if (!s || !s->tracked || s->kind <= 0)
+		return 0;
+	int e = errno;
+	char buf[PATH_MAX];
+	const char *rel = mount_rel(fd, buf, sizeof(buf));
+	dev_t rdev = rel ? shim_chr_rdev(rel) : 0;
+	if (!rel)
+		s->tracked = 0;
+	errno = e;
+	return rdev;
+}
+
+struct dirent64_raw {
+	uint64_t d_ino;
+	int64_t d_off;
+	unsigned short d_reclen;
+	unsigned char d_type;
+	char d_name[];
+};
+
+void fd_adopt_inherited(void)
+{
+	int e = errno;
+	int dir = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	if (dir < 0) {
+		errno = e;
+		return;
+	}
+	char ents[4096] __attribute__((aligned(8)));
+	long n;
+	while ((n = syscall(SYS_getdents64, dir, ents, sizeof(ents))) > 0) {
+		for (long off = 0; off < n;) {
+			struct dirent64_raw *d = (void *)(ents + off);
+			off += d->d_reclen;
+			char *end;
+			long fd = strtol(d->d_name, &end, 10);
+			if (*end || end == d->d_name || fd == dir)
+				continue;
+			char buf[PATH_MAX];
+			const char *rel = mount_rel((int)fd, buf, sizeof(buf));
+			if (rel)
+				fd_track((int)fd, rel);
+		}
+	}
+	syscall(SYS_close, dir);
+	errno = e;
+}

@@ -1,0 +1,210 @@
+// Which paths the shim sends to the mount, and what the program is told about them.
+//
+// The mount owns whole subtrees: /dev/iommu, /dev/vfio, /sys/kernel/iommu_groups and
+// /sys/bus/pci/drivers/vfio-pci, plus one /sys/bus/pci/devices/<BDF> directory per emulated function.
+// A path inside such a subtree goes to the mount when the mount provides the subtree's root, so a
+// missing name there is ENOENT, as on a host that has exactly the emulated devices, and never a real
+// host VFIO node reached by accident. A BDF the mount does not emulate keeps the real sysfs.
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "shim.h"
+
+char shim_mnt[PATH_MAX];
+size_t shim_mnt_len;
+
+/* Collapse "//", "." and ".." by text (the kernel would follow symlinks first; see docs/c-programs.md).
+ * `in` is absolute. A trailing slash is kept, since it makes the kernel insist on a directory. */
+static int normalize(const char *in, char *out, size_t cap)
+{
+	size_t o = 0;
+	out[o++] = '/';
+	const char *p = in;
+	while (*p) {
+		while (*p == '/')
+			p++;
+		if (!*p)
+			break;
+		const char *e = strchrnul(p, '/');
+		size_t n = (size_t)(e - p);
+		if (n == 1 && p[0] == '.') {
+			/* nothing */
+		} else if (n == 2 && p[0] == '.' && p[1] == '.') {
+			while (o > 1 && out[o - 1] != '/')
+				o--;
+			if (o > 1)
+				o--;
+		} else {
+			if (o + n + 2 >= cap)
+				return -1;
+			if (o > 1)
+				out[o++] = '/';
+			memcpy(out + o, p, n);
+			o += n;
+		}
+		p = e;
+	}
+	size_t len = strlen(in);
+	if (o > 1 && len && in[len - 1] == '/')
+		out[o++] = '/';
+	out[o] = 0;
+	return 0;
+}
+
+static void do_init(void)
+{
+	const char *m = getenv("TCEFS_MOUNT");
+	char abs[PATH_MAX];
+	if (!m || !*m)
+		return;
+	if (m[0] != '/') {
+		long n = syscall(SYS_getcwd, abs, sizeof(abs));
+		if (n <= 0 || abs[0] != '/' || strlen(abs) + 1 + strlen(m) >= sizeof(abs))
+			return;
+		strcat(abs, "/");
+		strcat(abs, m);
+		m = abs;
+	}
+	if (normalize(m, shim_mnt, sizeof(shim_mnt)))
+		return;
+	size_t len = strlen(shim_mnt);
+	while (len > 1 && shim_mnt[len - 1] == '/')
+		shim_mnt[--len] = 0;
+	if (len <= 1)
+		return; /* "/" as the mount would redirect nothing sensible */
+	shim_mnt_len = len;
+	fd_adopt_inherited();
+}
+
+void shim_init(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, do_init);
+}
+
+static size_t under(const char *p, const char *prefix)
+{
+	size_t n = strlen(prefix);
+	return !strncmp(p, prefix, n) && (p[n] == 0 || p[n] == '/') ? n : 0;
+}
+
+/* Length of the owned subtree root `p` lies in, 0 if it lies in none. */
+static size_t trapped_root(const char *p)
+{
+	static const char *const roots[] = { "/dev/iommu", "/dev/vfio", "/sys/kernel/iommu_groups", "/sys/bus/pci/drivers/vfio-pci" };
+	static const char devices[] = "/sys/bus/pci/devices/";
+	for (size_t i = 0; i < sizeof(roots) / sizeof(roots[0]); i++) {
+		size_t n = under(p, roots[i]);
+		if (n)
+			return n;
+	}
+	if (!strncmp(p, devices, sizeof(devices) - 1) && p[sizeof(devices) - 1] && p[sizeof(devices) - 1] != '/')
+		return (size_t)(strchrnul(p + sizeof(devices) - 1, '/') - p);
+	return 0;
+}
+
+const char *shim_unmount(const char *path)
+{
+	if (!shim_mnt_len || strncmp(path, shim_mnt, shim_mnt_len))
+		return NULL;
+	if (path[shim_mnt_len] == '/')
+		return path + shim_mnt_len;
+	return path[shim_mnt_len] ? NULL : "/";
+}
+
+static void resolve(int dirfd, const char *path, struct target *t)
+{
+	t->how = TARGET_UNTOUCHED;
+	t->use = path;
+	t->rel = NULL;
+	t->have_norm = 0;
+	shim_init();
+	if (!shim_mnt_len || !path || !*path)
+		return;
+	char abs[PATH_MAX];
+	const char *src = path;
+	if (path[0] != '/') {
+		if (dirfd == AT_FDCWD) {
+			if (syscall(SYS_getcwd, abs, sizeof(abs)) <= 0)
+				return;
+		} else {
+			char link[48];
+			snprintf(link, sizeof(link), "/proc/self/fd/%d", dirfd);
+			ssize_t n = syscall(SYS_readlinkat, AT_FDCWD, link, abs, sizeof(abs) - 1);
+			if (n <= 0)
+				return;
+			abs[n] = 0;
+		}
+		/* "(unreachable)/..." cwds, "pipe:[...]" dirfds and the like name nothing we could trap. */
+		if (abs[0] != '/' || strlen(abs) + 1 + strlen(path) >= sizeof(abs))
+			return;
+		strcat(abs, "/");
+		strcat(abs, path);
+		src = abs;
+	}
+	if (normalize(src, t->norm, sizeof(t->norm)))
+		return;
+	t->have_norm = 1;
+	const char *in = shim_unmount(t->norm);
+	if (in) {
+		t->how = TARGET_IN_MOUNT;
+		t->rel = in;
+		return;
+	}
+	size_t root = trapped_root(t->norm);
+	size_t len = strlen(t->norm);
+	if (!root || shim_mnt_len + len >= sizeof(t->buf))
+		return;
+	memcpy(t->buf, shim_mnt, shim_mnt_len);
+	memcpy(t->buf + shim_mnt_len, t->norm, root);
+	t->buf[shim_mnt_len + root] = 0;
+	/* Only a mount that provides this subtree takes it; a dead or foreign mount leaves the host's. */
+	if (syscall(SYS_faccessat, AT_FDCWD, t->buf, F_OK) != 0)
+		return;
+	memcpy(t->buf + shim_mnt_len, t->norm, len + 1);
+	t->how = TARGET_REDIRECTED;
+	t->use = t->buf;
+	t->rel = t->buf + shim_mnt_len;
+}
+
+/* A lookup that fails here is no error of the caller's call, so errno is left as it was. */
+void shim_resolve(int dirfd, const char *path, struct target *t)
+{
+	int e = errno;
+	resolve(dirfd, path, t);
+	errno = e;
+}
+
+/*
+ * Device numbers for the nodes the program sees as character devices. /dev/vfio/vfio is the misc
+ * device 10:196 on every kernel. The others are dynamic on a real kernel, so tcefs picks fixed values:
+ * /dev/iommu 10:126, groups 510:<group>, and cdevs 511:<index>, which is what the mount's
+ * /sys/bus/pci/devices/<BDF>/vfio-dev/vfio<index>/dev file says (src/transport/tree.ts).
+ */
+dev_t shim_chr_rdev(const char *rel)
+{
+	if (!strcmp(rel, "/dev/vfio/vfio"))
+		return makedev(10, 196);
+	if (!strcmp(rel, "/dev/iommu"))
+		return makedev(10, 126);
+	const char *n = NULL;
+	unsigned major = 0;
+	if (!strncmp(rel, "/dev/vfio/devices/vfio", 22)) {
+		n = rel + 22;
+		major = 511;
+	} else if (!strncmp(rel, "/dev/vfio/", 10)) {
+		n = rel + 10;
+		major = 510;
+	}
+	if (!n || !*n || strspn(n, "0123456789") != strlen(n) || strlen(n) > 9)
+		return 0;
+	return makedev(major, (unsigned)strtoul(n, NULL, 10));
+}
