@@ -1,6 +1,7 @@
 // The tcefs command line.
 import { Command, Option } from 'commander';
 import { mountCommand } from './mount.ts';
+import { registerRun } from './run.ts';
 import { statusCommand, tceCommand } from './views.ts';
 
 export const DEFAULT_MOUNT = process.env.TCEFS_MOUNT ?? '/tmp/tcefs';
@@ -33,5 +34,7 @@ program
   .option('-m, --mount <dir>', 'the mount to inspect', DEFAULT_MOUNT)
   .option('--json', 'machine-readable output (the PE and its windows)')
   .action(tceCommand);
+
+registerRun(program);
 
 await program.parseAsync(process.argv);

@@ -1,0 +1,171 @@
+// `tcefs run [--topology F] [--mount DIR] -- CMD ARGS...`: run an unmodified program against tcefs, the
+// way umockdev-run runs one against mocked devices. The program gets the preload shim
+// (build/libtcefs-preload.so) in LD_PRELOAD and the mount in TCEFS_MOUNT, so its open("/dev/vfio/0"),
+// ioctl() and readlink("/sys/...") reach the emulation. Without --mount a private daemon serves a
+// fresh tree for the program's lifetime and is stopped afterwards; `tcefs run` exits with the
+// program's status.
+//
+// The daemon is a separate process (bin/tcefs mount), never this one: the program's calls into the
+// mount must not depend on this process's event loop, and a process making synchronous calls into a
+// FUSE mount it serves itself would deadlock.
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { constants as osConstants, tmpdir } from 'node:os';
+import { access, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { isatty } from 'node:tty';
+import { promisify } from 'node:util';
+import type { Command } from 'commander';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export const PRELOAD = join(ROOT, 'build', 'libtcefs-preload.so');
+const BIN = join(ROOT, 'bin', 'tcefs');
+
+/** How long a private daemon may take to mount before `tcefs run` gives up. */
+const MOUNT_TIMEOUT_MS = 30_000;
+
+/** Signals sent to `tcefs run` that go on to the program. */
+const RELAYED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
+
+export interface RunOptions {
+  topology?: string;
+  mount?: string;
+}
+
+export function registerRun(program: Command): void {
+  program
+    .command('run')
+    .description('run CMD with /dev/iommu, /dev/vfio and their sysfs served by tcefs (LD_PRELOAD shim); exits with its status')
+    .argument('<cmd...>', 'the program and its arguments; put them after --')
+    .option('-t, --topology <file>', 'JSON topology for the private mount (default: the embedded PowerNV host)')
+    .option('-m, --mount <dir>', 'use this running tcefs mount instead of starting a private one')
+    .action((cmd: string[], opts: RunOptions) => runCommand(cmd, opts));
+}
+
+function fail(message: string, code: number): never {
+  console.error(`tcefs run: ${message}`);
+  process.exit(code);
+}
+
+/** scripts/build-c.sh is a quick no-op when build/ is current; it rebuilds after a checkout changed c/. */
+async function ensureShim(): Promise<void> {
+  try {
+    await promisify(execFile)('bash', [join(ROOT, 'scripts', 'build-c.sh')]);
+  } catch (e) {
+    const have = await access(PRELOAD).then(() => true, () => false);
+    const why = ((e as { stderr?: string }).stderr || (e as Error).message).trim();
+    if (!have) fail(`cannot build the preload shim:\n${why}`, 1);
+    console.error(`tcefs run: warning: rebuilding the shim failed, using the existing ${PRELOAD}:\n${why}`);
+  }
+}
+
+async function isTcefsMount(dir: string): Promise<boolean> {
+  const mounts = await readFile('/proc/self/mounts', 'utf8');
+  const escaped = dir.replace(/\\/g, '\\134').replace(/ /g, '\\040').replace(/\t/g, '\\011').replace(/\n/g, '\\012');
+  return mounts.split('\n').some((l) => {
+    const [, point, type] = l.split(' ');
+    return point === escaped && type === 'fuse.tcefs';
+  });
+}
+
+/** The daemon's environment: nothing that would make it load the shim or redirect its own paths. */
+function daemonEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  delete env.TCEFS_MOUNT;
+  const preload = (env.LD_PRELOAD ?? '').split(/[: ]/).filter((p) => p && p !== PRELOAD);
+  if (preload.length) env.LD_PRELOAD = preload.join(':');
+  else delete env.LD_PRELOAD;
+  return env;
+}
+
+interface PrivateDaemon {
+  proc: ChildProcess;
+  exited: Promise<void>;
+}
+
+async function startDaemon(mount: string, topology?: string): Promise<PrivateDaemon> {
+  const args = [BIN, 'mount', mount];
+  if (topology) args.push('--topology', resolve(topology));
+  // Its own process group: a Ctrl-C at the terminal is for the program, and the daemon has to outlive
+  // the program's reaction to it.
+  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: daemonEnv(), detached: true });
+  const exited = new Promise<void>((res) => proc.once('exit', () => res()));
+  // Its diagnostics (DEBUG=tcefs:* traces, errors) are the user's; its banner is not the program's output.
+  proc.stderr!.pipe(process.stderr);
+  let out = '';
+  await new Promise<void>((res, rej) => {
+    const timer = setTimeout(() => rej(new Error(`no mount after ${MOUNT_TIMEOUT_MS / 1000} s`)), MOUNT_TIMEOUT_MS);
+    const onData = (d: Buffer) => {
+      out += d;
+      if (out.includes('mounted on')) {
+        clearTimeout(timer);
+        proc.stdout!.off('data', onData);
+        proc.stdout!.resume();
+        res();
+      }
+    };
+    proc.stdout!.on('data', onData);
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      rej(new Error(`the daemon exited with status ${code} before mounting`));
+    });
+  }).catch((e: Error) => {
+    proc.kill('SIGTERM');
+    fail(e.message, 1);
+  });
+  // The banner follows FUSE INIT; wait until the tree answers before the program looks at it.
+  for (let i = 0; !(await stat(join(mount, 'dev')).then(() => true, () => false)); i++) {
+    if (i > 500) {
+      proc.kill('SIGTERM');
+      fail(`${mount} does not answer`, 1);
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return { proc, exited };
+}
+
+function signalStatus(signal: NodeJS.Signals): number {
+  return 128 + (osConstants.signals[signal] ?? 0);
+}
+
+export async function runCommand(cmd: string[], opts: RunOptions): Promise<never> {
+  await ensureShim();
+  let mount: string;
+  let daemon: PrivateDaemon | undefined;
+  let work: string | undefined;
+  if (opts.mount) {
+    mount = resolve(opts.mount);
+    if (!(await isTcefsMount(mount))) fail(`${mount} is not a tcefs mount (start one with: tcefs mount ${mount})`, 2);
+  } else {
+    work = await mkdtemp(join(tmpdir(), 'tcefs-run-'));
+    mount = join(work, 'mnt');
+    daemon = await startDaemon(mount, opts.topology);
+  }
+  // If this process dies of something unexpected, the private daemon must not outlive it.
+  const stopDaemon = () => daemon?.proc.exitCode === null && daemon.proc.kill('SIGTERM');
+  process.on('exit', stopDaemon);
+
+  const preload = process.env.LD_PRELOAD ? `${PRELOAD}:${process.env.LD_PRELOAD}` : PRELOAD;
+  const child = spawn(cmd[0], cmd.slice(1), { stdio: 'inherit', env: { ...process.env, LD_PRELOAD: preload, TCEFS_MOUNT: mount } });
+  for (const sig of RELAYED) {
+    process.on(sig, () => {
+      // A terminal's Ctrl-C or Ctrl-\ already reached the program, which shares our process group.
+      if ((sig === 'SIGINT' || sig === 'SIGQUIT') && isatty(0)) return;
+      if (child.exitCode === null && child.signalCode === null) child.kill(sig);
+    });
+  }
+  const status = await new Promise<number>((res) => {
+    child.once('error', (e: NodeJS.ErrnoException) => {
+      console.error(`tcefs run: ${cmd[0]}: ${e.code === 'ENOENT' ? 'command not found' : e.message}`);
+      res(e.code === 'ENOENT' ? 127 : 126);
+    });
+    child.once('exit', (code, signal) => res(signal ? signalStatus(signal) : (code ?? 1)));
+  });
+
+  if (daemon) {
+    daemon.proc.kill('SIGTERM');
+    await daemon.exited;
+    await rm(work!, { recursive: true, force: true }).catch(() => undefined);
+  }
+  process.exit(status);
+}
