@@ -52,7 +52,7 @@ const text = (s: string): Node => ({ type: 'text', read: () => s });
 export function buildTree(daemon: Daemon): Node & { type: 'dir' } {
   const root = dir();
   const inv = daemon.inventory;
-  put(root, '/dev/iommu', { type: 'device', open: (p) => new IommufdFile(p) });
+  put(root, '/dev/iommu', { type: 'device', open: (p) => new IommufdFile(p, daemon) });
   put(root, '/dev/vfio/vfio', { type: 'device', open: (p) => new ContainerFile(p, daemon) });
   mkdirp(root, '/dev/vfio/devices');
   mkdirp(root, CLAIM_DIR);

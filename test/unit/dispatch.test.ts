@@ -14,7 +14,7 @@ const ioctl = (file: IommufdFile | ContainerFile, request: number, argData = Buf
   runRequest(file, { op: Op.IOCTL, request, arg, argData, blobs: [] }, 1);
 
 describe('iommufd extensible structs (copy_struct_from_user)', () => {
-  const f = new IommufdFile('/dev/iommu');
+  const f = new IommufdFile('/dev/iommu', new Daemon(defaultTopology()));
   const destroy = (bytes: number[]) => ioctl(f, 0x3b80, Buffer.from(bytes)).result;
   it('reads size first: nothing readable is EFAULT', () => expect(destroy([])).toBe(BigInt(-EFAULT)));
   it('size below the minimum is EINVAL', () => expect(destroy([7, 0, 0, 0, 0, 0, 0])).toBe(BigInt(-EINVAL)));

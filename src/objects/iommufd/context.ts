@@ -1,27 +1,203 @@
-// /dev/iommu: one iommufd context per open. It owns an object table; numbers below 0x80 are the VFIO
-// container calls served in compat mode.
+// /dev/iommu: one iommufd context per open. It owns an object table (IOAS, HWPT, device objects) with
+// one ID space; numbers below 0x80 are the VFIO container calls served in compat mode (compat.ts).
+// Checks follow drivers/iommu/iommufd's order and vocabulary: EOPNOTSUPP for unknown flags and non-zero
+// reserved fields, ENOENT for unknown IDs, EOVERFLOW for arithmetic that wraps.
 import { CommandTable } from '../../dispatch/table.ts';
+import type { IoctlCall } from '../../dispatch/call.ts';
 import { OpenFile } from '../../dispatch/open-file.ts';
-import { VFIO } from '../../uapi/constants.ts';
+import { EBUSY, EINVAL, EMSGSIZE, ENODEV, EOPNOTSUPP, EOVERFLOW, EPERM, Errno } from '../../errno.ts';
+import { IOMMUFD } from '../../uapi/constants.ts';
+import type { Daemon } from '../../daemon.ts';
 import { IdTable } from './id-table.ts';
+import { Ioas } from './ioas.ts';
+import { readRanges, U64_MAX, writeRanges } from './ranges.ts';
+import { compatCommands } from './compat.ts';
+
+const MAP_FLAGS = IOMMUFD.IOMMU_IOAS_MAP_FIXED_IOVA | IOMMUFD.IOMMU_IOAS_MAP_WRITEABLE | IOMMUFD.IOMMU_IOAS_MAP_READABLE;
+const RW = IOMMUFD.IOMMU_IOAS_MAP_WRITEABLE | IOMMUFD.IOMMU_IOAS_MAP_READABLE;
 
 export class IommufdFile extends OpenFile {
   readonly kind = 'iommufd';
   readonly objects = new IdTable();
+  /** The IOAS the VFIO compat calls work on (IOMMU_VFIO_IOAS, or created by a group's SET_CONTAINER). */
+  compatIoas?: Ioas;
+  /** IOMMU_OPTION_RLIMIT_MODE: 0 accounts per user, 1 per process. */
+  rlimitMode = 0;
+
+  constructor(path: string, readonly daemon: Daemon) {
+    super(path);
+  }
 
   static readonly table = new CommandTable<IommufdFile>('iommufd', {
-    IOMMU_DESTROY: (f, call) => {
-      f.objects.get(call.get('id'));
-      // Object kinds with lifetimes arrive with the iommufd issue; nothing can be created yet.
+    IOMMU_DESTROY: (f, call) => f.destroy(call.get('id')),
+    IOMMU_IOAS_ALLOC: (f, call) => {
+      if (call.get('flags')) throw new Errno(EOPNOTSUPP, 'flags');
+      call.set('out_ioas_id', f.objects.insert(new Ioas(f.daemon.host)).id);
+      call.respond();
     },
-    VFIO_GET_API_VERSION: () => VFIO.VFIO_API_VERSION,
-    VFIO_CHECK_EXTENSION: (_f, call) => {
-      const ext = Number(BigInt.asUintN(32, call.arg));
-      return ext === VFIO.VFIO_TYPE1_IOMMU || ext === VFIO.VFIO_TYPE1v2_IOMMU || ext === VFIO.VFIO_UNMAP_ALL ? 1 : 0;
+    IOMMU_IOAS_IOVA_RANGES: (f, call) => f.iovaRanges(call),
+    IOMMU_IOAS_ALLOW_IOVAS: (f, call) => {
+      if (call.get('__reserved')) throw new Errno(EOPNOTSUPP, '__reserved');
+      const ioas = f.ioas(call.get('ioas_id'));
+      const n = call.get('num_iovas');
+      ioas.allow(readRanges(call.readPointer('allowed_iovas'), n));
     },
-  });
+    IOMMU_IOAS_MAP: (f, call) => f.map(call),
+    IOMMU_IOAS_COPY: (f, call) => f.copy(call),
+    IOMMU_IOAS_UNMAP: (f, call) => f.unmap(call),
+    IOMMU_OPTION: (f, call) => f.option(call),
+    IOMMU_VFIO_IOAS: (f, call) => f.vfioIoas(call),
+  }).with(compatCommands);
 
   commands(): CommandTable<IommufdFile> {
     return IommufdFile.table;
+  }
+
+  /** The process a request comes from, whose memory a MAP pins. */
+  owner(call: IoctlCall): string {
+    return `pid:${call.pid}`;
+  }
+
+  ioas(id: number): Ioas {
+    return this.objects.get<Ioas>(id, 'ioas');
+  }
+
+  private destroy(id: number): void {
+    const o = this.objects.find(id);
+    this.objects.destroy(id);
+    if (o === this.compatIoas) this.compatIoas = undefined;
+  }
+
+  private iovaRanges(call: IoctlCall): void {
+    if (call.get('__reserved')) throw new Errno(EOPNOTSUPP, '__reserved');
+    const ioas = this.ioas(call.get('ioas_id'));
+    const ranges = ioas.usableRanges();
+    const capacity = call.get('num_iovas');
+    const fit = ranges.slice(0, capacity);
+    if (fit.length) call.writePointer('allowed_iovas', writeRanges(fit));
+    call.set('num_iovas', ranges.length);
+    call.set('out_iova_alignment', ioas.iovaAlignment);
+    call.respond();
+    // The struct is written back before the caller learns its array was too small.
+    if (ranges.length > capacity) throw new Errno(EMSGSIZE, `${ranges.length} ranges, room for ${capacity}`);
+  }
+
+  private map(call: IoctlCall): void {
+    const flags = call.get('flags');
+    if (flags & ~MAP_FLAGS || call.get('__reserved')) throw new Errno(EOPNOTSUPP, 'flags or __reserved');
+    const iova = call.get64('iova');
+    const length = call.get64('length');
+    if (iova >= U64_MAX || length >= U64_MAX) throw new Errno(EOVERFLOW, 'iova or length');
+    if (!(flags & RW)) throw new Errno(EINVAL, 'neither READABLE nor WRITEABLE');
+    const ioas = this.ioas(call.get('ioas_id'));
+    const fixed = flags & IOMMUFD.IOMMU_IOAS_MAP_FIXED_IOVA ? iova : undefined;
+    call.set('iova', ioas.map(call.get64('user_va'), length, fixed, flags, this.owner(call)));
+    call.respond();
+  }
+
+  private copy(call: IoctlCall): void {
+    const flags = call.get('flags');
+    if (flags & ~MAP_FLAGS) throw new Errno(EOPNOTSUPP, 'flags');
+    const length = call.get64('length');
+    const srcIova = call.get64('src_iova');
+    const dstIova = call.get64('dst_iova');
+    if (length >= U64_MAX || srcIova >= U64_MAX || dstIova >= U64_MAX) throw new Errno(EOVERFLOW, 'length or iova');
+    if (!(flags & RW)) throw new Errno(EINVAL, 'neither READABLE nor WRITEABLE');
+    const src = this.ioas(call.get('src_ioas_id'));
+    if (length === 0n) throw new Errno(EINVAL, 'length 0');
+    if (srcIova + length - 1n > U64_MAX) throw new Errno(EOVERFLOW, 'source range wraps');
+    const pieces = src.slices(srcIova, length);
+    const dst = this.ioas(call.get('dst_ioas_id'));
+    if (flags & IOMMUFD.IOMMU_IOAS_MAP_WRITEABLE && pieces.some((p) => !p.writeable)) throw new Errno(EPERM, 'source is not writeable');
+    const fixed = flags & IOMMUFD.IOMMU_IOAS_MAP_FIXED_IOVA ? dstIova : undefined;
+    const at = dst.place(length, pieces[0].userVa, fixed);
+    const inserted: bigint[] = [];
+    try {
+      for (const p of pieces) {
+        const start = at + (p.start - srcIova);
+        dst.insert({ ...p, start, last: start + (p.last - p.start), readable: !!(flags & IOMMUFD.IOMMU_IOAS_MAP_READABLE), writeable: !!(flags & IOMMUFD.IOMMU_IOAS_MAP_WRITEABLE) });
+        inserted.push(start);
+      }
+    } catch (e) {
+      for (const s of inserted) dst.unmap(s, 1n);
+      throw e;
+    }
+    call.set('dst_iova', at);
+    call.respond();
+  }
+
+  private unmap(call: IoctlCall): void {
+    const ioas = this.ioas(call.get('ioas_id'));
+    const iova = call.get64('iova');
+    const length = call.get64('length');
+    let removed: bigint;
+    if (iova === 0n && length === U64_MAX) removed = ioas.unmapAll();
+    else {
+      if (iova >= U64_MAX || length >= U64_MAX) throw new Errno(EOVERFLOW, 'iova or length');
+      if (length === 0n) throw new Errno(EINVAL, 'length 0');
+      if (iova + length - 1n > U64_MAX) throw new Errno(EOVERFLOW, 'range wraps');
+      removed = ioas.unmap(iova, length);
+      if (removed === 0n) throw new Errno(2 /* ENOENT */, 'nothing mapped in the range');
+    }
+    call.set('length', removed);
+    call.respond();
+  }
+
+  private option(call: IoctlCall): void {
+    if (call.get('__reserved')) throw new Errno(EOPNOTSUPP, '__reserved');
+    const op = call.get('op');
+    const set = op === IOMMUFD.IOMMU_OPTION_OP_SET;
+    if (!set && op !== IOMMUFD.IOMMU_OPTION_OP_GET) throw new Errno(EOPNOTSUPP, `op ${op}`);
+    const val = call.get64('val64');
+    switch (call.get('option_id')) {
+      case IOMMUFD.IOMMU_OPTION_RLIMIT_MODE:
+        if (call.get('object_id')) throw new Errno(EOPNOTSUPP, 'RLIMIT_MODE is global');
+        if (set) {
+          if (this.objects.size) throw new Errno(EBUSY, 'the context already holds objects');
+          if (val > 1n) throw new Errno(EINVAL, `val64 ${val}`);
+          this.rlimitMode = Number(val);
+        } else call.set('val64', this.rlimitMode);
+        break;
+      case IOMMUFD.IOMMU_OPTION_HUGE_PAGES: {
+        const ioas = this.ioas(call.get('object_id'));
+        if (set) {
+          if (val > 1n) throw new Errno(EINVAL, `val64 ${val}`);
+          ioas.setHugePages(val === 1n);
+        } else call.set('val64', ioas.hugePages ? 1 : 0);
+        break;
+      }
+      default:
+        throw new Errno(EOPNOTSUPP, `option ${call.get('option_id')}`);
+    }
+    call.copyOutField('val64');
+  }
+
+  private vfioIoas(call: IoctlCall): void {
+    if (call.get('__reserved')) throw new Errno(EOPNOTSUPP, '__reserved');
+    switch (call.get('op')) {
+      case IOMMUFD.IOMMU_VFIO_IOAS_GET:
+        if (!this.compatIoas) throw new Errno(ENODEV, 'no compat IOAS');
+        call.set('ioas_id', this.compatIoas.id);
+        call.respond();
+        return;
+      case IOMMUFD.IOMMU_VFIO_IOAS_SET:
+        this.compatIoas = this.ioas(call.get('ioas_id'));
+        return;
+      case IOMMUFD.IOMMU_VFIO_IOAS_CLEAR:
+        this.compatIoas = undefined;
+        return;
+      default:
+        throw new Errno(EOPNOTSUPP, `op ${call.get('op')}`);
+    }
+  }
+
+  /** Closing the context destroys its objects, leaves first. */
+  release(): void {
+    for (let left = this.objects.values(); left.length; ) {
+      const leaves = left.filter((o) => o.users === 1);
+      for (const o of leaves.length ? leaves : left) this.objects.remove(o);
+      left = this.objects.values();
+    }
+    this.compatIoas = undefined;
   }
 }

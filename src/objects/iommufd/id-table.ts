@@ -1,9 +1,15 @@
 // iommufd's object table: one ID space for every object kind, IDs from 1, the lowest free ID reused.
-import { ENOENT, Errno } from '../../errno.ts';
+// Every object counts its users; the table holds one, and each object that refers to it holds another,
+// so DESTROY of something still in use is EBUSY.
+import { EBUSY, ENOENT, Errno } from '../../errno.ts';
 
 export interface IommufdObject {
   readonly kind: string;
   id: number;
+  /** The table's reference plus one per referrer (an attached device, a HWPT on an IOAS...). */
+  users: number;
+  /** Tear down what the object owns; called once it has left the table. */
+  destroy?(): void;
 }
 
 export class IdTable {
@@ -24,19 +30,28 @@ export class IdTable {
     return o as T;
   }
 
-  has(id: number): boolean {
-    return this.objects.has(id);
+  find(id: number): IommufdObject | undefined {
+    return this.objects.get(id);
   }
 
-  delete(id: number): void {
-    this.objects.delete(id);
+  /** IOMMU_DESTROY: only an object nobody else uses. */
+  destroy(id: number): void {
+    const o = this.get(id);
+    if (o.users > 1) throw new Errno(EBUSY, `${o.kind} ${id} is in use`);
+    this.remove(o);
+  }
+
+  /** Take an object out of the table and tear it down (its users are the caller's business). */
+  remove(o: IommufdObject): void {
+    this.objects.delete(o.id);
+    o.destroy?.();
   }
 
   get size(): number {
     return this.objects.size;
   }
 
-  values(): IterableIterator<IommufdObject> {
-    return this.objects.values();
+  values(): IommufdObject[] {
+    return [...this.objects.values()];
   }
 }

@@ -1,0 +1,313 @@
+// An IO address space: areas (one per successful MAP or COPY piece, the unit of UNMAP), reserved ranges
+// (where attached domains cannot translate), the allowed list for IOVA allocation, and the domains
+// (HWPTs) that mirror every area into their page tables. Areas live in a B+ tree keyed by IOVA, so
+// lookup, insert and removal stay O(log n) at any number of areas.
+//
+// With no domain nothing is pinned: a MAP only records the address, as the kernel does. The first domain
+// pins every area and maps it; the last one to leave unpins.
+import btree from 'sorted-btree';
+import { EADDRINUSE, EEXIST, EINVAL, ENOENT, ENOSPC, EOVERFLOW, Errno } from '../../errno.ts';
+import type { TceHost } from '../../tce/index.ts';
+import { IOMMUFD } from '../../uapi/constants.ts';
+import type { IommufdObject } from './id-table.ts';
+import { complement, overlaps, U64_MAX, union, type Range } from './ranges.ts';
+
+export interface Area extends Range {
+  /** The user address mapped at `start`. */
+  userVa: bigint;
+  /** The process whose memory backs the area (the one that issued the MAP). */
+  owner: string;
+  readable: boolean;
+  writeable: boolean;
+}
+
+/** What an IOAS needs from a paging domain. */
+export interface IoasDomain {
+  /** Smallest page the domain maps: IOVAs and lengths must be multiples of it. */
+  readonly minPageSize: bigint;
+  /** IOVA ranges the domain translates; everything else is reserved in the IOAS. */
+  apertures(): Range[];
+  /** Program the translations of `area`; on failure nothing of it may remain. */
+  map(area: Area): void;
+  unmap(area: Area): void;
+}
+
+// sorted-btree is CommonJS: Node's ESM loader hands over module.exports (the class is its `default`),
+// bundler-style loaders (vitest) the class itself.
+const BTree: typeof btree.default = (btree as unknown as { default?: typeof btree.default }).default ?? (btree as unknown as typeof btree.default);
+const cmp = (a: bigint, b: bigint) => (a < b ? -1 : a > b ? 1 : 0);
+const pow2Ceil = (v: bigint) => {
+  let p = 1n;
+  while (p < v) p <<= 1n;
+  return p;
+};
+const lowestBit = (v: bigint) => v & -v;
+
+/** Largest alignment auto-allocation asks for: the transparent huge page of a POWER9 radix host. */
+const THP_SIZE = 2n << 20n;
+
+export class Ioas implements IommufdObject {
+  readonly kind = 'ioas';
+  id = 0;
+  users = 1;
+  readonly areas = new BTree<bigint, Area>(undefined, cmp);
+  readonly domains = new Set<IoasDomain>();
+  private readonly reserved = new Map<object, Range[]>();
+  allowed: Range[] = [];
+  hugePages = true;
+
+  constructor(readonly host: TceHost) {}
+
+  get pageSize(): bigint {
+    return 1n << BigInt(this.host.hostPageShift);
+  }
+
+  /** 1 with no domain; the largest of the domains' smallest pages; PAGE_SIZE with huge pages off. */
+  get iovaAlignment(): bigint {
+    let a = this.hugePages ? 1n : this.pageSize;
+    for (const d of this.domains) if (d.minPageSize > a) a = d.minPageSize;
+    return a;
+  }
+
+  reservedRanges(): Range[] {
+    return union([...this.reserved.values()].flat());
+  }
+
+  /** IOMMU_IOAS_IOVA_RANGES: the holes of the reserved set (the allowed list does not show here). */
+  usableRanges(): Range[] {
+    return complement(this.reservedRanges());
+  }
+
+  private areaAt(iova: bigint): Area | undefined {
+    const p = this.areas.getPairOrNextLower(iova);
+    return p && p[1].last >= iova ? p[1] : undefined;
+  }
+
+  private overlapsArea(r: Range): boolean {
+    const p = this.areas.getPairOrNextLower(r.last);
+    return !!p && p[1].last >= r.start;
+  }
+
+  // ---- allocation ----
+
+  /** First fit, lowest address, keeping the source's offset within a page (iommufd's IOVA allocator). */
+  private allocate(length: bigint, srcAddr: bigint): bigint {
+    let align = pow2Ceil(length);
+    if (srcAddr !== 0n) align = align < lowestBit(srcAddr) ? align : lowestBit(srcAddr);
+    if (align > THP_SIZE) align = THP_SIZE;
+    if (align < this.iovaAlignment) throw new Errno(EINVAL, `alignment ${align} below the IOAS's ${this.iovaAlignment}`);
+    const subPage = srcAddr & (this.pageSize - 1n);
+    const space = this.allowed.length ? this.allowed : [{ start: this.pageSize, last: U64_MAX - this.pageSize }];
+    const holes = complement([...this.reservedRanges(), ...this.areas.valuesArray()]);
+    for (const s of space) {
+      for (const h of holes) {
+        const lo = h.start > s.start ? h.start : s.start;
+        const hi = h.last < s.last ? h.last : s.last;
+        if (lo > hi) continue;
+        // Round up (an overflow means "does not fit", never wrap-around), then OR the source's offset
+        // inside its page back in, as the kernel's allocator does.
+        if (lo + align - 1n > U64_MAX) continue;
+        const iova = ((lo + align - 1n) & ~(align - 1n)) | subPage;
+        if (iova >= hi || hi - iova < length - 1n) continue;
+        return iova;
+      }
+    }
+    throw new Errno(ENOSPC, `no ${length}-byte hole`);
+  }
+
+  // ---- map, copy, unmap ----
+
+  /** Checks shared by MAP, MAP_FILE and COPY's destination, after the caller's own checks. */
+  place(length: bigint, srcAddr: bigint, fixedIova: bigint | undefined): bigint {
+    const align = this.iovaAlignment;
+    if (length === 0n || length > U64_MAX - this.pageSize) throw new Errno(EINVAL, `length ${length}`);
+    if (length % align) throw new Errno(EINVAL, `length not a multiple of ${align}`);
+    let iova: bigint;
+    if (fixedIova !== undefined) {
+      iova = fixedIova;
+      if (iova % align) throw new Errno(EINVAL, `iova not a multiple of ${align}`);
+      if (iova + length - 1n > U64_MAX) throw new Errno(EOVERFLOW, 'iova + length wraps');
+      const r = { start: iova, last: iova + length - 1n };
+      if (this.reservedRanges().some((x) => overlaps(x, r))) throw new Errno(EINVAL, 'range is reserved');
+      if (this.overlapsArea(r)) throw new Errno(EEXIST, 'range already mapped');
+    } else iova = this.allocate(length, srcAddr);
+    if ((srcAddr & (this.pageSize - 1n)) % align) throw new Errno(EINVAL, 'sub-page offset not a multiple of the IOVA alignment');
+    return iova;
+  }
+
+  /** Insert an area and mirror it into every domain; undo everything on failure. */
+  insert(area: Area): void {
+    if (this.domains.size) this.pin(area);
+    const done: IoasDomain[] = [];
+    try {
+      for (const d of this.domains) {
+        d.map(area);
+        done.push(d);
+      }
+    } catch (e) {
+      for (const d of done) d.unmap(area);
+      if (this.domains.size) this.unpin(area);
+      throw e;
+    }
+    this.areas.set(area.start, area);
+  }
+
+  private remove(area: Area): void {
+    for (const d of this.domains) d.unmap(area);
+    if (this.domains.size) this.unpin(area);
+    this.areas.delete(area.start);
+  }
+
+  private pin(area: Area): void {
+    const len = area.last - area.start + 1n;
+    const account = this.host.account(area.owner);
+    account.charge(this.pagesOf(area.userVa, len));
+    try {
+      this.host.memory.pin(area.owner, area.userVa, len);
+    } catch (e) {
+      account.uncharge(this.pagesOf(area.userVa, len));
+      throw e;
+    }
+  }
+
+  private unpin(area: Area): void {
+    const len = area.last - area.start + 1n;
+    this.host.memory.unpin(area.owner, area.userVa, len);
+    this.host.account(area.owner).uncharge(this.pagesOf(area.userVa, len));
+  }
+
+  /** Bytes of host pages spanned by [ua, ua + len). */
+  private pagesOf(ua: bigint, len: bigint): bigint {
+    const mask = this.pageSize - 1n;
+    return ((ua + len + mask) & ~mask) - (ua & ~mask);
+  }
+
+  map(userVa: bigint, length: bigint, fixedIova: bigint | undefined, flags: number, owner: string): bigint {
+    if (userVa + length - 1n > U64_MAX && length > 0n) throw new Errno(EOVERFLOW, 'user_va + length wraps');
+    const iova = this.place(length, userVa, fixedIova);
+    this.insert({
+      start: iova, last: iova + length - 1n, userVa, owner,
+      readable: !!(flags & IOMMUFD.IOMMU_IOAS_MAP_READABLE), writeable: !!(flags & IOMMUFD.IOMMU_IOAS_MAP_WRITEABLE),
+    });
+    return iova;
+  }
+
+  /** The source pieces of [iova, iova + length) for COPY: contiguous areas, any byte offset; holes are ENOENT. */
+  slices(iova: bigint, length: bigint): Area[] {
+    const last = iova + length - 1n;
+    const out: Area[] = [];
+    let at = iova;
+    while (at <= last) {
+      const a = this.areaAt(at);
+      if (!a) throw new Errno(ENOENT, `0x${at.toString(16)} is not mapped`);
+      const end = a.last < last ? a.last : last;
+      out.push({ ...a, start: at, last: end, userVa: a.userVa + (at - a.start) });
+      at = end + 1n;
+      if (end === U64_MAX) break;
+    }
+    return out;
+  }
+
+  /** IOMMU_IOAS_UNMAP: whole areas only; areas met before a partial one are already gone when it fails. */
+  unmap(iova: bigint, length: bigint): bigint {
+    const last = iova + length - 1n;
+    let removed = 0n;
+    // Ascending order: the lowest area still intersecting the range, until none is left.
+    for (let a = this.lowestIntersecting(iova, last); a; a = this.lowestIntersecting(iova, last)) {
+      if (a.start < iova || a.last > last) throw new Errno(ENOENT, `area 0x${a.start.toString(16)}-0x${a.last.toString(16)} is not inside the range`);
+      this.remove(a);
+      removed += a.last - a.start + 1n;
+    }
+    return removed;
+  }
+
+  private lowestIntersecting(iova: bigint, last: bigint): Area | undefined {
+    const below = this.areaAt(iova);
+    if (below) return below;
+    const p = this.areas.nextHigherPair(iova);
+    return p && p[0] <= last ? p[1] : undefined;
+  }
+
+  unmapAll(): bigint {
+    let removed = 0n;
+    for (const a of this.areas.valuesArray()) {
+      this.remove(a);
+      removed += a.last - a.start + 1n;
+    }
+    return removed;
+  }
+
+  // ---- allowed and reserved ranges, domains ----
+
+  allow(ranges: Range[]): void {
+    for (const r of ranges) if (r.start >= r.last) throw new Errno(EINVAL, 'each allowed range needs start < last');
+    const sorted = [...ranges].sort((a, b) => cmp(a.start, b.start));
+    for (let i = 1; i < sorted.length; i++) if (overlaps(sorted[i - 1], sorted[i])) throw new Errno(EINVAL, 'allowed ranges overlap');
+    const reserved = this.reservedRanges();
+    if (sorted.some((r) => reserved.some((x) => overlaps(x, r)))) throw new Errno(EADDRINUSE, 'an allowed range is reserved');
+    this.allowed = sorted;
+  }
+
+  /**
+   * Attach a domain: its non-aperture space becomes reserved (EADDRINUSE if that hits an area or an
+   * allowed range; EADDRINUSE if existing areas break the new alignment), then every area is mapped.
+   */
+  addDomain(d: IoasDomain): void {
+    const reserved = complement(d.apertures());
+    for (const r of reserved) {
+      if (this.overlapsArea(r)) throw new Errno(EADDRINUSE, `an area lies outside the domain's apertures`);
+      if (this.allowed.some((x) => overlaps(x, r))) throw new Errno(EADDRINUSE, 'an allowed range lies outside the domain');
+    }
+    const align = d.minPageSize > this.iovaAlignment ? d.minPageSize : this.iovaAlignment;
+    for (const a of this.areas.valuesArray()) {
+      if (a.start % align || (a.last + 1n) % align || (a.userVa & (this.pageSize - 1n)) % align) throw new Errno(EADDRINUSE, 'an area is not aligned for the domain');
+    }
+    const first = this.domains.size === 0;
+    const areas = this.areas.valuesArray();
+    const mapped: Area[] = [];
+    try {
+      for (const a of areas) {
+        if (first) this.pin(a);
+        try {
+          d.map(a);
+        } catch (e) {
+          if (first) this.unpin(a);
+          throw e;
+        }
+        mapped.push(a);
+      }
+    } catch (e) {
+      for (const a of mapped) {
+        d.unmap(a);
+        if (first) this.unpin(a);
+      }
+      throw e;
+    }
+    this.domains.add(d);
+    this.reserved.set(d, reserved);
+  }
+
+  removeDomain(d: IoasDomain): void {
+    if (!this.domains.delete(d)) return;
+    this.reserved.delete(d);
+    for (const a of this.areas.valuesArray()) {
+      d.unmap(a);
+      if (this.domains.size === 0) this.unpin(a);
+    }
+  }
+
+  /** IOMMU_OPTION HUGE_PAGES. */
+  setHugePages(on: boolean): void {
+    if (on === this.hugePages) return;
+    if (!on) {
+      if (this.domains.size && this.areas.size) throw new Errno(EINVAL, 'domains and areas present');
+      const m = this.pageSize - 1n;
+      if (this.areas.valuesArray().some((a) => a.start & m || (a.last + 1n) & m || a.userVa & m)) throw new Errno(EADDRINUSE, 'an area is not page aligned');
+    }
+    this.hugePages = on;
+  }
+
+  destroy(): void {
+    this.unmapAll();
+  }
+}
