@@ -1,0 +1,133 @@
+// fd bookkeeping under the preload shim: dup/dup2/dup3/F_DUPFD copies, fork, exec and close keep each
+// descriptor pointing at the right emulated file, and a number the shim lost track of is never taken
+// for a tcefs file. Prints key=value lines; the exec'd child prints its own.
+//
+// usage: shim_fds | shim_fds exec-child FD
+#define _GNU_SOURCE
+#include "shim_test.h"
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <linux/vfio.h>
+
+/* GROUP_GET_STATUS's flags, or -1 with errno. */
+static long status(int fd)
+{
+	struct vfio_group_status st = { .argsz = sizeof(st) };
+	long r = ioctl(fd, VFIO_GROUP_GET_STATUS, &st);
+	return r < 0 ? r : (long)st.flags;
+}
+
+static int open_group(int n)
+{
+	char path[32];
+	snprintf(path, sizeof(path), "/dev/vfio/%d", n);
+	return open(path, O_RDWR);
+}
+
+static int wait_status(pid_t p)
+{
+	int ws;
+	if (waitpid(p, &ws, 0) != p)
+		return -1;
+	return WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
+}
+
+/* After exec the shim starts afresh and must find the inherited group fd by itself. */
+static int exec_child(int fd)
+{
+	show("exec_child_status", status(fd));
+	struct stat st;
+	check("exec_child_fstat_chr", fstat(fd, &st) == 0 && S_ISCHR(st.st_mode));
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc > 2 && !strcmp(argv[1], "exec-child"))
+		return exec_child(atoi(argv[2]));
+
+	int g = open_group(0);
+	show("open", g < 0 ? -1 : 0);
+	show("second_open", open_group(0));
+	int d = dup(g);
+	show("dup_status", status(d));
+	int hi = fcntl(g, F_DUPFD_CLOEXEC, 100);
+	check("dupfd_number", hi >= 100);
+	show("dupfd_status", status(hi));
+	show("dup2_status", status(dup2(g, 60)));
+	show("dup3_status", status(dup3(g, 61, O_CLOEXEC)));
+	close(g);
+	show("status_after_closing_original", status(d));
+	show("reopen_while_copies_open", open_group(0));
+
+	/* A child shares the open file: it can use it, and its closing does not close the parent's. */
+	fflush(stdout);
+	pid_t p = fork();
+	if (p == 0) {
+		int ok = status(d) == VFIO_GROUP_FLAGS_VIABLE && status(60) == VFIO_GROUP_FLAGS_VIABLE;
+		close(d);
+		close(hi);
+		close(60);
+		close(61);
+		_exit(ok ? 0 : 1);
+	}
+	show("fork_child", wait_status(p));
+	show("status_after_child_closed", status(d));
+	show("reopen_after_child_closed", open_group(0));
+
+	fflush(stdout);
+	p = fork();
+	if (p == 0) {
+		char fdarg[16];
+		snprintf(fdarg, sizeof(fdarg), "%d", d);
+		execl("/proc/self/exe", argv[0], "exec-child", fdarg, (char *)NULL);
+		_exit(127);
+	}
+	show("exec_child", wait_status(p));
+
+	/* Once every copy is closed, in every process, the group is free again. */
+	close(d);
+	close(hi);
+	close(60);
+	close(61);
+	g = open_group(0);
+	show("reopen_after_all_closed", g < 0 ? -1 : 0);
+	show("reopened_status", status(g));
+
+	/* A group a child opened and never closed is released when the child exits. */
+	fflush(stdout);
+	p = fork();
+	if (p == 0)
+		_exit(open_group(1) < 0 ? 1 : 0);
+	show("child_opened_group1", wait_status(p));
+	show("group1_after_child_exit", open_group(1) < 0 ? -1 : 0);
+
+	/* A close the shim never saw (a raw syscall), then the number reused by a pipe. */
+	int c = open("/dev/vfio/vfio", O_RDWR);
+	show("container_api", ioctl(c, VFIO_GET_API_VERSION));
+	syscall(SYS_close, c);
+	int pfd[2];
+	show("pipe", pipe(pfd));
+	check("pipe_took_the_number", pfd[0] == c);
+	show("ioctl_on_reused_number", ioctl(pfd[0], VFIO_GET_API_VERSION));
+	/* dup2 of a pipe over a tracked fd. */
+	int c2 = open("/dev/vfio/vfio", O_RDWR);
+	show("container2_api", ioctl(c2, VFIO_GET_API_VERSION));
+	dup2(pfd[1], c2);
+	show("ioctl_after_pipe_dup2_over_it", ioctl(c2, VFIO_GET_API_VERSION));
+	show("write_after_pipe_dup2_over_it", write(c2, "x", 1));
+	char x;
+	show("pipe_got_it", read(pfd[0], &x, 1));
+	/* An fd opened behind the shim's back (raw openat of the mount path) still gets its ioctls served. */
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/dev/vfio/vfio", getenv("TCEFS_MOUNT"));
+	int raw = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDWR, 0);
+	show("raw_open_api", ioctl(raw, VFIO_GET_API_VERSION));
+	show("raw_open_ext_v2", ioctl(raw, VFIO_CHECK_EXTENSION, VFIO_SPAPR_TCE_v2_IOMMU));
+	return 0;
+}
