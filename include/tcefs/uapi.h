@@ -202,6 +202,9 @@ struct iommu_hw_info {
 #ifndef IOMMU_HW_INFO_FLAG_INPUT_TYPE
 #define IOMMU_HW_INFO_FLAG_INPUT_TYPE 1
 #endif
+#ifndef IOMMU_HW_INFO_TYPE_DEFAULT
+#define IOMMU_HW_INFO_TYPE_DEFAULT 0
+#endif
 #endif /* iommufd */
 
 /* ---- <linux/vfio.h>: supplied whole, or only what an older system header lacks ---- */
@@ -869,5 +872,35 @@ struct vfio_iommu_spapr_tce_remove {
 #ifndef VFIO_EEH_PE_INJECT_ERR
 #define VFIO_EEH_PE_INJECT_ERR 9
 #endif
+
+/* ---- tcefs extensions (experimental, not upstream; docs/iommufd-spapr.md) ---- */
+
+struct iommu_hwpt_spapr_tce_window {
+	__u32 page_shift;
+	__u32 levels;
+	__u64 window_size;
+};
+
+struct iommu_hwpt_spapr_tce {
+	__u32 flags;
+	__u32 __reserved;
+	struct iommu_hwpt_spapr_tce_window window0;
+	struct iommu_hwpt_spapr_tce_window window1;
+};
+
+struct iommu_hw_info_spapr_tce {
+	__u32 flags;
+	__u32 max_dynamic_windows_supported;
+	__u32 max_levels;
+	__u32 tce32_start;
+	__u32 tce32_size;
+	__u32 __reserved;
+	__u64 pgsizes;
+	__u64 window64_start;
+};
+
+#define IOMMU_HWPT_DATA_SPAPR_TCE 0x7ce00001
+#define IOMMU_HW_INFO_TYPE_SPAPR_TCE 0x7ce00001
+#define IOMMU_HW_INFO_SPAPR_TCE_POWERNV 0x1
 
 #endif /* TCEFS_UAPI_H */

@@ -6,10 +6,10 @@
 //   and the preload shim use to move each ioctl's argument, pointed data and fds.
 // - linux/iommufd.h, linux/vfio.h: thin wrappers so programs written against the kernel headers build
 //   unchanged with `-I include`.
-import { ALL_CONSTANTS, IOMMUFD, VFIO } from '../uapi/constants.ts';
+import { ALL_CONSTANTS, IOMMUFD, TCEFS_EXT, VFIO } from '../uapi/constants.ts';
 import { FILE_KIND_BIT as KIND_BIT, IOCTLS, IOMMUFD_CMD_BASE, VFIO_BASE, type IoctlDecl } from '../uapi/ioctls.ts';
 import type { Field, StructLayout } from '../uapi/layout.ts';
-import { ALL_STRUCTS } from '../uapi/structs.ts';
+import { ALL_STRUCTS, EXTENSION_STRUCTS } from '../uapi/structs.ts';
 import * as F from '../transport/frame.ts';
 import { REGION_BASE } from '../transport/channel.ts';
 
@@ -78,6 +78,9 @@ export function uapiHeader(): string {
   }
   out.push('#endif /* vfio */\n');
   out.push(constants(Object.keys(VFIO)));
+  out.push('\n/* ---- tcefs extensions (experimental, not upstream; docs/iommufd-spapr.md) ---- */\n');
+  for (const s of EXTENSION_STRUCTS) out.push(cStruct(s));
+  out.push(Object.entries(TCEFS_EXT).map(([n, v]) => `#define ${n} 0x${v.toString(16)}`).join('\n'));
   out.push('\n#endif /* TCEFS_UAPI_H */\n');
   return out.join('\n');
 }

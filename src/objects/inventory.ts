@@ -5,11 +5,14 @@ import { PciConfigSpace } from './vfio/pci-config.ts';
 import type { Pe, TceHost } from '../tce/index.ts';
 import type { ContainerFile } from './vfio/container.ts';
 import type { GroupFile } from './vfio/group.ts';
+import type { IommufdFile } from './iommufd/context.ts';
 
 export class PciFunction {
   /** The N of /dev/vfio/devices/vfioN. */
   readonly cdevIndex: number;
   readonly config: PciConfigSpace;
+  /** The cdev file currently bound to an iommufd for this function (one at a time). */
+  cdevBinding?: object;
   /** BAR contents, sparse by 4 KiB page: the function's MMIO as a user-space driver sees it. */
   readonly barPages = new Map<string, Buffer>();
   constructor(readonly spec: PciFunctionSpec, readonly group: IommuGroup, cdevIndex: number, multifunction: boolean) {
@@ -25,8 +28,12 @@ export class IommuGroup {
   readonly devices: PciFunction[] = [];
   /** The group's open /dev/vfio/<N> file, if any (one at a time). */
   file?: GroupFile;
-  /** The legacy container the group is attached to. */
-  container?: ContainerFile;
+  /** The container the group is attached to: a legacy one, or an iommufd in compat mode. */
+  container?: ContainerFile | IommufdFile;
+  /** The iommufd context that owns the group's DMA through bound devices, if any. */
+  dmaOwner?: IommufdFile;
+  /** Devices of the group bound to that context. */
+  iommufdDevices = 0;
   /** Device files open through this group; they keep its container attachment alive. */
   openDevices = 0;
 
@@ -36,9 +43,12 @@ export class IommuGroup {
   detachContainer(): void {
     const c = this.container;
     if (!c) return;
-    c.removeGroup(this);
     this.container = undefined;
-    this.pe.releaseOwnership();
+    // An iommufd claims DMA per bound device, not per group; only a legacy container holds the PE here.
+    if ('removeGroup' in c) {
+      c.removeGroup(this);
+      this.pe.releaseOwnership();
+    }
   }
 
   /** A device file obtained through the group was released. */

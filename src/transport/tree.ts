@@ -86,7 +86,7 @@ export function buildTree(daemon: Daemon): Node & { type: 'dir' } {
       put(root, `${d}/class`, text(`${hex(s.classCode, 6)}\n`));
       put(root, `${d}/driver_override`, text('vfio-pci\n'));
       put(root, `${d}/vfio-dev/vfio${f.cdevIndex}/dev`, text(`511:${f.cdevIndex}\n`));
-      put(root, `/dev/vfio/devices/vfio${f.cdevIndex}`, { type: 'device', open: (p) => new DeviceFile(p, f, true) });
+      put(root, `/dev/vfio/devices/vfio${f.cdevIndex}`, { type: 'device', open: (p) => new DeviceFile(p, f, true, daemon) });
     }
   }
   return root;

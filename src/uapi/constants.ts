@@ -91,6 +91,15 @@ export const IOMMUFD = {
   IOMMU_HWPT_DATA_NONE: 0,
   IOMMU_HW_INFO_TYPE_NONE: 0,
   IOMMU_HW_INFO_FLAG_INPUT_TYPE: 1,
+  IOMMU_HW_INFO_TYPE_DEFAULT: 0,
+} as const;
+
+/** tcefs extensions to iommufd (experimental): values far from upstream's small sequential enums. */
+export const TCEFS_EXT = {
+  IOMMU_HWPT_DATA_SPAPR_TCE: 0x7ce00001,
+  IOMMU_HW_INFO_TYPE_SPAPR_TCE: 0x7ce00001,
+  /** iommu_hw_info_spapr_tce.flags: the host is PowerNV (bare metal); clear means pSeries (LPAR). */
+  IOMMU_HW_INFO_SPAPR_TCE_POWERNV: 1,
 } as const;
 
 export const ALL_CONSTANTS: Record<string, number> = { ...VFIO, ...IOMMUFD };

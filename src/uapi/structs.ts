@@ -156,3 +156,23 @@ export const ALL_STRUCTS: StructLayout[] = [
   vfio_iommu_spapr_tce_ddw_info, vfio_iommu_spapr_tce_info, vfio_eeh_pe_err, vfio_eeh_pe_op,
   vfio_iommu_spapr_register_memory, vfio_iommu_spapr_tce_create, vfio_iommu_spapr_tce_remove,
 ];
+
+// ---- tcefs extensions (experimental; no upstream uAPI exists yet; see docs/iommufd-spapr.md) ----
+
+/** One DMA window of a SPAPR TCE domain: slot 0 at the 32-bit window's start, slot 1 at the 64-bit start. */
+export const iommu_hwpt_spapr_tce_window = struct('iommu_hwpt_spapr_tce_window', [
+  u32('page_shift'), u32('levels'), u64('window_size'),
+]);
+
+/** IOMMU_HWPT_ALLOC data (data_type IOMMU_HWPT_DATA_SPAPR_TCE): the windows of a new paging domain. */
+export const iommu_hwpt_spapr_tce = struct('iommu_hwpt_spapr_tce', [
+  u32('flags'), u32('__reserved'), nested('window0', iommu_hwpt_spapr_tce_window), nested('window1', iommu_hwpt_spapr_tce_window),
+]);
+
+/** IOMMU_GET_HW_INFO data (out_data_type IOMMU_HW_INFO_TYPE_SPAPR_TCE): what a TCE IOMMU can do. */
+export const iommu_hw_info_spapr_tce = struct('iommu_hw_info_spapr_tce', [
+  u32('flags'), u32('max_dynamic_windows_supported'), u32('max_levels'), u32('tce32_start'), u32('tce32_size'),
+  u32('__reserved'), u64('pgsizes'), u64('window64_start'),
+]);
+
+export const EXTENSION_STRUCTS: StructLayout[] = [iommu_hwpt_spapr_tce_window, iommu_hwpt_spapr_tce, iommu_hw_info_spapr_tce];

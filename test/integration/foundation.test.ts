@@ -51,8 +51,12 @@ describe('foundation handlers through the mount', () => {
 
   it('traces each decoded request with DEBUG=tcefs:*', async () => {
     const t = await startDaemon({ env: { DEBUG: 'tcefs:*' } });
+    let stopped = false;
     try {
       await runC('foundation', [t.mnt]);
+      // Stopping waits for the daemon to exit, so every trace line has reached us.
+      await t.stop();
+      stopped = true;
       const log = t.stderr();
       expect(log).toMatch(/dev\/vfio\/vfio#[0-9a-f]+ VFIO_CHECK_EXTENSION arg=7 -> 1/);
       expect(log).toMatch(/dev\/iommu#[0-9a-f]+ IOMMU_DESTROY \{size=8 id=5\} -> ENOENT/);
@@ -60,7 +64,7 @@ describe('foundation handlers through the mount', () => {
       // libfuse's own debug mode stays off: fuse-native would enable it for any '*' in DEBUG.
       expect(log).not.toMatch(/unique: \d+, opcode:/);
     } finally {
-      await t.stop();
+      if (!stopped) await t.stop();
     }
   });
 });

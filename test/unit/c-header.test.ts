@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { allHeaders } from '../../src/codegen/c-header.ts';
 import { answerHeader, blobHeader, frameHeader, requestHeader } from '../../src/transport/frame.ts';
 import { IOCTLS, requestValue } from '../../src/uapi/ioctls.ts';
-import { ALL_STRUCTS } from '../../src/uapi/structs.ts';
+import { ALL_STRUCTS, EXTENSION_STRUCTS } from '../../src/uapi/structs.ts';
 import { ROOT } from '../helpers/daemon.ts';
 
 const exec = promisify(execFile);
@@ -21,7 +21,7 @@ async function compileAndRun(source: string): Promise<string> {
   return (await exec(join(dir, 'oracle'))).stdout;
 }
 
-const structs = [...ALL_STRUCTS, frameHeader, requestHeader, answerHeader, blobHeader];
+const structs = [...ALL_STRUCTS, ...EXTENSION_STRUCTS, frameHeader, requestHeader, answerHeader, blobHeader];
 
 function oracleSource(prelude: string): string {
   const lines: string[] = [];

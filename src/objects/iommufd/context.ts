@@ -12,6 +12,22 @@ import { IdTable } from './id-table.ts';
 import { Ioas } from './ioas.ts';
 import { readRanges, U64_MAX, writeRanges } from './ranges.ts';
 import { compatCommands } from './compat.ts';
+import { IommufdDevice } from './device.ts';
+import { HwptPaging, type WindowSpec } from './hwpt.ts';
+import { TCEFS_EXT } from '../../uapi/constants.ts';
+import { decode, encode } from '../../uapi/layout.ts';
+import { iommu_hw_info_spapr_tce, iommu_hwpt_spapr_tce } from '../../uapi/structs.ts';
+
+/** Parse IOMMU_HWPT_DATA_SPAPR_TCE: two window slots; a page_shift of 0 leaves a slot empty. */
+function spaprWindows(data: Buffer): (WindowSpec | null)[] {
+  if (data.length < iommu_hwpt_spapr_tce.size) throw new Errno(EINVAL, `SPAPR TCE data is ${iommu_hwpt_spapr_tce.size} bytes`);
+  const v = decode(iommu_hwpt_spapr_tce, data);
+  if (v.flags || v.__reserved) throw new Errno(EOPNOTSUPP, 'flags or __reserved');
+  return [0, 1].map((slot) => {
+    const shift = Number(v[`window${slot}.page_shift`]);
+    return shift === 0 ? null : { pageShift: shift, levels: Number(v[`window${slot}.levels`]), windowSize: BigInt(v[`window${slot}.window_size`] as bigint) };
+  });
+}
 
 const MAP_FLAGS = IOMMUFD.IOMMU_IOAS_MAP_FIXED_IOVA | IOMMUFD.IOMMU_IOAS_MAP_WRITEABLE | IOMMUFD.IOMMU_IOAS_MAP_READABLE;
 const RW = IOMMUFD.IOMMU_IOAS_MAP_WRITEABLE | IOMMUFD.IOMMU_IOAS_MAP_READABLE;
@@ -23,6 +39,9 @@ export class IommufdFile extends OpenFile {
   compatIoas?: Ioas;
   /** IOMMU_OPTION_RLIMIT_MODE: 0 accounts per user, 1 per process. */
   rlimitMode = 0;
+  /** Devices bound to this context; each keeps it alive after its file is closed, as a file reference would. */
+  bound = 0;
+  private closed = false;
 
   constructor(path: string, readonly daemon: Daemon) {
     super(path);
@@ -47,6 +66,8 @@ export class IommufdFile extends OpenFile {
     IOMMU_IOAS_UNMAP: (f, call) => f.unmap(call),
     IOMMU_OPTION: (f, call) => f.option(call),
     IOMMU_VFIO_IOAS: (f, call) => f.vfioIoas(call),
+    IOMMU_HWPT_ALLOC: (f, call) => f.hwptAlloc(call),
+    IOMMU_GET_HW_INFO: (f, call) => f.hwInfo(call),
   }).with(compatCommands);
 
   commands(): CommandTable<IommufdFile> {
@@ -191,8 +212,74 @@ export class IommufdFile extends OpenFile {
     }
   }
 
-  /** Closing the context destroys its objects, leaves first. */
+  /**
+   * IOMMU_HWPT_ALLOC: a paging domain on an IOAS for a device's platform. Without data it has the default
+   * 32-bit window; with IOMMU_HWPT_DATA_SPAPR_TCE (a tcefs extension) the caller chooses both windows.
+   */
+  private hwptAlloc(call: IoctlCall): void {
+    if (call.get('__reserved')) throw new Errno(EOPNOTSUPP, '__reserved');
+    const type = call.get('data_type');
+    const len = call.get('data_len');
+    if ((type === IOMMUFD.IOMMU_HWPT_DATA_NONE) !== (len === 0)) throw new Errno(EINVAL, 'data_type and data_len disagree');
+    const dev = this.objects.get<IommufdDevice>(call.get('dev_id'), 'device');
+    const pt = this.objects.find(call.get('pt_id'));
+    if (!pt || pt.kind !== 'ioas') throw new Errno(EINVAL, `pt_id ${call.get('pt_id')} is not an IOAS`);
+    if (call.get('flags')) throw new Errno(EOPNOTSUPP, 'TCE domains support no HWPT_ALLOC flags');
+    const pe = dev.fn.group.pe;
+    let windows = HwptPaging.defaultWindows(pe);
+    if (type === TCEFS_EXT.IOMMU_HWPT_DATA_SPAPR_TCE) windows = spaprWindows(call.readPointer('data_uptr'));
+    else if (type !== IOMMUFD.IOMMU_HWPT_DATA_NONE) throw new Errno(EOPNOTSUPP, `data_type 0x${type.toString(16)}`);
+    const hwpt = HwptPaging.create(this.daemon.host, pt as Ioas, pe, windows, false, this.daemon.host.account(this.owner(call)));
+    call.set('out_hwpt_id', this.objects.insert(hwpt).id);
+    call.respond();
+  }
+
+  /** IOMMU_GET_HW_INFO: the TCE IOMMU's capabilities, so a client can discover the windows it may create. */
+  private hwInfo(call: IoctlCall): void {
+    const flags = call.get('flags');
+    if (flags & ~IOMMUFD.IOMMU_HW_INFO_FLAG_INPUT_TYPE) throw new Errno(EOPNOTSUPP, 'flags');
+    const reserved = call.struct.byName.get('__reserved')!;
+    if (call.kbuf.subarray(reserved.offset, reserved.offset + reserved.size).some((b) => b !== 0)) throw new Errno(EOPNOTSUPP, '__reserved');
+    const dev = this.objects.get<IommufdDevice>(call.get('dev_id'), 'device');
+    const want = call.get('in_data_type');
+    if (flags & IOMMUFD.IOMMU_HW_INFO_FLAG_INPUT_TYPE && want !== TCEFS_EXT.IOMMU_HW_INFO_TYPE_SPAPR_TCE && want !== IOMMUFD.IOMMU_HW_INFO_TYPE_DEFAULT) {
+      throw new Errno(EOPNOTSUPP, `hw info type 0x${want.toString(16)}`);
+    }
+    const pe = dev.fn.group.pe;
+    const info = encode(iommu_hw_info_spapr_tce, {
+      flags: pe.flavour === 'powernv' ? TCEFS_EXT.IOMMU_HW_INFO_SPAPR_TCE_POWERNV : 0,
+      max_dynamic_windows_supported: pe.maxDynamicWindowsSupported,
+      max_levels: pe.maxLevels,
+      tce32_start: pe.tce32Start,
+      tce32_size: pe.tce32Size,
+      pgsizes: pe.pgsizes,
+      window64_start: pe.window64Start,
+    });
+    // The user's buffer gets what fits, zero-filled up to its own length; data_len says the real length.
+    const userLen = call.get('data_len');
+    const out = Buffer.alloc(userLen);
+    info.copy(out, 0, 0, Math.min(userLen, info.length));
+    call.writePointer('data_uptr', out);
+    call.set('data_len', info.length);
+    call.set('out_data_type', TCEFS_EXT.IOMMU_HW_INFO_TYPE_SPAPR_TCE);
+    call.set('out_capabilities', 0);
+    call.set('out_max_pasid_log2', 0);
+    call.respond();
+  }
+
+  /** A bound device's file went away. */
+  deviceUnbound(): void {
+    if (--this.bound === 0 && this.closed) this.teardown();
+  }
+
+  /** Closing the context destroys its objects, unless bound devices still hold it. */
   release(): void {
+    this.closed = true;
+    if (this.bound === 0) this.teardown();
+  }
+
+  /** Destroy every object, leaves first. */
+  private teardown(): void {
     for (let left = this.objects.values(); left.length; ) {
       const leaves = left.filter((o) => o.users === 1);
       for (const o of leaves.length ? leaves : left) this.objects.remove(o);

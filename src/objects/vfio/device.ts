@@ -2,8 +2,13 @@
 // Regions and interrupts are those vfio-pci reports for the function; region i lives at offset i << 40.
 // A cdev answers EINVAL to everything until it is bound to an iommufd, as the kernel does.
 import { CommandTable } from '../../dispatch/table.ts';
+import type { IoctlCall } from '../../dispatch/call.ts';
 import { OpenFile } from '../../dispatch/open-file.ts';
-import { EINVAL, Errno } from '../../errno.ts';
+import { E2BIG, EBADF, EBADFD, EBUSY, EFAULT, EINVAL, ENOENT, EOPNOTSUPP, Errno } from '../../errno.ts';
+import { HANDLE_FOREIGN, HANDLE_NONE } from '../../transport/frame.ts';
+import type { Daemon } from '../../daemon.ts';
+import { IommufdFile } from '../iommufd/context.ts';
+import { IommufdDevice } from '../iommufd/device.ts';
 import { VFIO } from '../../uapi/constants.ts';
 import type { PciFunction } from '../inventory.ts';
 import { CONFIG_SIZE } from './pci-config.ts';
@@ -43,60 +48,139 @@ export function irqInfo(fn: PciFunction, index: number): { flags: number; count:
   }
 }
 
+type Handlers = Record<string, (f: DeviceFile, call: IoctlCall) => number | bigint | void>;
+
+/** What every device file answers once it has access (vfio-pci's device calls). */
+const common: Handlers = {
+  VFIO_DEVICE_GET_INFO: (f, call) => {
+    call.vfioCopyIn();
+    call.set('flags', VFIO.VFIO_DEVICE_FLAGS_PCI | VFIO.VFIO_DEVICE_FLAGS_RESET);
+    call.set('num_regions', VFIO.VFIO_PCI_NUM_REGIONS);
+    call.set('num_irqs', VFIO.VFIO_PCI_NUM_IRQS);
+    call.copyOut(Math.min(call.get('argsz'), call.struct.size));
+  },
+  VFIO_DEVICE_GET_REGION_INFO: (f, call) => {
+    call.vfioCopyIn();
+    const index = call.get('index');
+    if (index >= VFIO.VFIO_PCI_NUM_REGIONS) throw new Errno(EINVAL, `region ${index}`);
+    const r = regionInfo(f.fn, index);
+    call.set('flags', r.flags);
+    call.set('cap_offset', 0);
+    call.set('size', r.size);
+    call.set('offset', r.offset);
+    call.copyOut(call.decl.minsz!);
+  },
+  VFIO_DEVICE_GET_IRQ_INFO: (f, call) => {
+    call.vfioCopyIn();
+    const index = call.get('index');
+    if (index >= VFIO.VFIO_PCI_NUM_IRQS) throw new Errno(EINVAL, `irq index ${index}`);
+    const i = irqInfo(f.fn, index);
+    call.set('flags', i.flags);
+    call.set('count', i.count);
+    call.copyOut(call.decl.minsz!);
+  },
+  VFIO_DEVICE_RESET: (f) => {
+    f.fn.config.reset();
+  },
+};
+
 export class DeviceFile extends OpenFile {
   readonly kind = 'device';
-  /** A cdev gains access only through VFIO_DEVICE_BIND_IOMMUFD. */
-  bound = false;
+  /** Set once a cdev is bound, or when the group path bound it for an iommufd container. */
+  iommufd?: IommufdDevice;
 
-  constructor(path: string, readonly fn: PciFunction, readonly viaCdev: boolean) {
+  constructor(path: string, readonly fn: PciFunction, readonly viaCdev: boolean, readonly daemon?: Daemon) {
     super(path);
     if (!viaCdev) fn.group.openDevices++;
   }
 
   release(): void {
+    if (this.iommufd) {
+      this.iommufd.unbind();
+      this.iommufd = undefined;
+    }
+    if (this.fn.cdevBinding === this) this.fn.cdevBinding = undefined;
     if (!this.viaCdev) this.fn.group.deviceClosed();
   }
 
-  static readonly unbound = new CommandTable<DeviceFile>('device', {}, EINVAL);
-  static readonly table = new CommandTable<DeviceFile>('device', {
-    VFIO_DEVICE_GET_INFO: (f, call) => {
-      call.vfioCopyIn();
-      call.set('flags', VFIO.VFIO_DEVICE_FLAGS_PCI | VFIO.VFIO_DEVICE_FLAGS_RESET);
-      call.set('num_regions', VFIO.VFIO_PCI_NUM_REGIONS);
-      call.set('num_irqs', VFIO.VFIO_PCI_NUM_IRQS);
-      call.copyOut(Math.min(call.get('argsz'), call.struct.size));
+  /** A cdev before BIND: only BIND exists, everything else is EINVAL. */
+  static readonly unbound = new CommandTable<DeviceFile>('device', { VFIO_DEVICE_BIND_IOMMUFD: (f, c) => f.bind(c) }, EINVAL);
+  /** A device from the group path: BIND is EINVAL, ATTACH/DETACH fall through to the driver (ENOTTY). */
+  static readonly viaGroup = new CommandTable<DeviceFile>('device', {
+    ...common,
+    VFIO_DEVICE_BIND_IOMMUFD: () => {
+      throw new Errno(EINVAL, 'a device from the group path cannot bind');
     },
-    VFIO_DEVICE_GET_REGION_INFO: (f, call) => {
-      call.vfioCopyIn();
-      const index = call.get('index');
-      if (index >= VFIO.VFIO_PCI_NUM_REGIONS) throw new Errno(EINVAL, `region ${index}`);
-      const r = regionInfo(f.fn, index);
-      call.set('flags', r.flags);
-      call.set('cap_offset', 0);
-      call.set('size', r.size);
-      call.set('offset', r.offset);
-      call.copyOut(call.decl.minsz!);
+  });
+  /** A bound cdev. */
+  static readonly bound = new CommandTable<DeviceFile>('device', {
+    ...common,
+    VFIO_DEVICE_BIND_IOMMUFD: () => {
+      throw new Errno(EINVAL, 'already bound');
     },
-    VFIO_DEVICE_GET_IRQ_INFO: (f, call) => {
-      call.vfioCopyIn();
-      const index = call.get('index');
-      if (index >= VFIO.VFIO_PCI_NUM_IRQS) throw new Errno(EINVAL, `irq index ${index}`);
-      const i = irqInfo(f.fn, index);
-      call.set('flags', i.flags);
-      call.set('count', i.count);
-      call.copyOut(call.decl.minsz!);
-    },
-    VFIO_DEVICE_RESET: (f) => {
-      f.fn.config.reset();
-    },
+    VFIO_DEVICE_ATTACH_IOMMUFD_PT: (f, c) => f.attach(c),
+    VFIO_DEVICE_DETACH_IOMMUFD_PT: (f, c) => f.detach(c),
   });
 
   commands(): CommandTable<DeviceFile> {
-    return this.viaCdev && !this.bound ? DeviceFile.unbound : DeviceFile.table;
+    if (!this.viaCdev) return DeviceFile.viaGroup;
+    return this.iommufd ? DeviceFile.bound : DeviceFile.unbound;
+  }
+
+  /** VFIO_DEVICE_BIND_IOMMUFD, in the kernel's order of checks. */
+  private bind(call: IoctlCall): void {
+    const argsz = call.userSize();
+    const minsz = call.decl.minsz!;
+    if (argsz < minsz) throw new Errno(EINVAL, `argsz ${argsz}`);
+    // Newer kernels copy this struct with the extensible rule: unknown trailing bytes must be zero.
+    const ksize = call.struct.size;
+    if (argsz > ksize) {
+      const tail = call.copyIn(Math.min(argsz, call.userBytes));
+      if (call.userBytes < argsz) throw new Errno(EFAULT, 'argument shorter than argsz');
+      if (tail.subarray(ksize, argsz).some((b) => b !== 0)) throw new Errno(E2BIG, 'non-zero bytes past the struct');
+    }
+    call.copyIn(Math.min(argsz, ksize));
+    const handle = call.get('iommufd') | 0;
+    if (handle < 0) throw new Errno(EINVAL, 'negative iommufd');
+    if (call.get('flags') & ~VFIO.VFIO_DEVICE_BIND_FLAG_TOKEN) throw new Errno(EINVAL, 'flags');
+    if (call.get('flags') & VFIO.VFIO_DEVICE_BIND_FLAG_TOKEN) call.readPointer('token_uuid_ptr');
+    const g = this.fn.group;
+    if (g.file) throw new Errno(EBUSY, `group ${g.id} is open through /dev/vfio/${g.id}`);
+    if (handle === HANDLE_NONE) throw new Errno(EBADF, 'iommufd is not an open file');
+    if (handle === HANDLE_FOREIGN) throw new Errno(EBADFD, 'not an iommufd');
+    const ctx = this.daemon!.files.get(handle);
+    if (!ctx) throw new Errno(EBADF, 'iommufd is not an open file');
+    if (!(ctx instanceof IommufdFile)) throw new Errno(EBADFD, `a ${ctx.kind} is not an iommufd`);
+    if (this.fn.cdevBinding) throw new Errno(EINVAL, 'the device is bound through another cdev file');
+    this.iommufd = IommufdDevice.bind(ctx, this.fn);
+    this.fn.cdevBinding = this;
+    call.set('out_devid', this.iommufd.id);
+    call.copyOutField('out_devid');
+  }
+
+  private attach(call: IoctlCall): void {
+    call.vfioCopyIn();
+    const flags = call.get('flags');
+    if (flags & ~VFIO.VFIO_DEVICE_ATTACH_PASID) throw new Errno(EINVAL, 'flags');
+    if (flags) throw new Errno(EOPNOTSUPP, 'PASID is not supported by TCE IOMMUs');
+    const dev = this.iommufd!;
+    const target = dev.ctx.objects.find(call.get('pt_id'));
+    if (!target) throw new Errno(ENOENT, `no object ${call.get('pt_id')}`);
+    const hwpt = dev.attach(target, `pid:${call.pid}`);
+    call.set('pt_id', hwpt.id);
+    call.copyOutField('pt_id');
+  }
+
+  private detach(call: IoctlCall): void {
+    call.vfioCopyIn();
+    const flags = call.get('flags');
+    if (flags & ~VFIO.VFIO_DEVICE_DETACH_PASID) throw new Errno(EINVAL, 'flags');
+    if (flags) throw new Errno(EOPNOTSUPP, 'PASID is not supported by TCE IOMMUs');
+    this.iommufd!.detach();
   }
 
   private region(offset: bigint, length: number): { r: RegionInfo; at: number } {
-    if (this.viaCdev && !this.bound) throw new Errno(EINVAL, 'cdev not bound');
+    if (this.viaCdev && !this.iommufd) throw new Errno(EINVAL, 'cdev not bound');
     const index = Number(offset >> REGION_SHIFT);
     const at = Number(offset & ((1n << REGION_SHIFT) - 1n));
     if (index >= VFIO.VFIO_PCI_NUM_REGIONS) throw new Errno(EINVAL, `no region ${index}`);

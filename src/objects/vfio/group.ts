@@ -10,6 +10,9 @@ import { VFIO } from '../../uapi/constants.ts';
 import type { Daemon } from '../../daemon.ts';
 import type { IommuGroup } from '../inventory.ts';
 import { ContainerFile } from './container.ts';
+import { IommufdFile } from '../iommufd/context.ts';
+import { IommufdDevice } from '../iommufd/device.ts';
+import { Ioas } from '../iommufd/ioas.ts';
 import { DeviceFile } from './device.ts';
 
 /** Largest device name GET_DEVICE_FD accepts (the kernel copies at most a page). */
@@ -21,6 +24,7 @@ export class GroupFile extends OpenFile {
   constructor(path: string, readonly group: IommuGroup, readonly daemon: Daemon) {
     super(path);
     if (group.file) throw new Errno(EBUSY, `group ${group.id} is already open`);
+    if (group.devices.some((d) => d.cdevBinding)) throw new Errno(EBUSY, `a device of group ${group.id} is bound through its cdev`);
     group.file = this;
   }
 
@@ -46,8 +50,15 @@ export class GroupFile extends OpenFile {
     if (handle === HANDLE_FOREIGN) throw new Errno(EBADFD, 'not a VFIO container or iommufd');
     const target = this.daemon.files.get(handle);
     if (!target) throw new Errno(EBADF, `no file with handle ${handle.toString(16)}`);
-    if (!(target instanceof ContainerFile)) throw new Errno(EBADFD, `${target.kind} is not a container`);
     if (this.group.container) throw new Errno(EINVAL, 'group already has a container');
+    if (target instanceof IommufdFile) {
+      // An iommufd as the container: make sure it has a compat IOAS (an ordinary, visible one). DMA is
+      // claimed later, device by device, when GET_DEVICE_FD binds them.
+      target.compatIoas ??= target.objects.insert(new Ioas(this.daemon.host));
+      this.group.container = target;
+      return 0;
+    }
+    if (!(target instanceof ContainerFile)) throw new Errno(EBADFD, `${target.kind} is not a container`);
     const pe = this.group.pe;
     pe.takeOwnership();
     try {
@@ -74,10 +85,21 @@ export class GroupFile extends OpenFile {
     // vfio-pci also accepts "<BDF> vf_token=<uuid>"; the token matters only for SR-IOV VFs.
     const name = raw.subarray(0, nul).toString('latin1').split(' ')[0];
     const container = this.group.container;
-    if (!container || !container.spapr) throw new Errno(EINVAL, 'no container with an IOMMU set');
+    if (!container || (container instanceof ContainerFile && !container.spapr)) throw new Errno(EINVAL, 'no container with an IOMMU set');
     const fn = this.group.devices.find((d) => d.bdf === name);
     if (!fn) throw new Errno(ENODEV, `no device "${name}" in group ${this.group.id}`);
-    const dev = new DeviceFile(`/dev/vfio/${this.group.id}:${fn.bdf}`, fn, false);
+    const dev = new DeviceFile(`/dev/vfio/${this.group.id}:${fn.bdf}`, fn, false, this.daemon);
+    if (container instanceof IommufdFile) {
+      // Compat mode: the first open binds the device to the iommufd and attaches it to the compat IOAS.
+      try {
+        dev.iommufd = IommufdDevice.bind(container, fn);
+        if (!container.compatIoas) throw new Errno(EINVAL, 'the iommufd lost its compat IOAS');
+        dev.iommufd.attach(container.compatIoas, `pid:${call.pid}`);
+      } catch (e) {
+        dev.release();
+        throw e;
+      }
+    }
     call.newHandle = this.daemon.files.addPending(dev);
     call.handleField = HANDLE_IN_RESULT;
     return 0;
