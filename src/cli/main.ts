@@ -1,7 +1,10 @@
 // The tcefs command line.
 import { Command, Option } from 'commander';
+import { registerIoctl } from './ioctl.ts';
 import { mountCommand } from './mount.ts';
+import { registerReplay } from './replay.ts';
 import { registerRun } from './run.ts';
+import { registerShell } from './shell.ts';
 import { statusCommand, tceCommand } from './views.ts';
 
 export const DEFAULT_MOUNT = process.env.TCEFS_MOUNT ?? '/tmp/tcefs';
@@ -36,5 +39,9 @@ program
   .action(tceCommand);
 
 registerRun(program);
+
+registerIoctl(program, DEFAULT_MOUNT);
+registerShell(program, DEFAULT_MOUNT);
+registerReplay(program, DEFAULT_MOUNT);
 
 await program.parseAsync(process.argv);
