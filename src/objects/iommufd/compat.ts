@@ -1,6 +1,7 @@
 // The VFIO container calls an iommufd answers in compat mode (the kernel's vfio_compat.c): type1/type1v2
 // semantics over the context's compat IOAS. Everything but API_VERSION and most CHECK_EXTENSION answers is
-// ENODEV until a compat IOAS exists.
+// ENODEV until a compat IOAS exists. The same type1 handlers serve a legacy container set to TYPE1v2
+// (src/objects/vfio/type1.ts), over an IOAS of its own.
 import { CommandTable } from '../../dispatch/table.ts';
 import type { IoctlCall } from '../../dispatch/call.ts';
 import { EINVAL, ENODEV, Errno } from '../../errno.ts';
@@ -32,11 +33,11 @@ function pgsizes(ioas: Ioas): bigint {
  * aligned offsets. Nothing is written past argsz: a range only if it fits, a cap header only if the whole
  * cap fits, cap_offset only if everything fits; argsz comes back as the size needed.
  */
-function getInfo(f: IommufdFile, call: IoctlCall): void {
+export function type1GetInfo(call: IoctlCall, ioasOf: () => Ioas): void {
   call.copyIn(16);
   const argsz = call.get('argsz');
   if (argsz < 16) throw new Errno(EINVAL, `argsz ${argsz}`);
-  const ioas = compatIoas(f);
+  const ioas = ioasOf();
   const fixed = vfio_iommu_type1_info.size;
   let total = fixed;
   let lastCap = -1;
@@ -87,20 +88,20 @@ function getInfo(f: IommufdFile, call: IoctlCall): void {
   call.copyOut(Math.min(argsz, fixed));
 }
 
-function mapDma(f: IommufdFile, call: IoctlCall): void {
+export function type1MapDma(call: IoctlCall, ioasOf: () => Ioas): void {
   call.copyIn(call.decl.minsz!);
   const flags = call.get('flags');
   if (call.get('argsz') < call.decl.minsz! || flags & ~(VFIO.VFIO_DMA_MAP_FLAG_READ | VFIO.VFIO_DMA_MAP_FLAG_WRITE)) throw new Errno(EINVAL, 'argsz or flags');
-  const ioas = compatIoas(f);
+  const ioas = ioasOf();
   const prot = (flags & VFIO.VFIO_DMA_MAP_FLAG_READ ? IOMMUFD.IOMMU_IOAS_MAP_READABLE : 0) | (flags & VFIO.VFIO_DMA_MAP_FLAG_WRITE ? IOMMUFD.IOMMU_IOAS_MAP_WRITEABLE : 0);
-  ioas.map(call.get64('vaddr'), call.get64('size'), call.get64('iova'), prot, f.owner(call));
+  ioas.map(call.get64('vaddr'), call.get64('size'), call.get64('iova'), prot, `pid:${call.pid}`);
 }
 
-function unmapDma(f: IommufdFile, call: IoctlCall): void {
+export function type1UnmapDma(call: IoctlCall, ioasOf: () => Ioas): void {
   call.copyIn(call.decl.minsz!);
   const flags = call.get('flags');
   if (call.get('argsz') < call.decl.minsz! || flags & ~VFIO.VFIO_DMA_UNMAP_FLAG_ALL) throw new Errno(EINVAL, 'argsz or flags');
-  const ioas = compatIoas(f);
+  const ioas = ioasOf();
   let unmapped = 0n;
   try {
     const iova = call.get64('iova');
@@ -139,7 +140,7 @@ export const compatCommands = new CommandTable<IommufdFile>('iommufd', {
     // TYPE1 (v1) asks for PAGE_SIZE mappings only; v2 changes nothing. It may be repeated.
     if (type === VFIO.VFIO_TYPE1_IOMMU) ioas.setHugePages(false);
   },
-  VFIO_IOMMU_GET_INFO: getInfo,
-  VFIO_IOMMU_MAP_DMA: mapDma,
-  VFIO_IOMMU_UNMAP_DMA: unmapDma,
+  VFIO_IOMMU_GET_INFO: (f, call) => type1GetInfo(call, () => compatIoas(f)),
+  VFIO_IOMMU_MAP_DMA: (f, call) => type1MapDma(call, () => compatIoas(f)),
+  VFIO_IOMMU_UNMAP_DMA: (f, call) => type1UnmapDma(call, () => compatIoas(f)),
 });

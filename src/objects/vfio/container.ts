@@ -9,13 +9,15 @@ import { VFIO } from '../../uapi/constants.ts';
 import type { Daemon } from '../../daemon.ts';
 import type { IommuGroup } from '../inventory.ts';
 import { spapr, SpaprIommu } from './spapr.ts';
+import { type1, Type1Iommu } from './type1.ts';
 
 export class ContainerFile extends OpenFile {
   readonly kind = 'container';
   /** Attached groups, most recently attached first (the kernel adds at the head of its list). */
   readonly groups: IommuGroup[] = [];
-  /** The IOMMU driver chosen by VFIO_SET_IOMMU. */
+  /** The IOMMU driver chosen by VFIO_SET_IOMMU: SPAPR TCE, or type1 where the host profile offers it. */
   spapr?: SpaprIommu;
+  type1?: Type1Iommu;
   private closed = false;
 
   constructor(path: string, readonly daemon: Daemon) {
@@ -27,19 +29,24 @@ export class ContainerFile extends OpenFile {
     {
       VFIO_GET_API_VERSION: () => VFIO.VFIO_API_VERSION,
       VFIO_CHECK_EXTENSION: (f, call) => f.checkExtension(Number(BigInt.asUintN(32, call.arg))),
-      VFIO_SET_IOMMU: (f, call) => f.setIommu(Number(BigInt.asUintN(32, call.arg))),
+      VFIO_SET_IOMMU: (f, call) => f.setIommu(Number(BigInt.asUintN(32, call.arg)), `pid:${call.pid}`),
     },
     EINVAL,
   );
   static readonly withSpapr = ContainerFile.core.with(spapr);
+  static readonly withType1 = ContainerFile.core.with(type1);
 
   commands(): CommandTable<ContainerFile> {
-    return this.spapr ? ContainerFile.withSpapr : ContainerFile.core;
+    return this.spapr ? ContainerFile.withSpapr : this.type1 ? ContainerFile.withType1 : ContainerFile.core;
+  }
+
+  private get driver(): SpaprIommu | Type1Iommu | undefined {
+    return this.spapr ?? this.type1;
   }
 
   /** Before a backend is set every IOMMU driver the host has is asked; the first yes wins. */
   checkExtension(ext: number): number {
-    if (this.spapr) return this.spapr.checkExtension(ext);
+    if (this.driver) return this.driver.checkExtension(ext);
     const t = this.daemon.topology;
     const spapr = ext === VFIO.VFIO_SPAPR_TCE_IOMMU || ext === VFIO.VFIO_SPAPR_TCE_v2_IOMMU ? 1 : ext === VFIO.VFIO_EEH ? (this.daemon.host.eehEnabled ? 1 : 0) : 0;
     if (spapr) return spapr;
@@ -48,19 +55,21 @@ export class ContainerFile extends OpenFile {
   }
 
   /** Drivers that answer CHECK_EXTENSION(type) are tried; ENODEV when none takes it. */
-  setIommu(type: number): number {
+  setIommu(type: number, owner: string): number {
     if (this.groups.length === 0) throw new Errno(EINVAL, 'no group in the container');
-    if (this.spapr) throw new Errno(EINVAL, 'IOMMU already set');
-    if (type !== VFIO.VFIO_SPAPR_TCE_IOMMU && type !== VFIO.VFIO_SPAPR_TCE_v2_IOMMU) {
-      throw new Errno(ENODEV, `no IOMMU driver for type ${type} on this host`);
-    }
-    const driver = new SpaprIommu(this, type === VFIO.VFIO_SPAPR_TCE_v2_IOMMU, this.daemon);
+    if (this.driver) throw new Errno(EINVAL, 'IOMMU already set');
+    const isSpapr = type === VFIO.VFIO_SPAPR_TCE_IOMMU || type === VFIO.VFIO_SPAPR_TCE_v2_IOMMU;
+    const isType1 = type === VFIO.VFIO_TYPE1_IOMMU || type === VFIO.VFIO_TYPE1v2_IOMMU;
+    if (!isSpapr && !(isType1 && this.daemon.topology.type1Compat)) throw new Errno(ENODEV, `no IOMMU driver for type ${type} on this host`);
+    const driver = isSpapr
+      ? new SpaprIommu(this, type === VFIO.VFIO_SPAPR_TCE_v2_IOMMU, this.daemon)
+      : new Type1Iommu(type === VFIO.VFIO_TYPE1v2_IOMMU, this.daemon);
     // attach_group checks the container's own list, so attach the groups as if one by one.
     const groups = [...this.groups];
     this.groups.length = 0;
     try {
       for (const g of [...groups].reverse()) {
-        driver.attachGroup(g);
+        driver.attachGroup(g, owner);
         this.groups.unshift(g);
       }
     } catch (e) {
@@ -69,23 +78,25 @@ export class ContainerFile extends OpenFile {
       this.groups.splice(0, this.groups.length, ...groups);
       throw e;
     }
-    this.spapr = driver;
+    if (driver instanceof SpaprIommu) this.spapr = driver;
+    else this.type1 = driver;
     return 0;
   }
 
   /** VFIO_GROUP_SET_CONTAINER: the group's DMA was claimed by the caller; attach it if a driver is set. */
-  addGroup(g: IommuGroup): void {
-    if (this.spapr) this.spapr.attachGroup(g);
+  addGroup(g: IommuGroup, owner: string): void {
+    this.driver?.attachGroup(g, owner);
     this.groups.unshift(g);
   }
 
   /** The group leaves; with the last one the driver is released. */
   removeGroup(g: IommuGroup): void {
-    this.spapr?.detachGroup(g);
+    this.driver?.detachGroup(g);
     this.groups.splice(this.groups.indexOf(g), 1);
-    if (this.groups.length === 0 && this.spapr) {
-      this.spapr.release();
+    if (this.groups.length === 0 && this.driver) {
+      this.driver.release();
       this.spapr = undefined;
+      this.type1 = undefined;
     }
   }
 

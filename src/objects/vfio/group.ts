@@ -62,7 +62,7 @@ export class GroupFile extends OpenFile {
     const pe = this.group.pe;
     pe.takeOwnership();
     try {
-      target.addGroup(this.group);
+      target.addGroup(this.group, `pid:${call.pid}`);
     } catch (e) {
       pe.releaseOwnership();
       throw e;
@@ -85,7 +85,7 @@ export class GroupFile extends OpenFile {
     // vfio-pci also accepts "<BDF> vf_token=<uuid>"; the token matters only for SR-IOV VFs.
     const name = raw.subarray(0, nul).toString('latin1').split(' ')[0];
     const container = this.group.container;
-    if (!container || (container instanceof ContainerFile && !container.spapr)) throw new Errno(EINVAL, 'no container with an IOMMU set');
+    if (!container || (container instanceof ContainerFile && !container.spapr && !container.type1)) throw new Errno(EINVAL, 'no container with an IOMMU set');
     const fn = this.group.devices.find((d) => d.bdf === name);
     if (!fn) throw new Errno(ENODEV, `no device "${name}" in group ${this.group.id}`);
     const dev = new DeviceFile(`/dev/vfio/${this.group.id}:${fn.bdf}`, fn, false, this.daemon);
