@@ -104,6 +104,23 @@ static mode_t open_mode(int flags, va_list ap)
 	return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE ? va_arg(ap, mode_t) : 0;
 }
 
+/*
+ * A tcefs node takes its ioctls as frames written and replies read through the same open file, so a
+ * node the program opens read-only or write-only is opened read-write instead; the kernel's ioctls
+ * work whatever the access mode. Only if the mount refuses that does the program's own mode apply.
+ */
+#define OPEN_NODE(call_with_flags)                                                            \
+	do {                                                                                  \
+		if (t.how != TARGET_UNTOUCHED && (flags & O_ACCMODE) != O_RDWR && !(flags & O_PATH) && \
+		    tcefs__path_kind(t.rel) > 0) {                                            \
+			int rw_ = (flags & ~O_ACCMODE) | O_RDWR;                              \
+			int fd_ = call_with_flags(rw_);                                      \
+			if (fd_ >= 0 || errno != EACCES)                                      \
+				return opened(fd_, &t);                                       \
+		}                                                                             \
+		return opened(call_with_flags(flags), &t);                                    \
+	} while (0)
+
 EXPORT int open(const char *path, int flags, ...)
 {
 	va_list ap;
@@ -112,7 +129,9 @@ EXPORT int open(const char *path, int flags, ...)
 	va_end(ap);
 	struct target t;
 	shim_resolve(AT_FDCWD, path, &t);
-	return opened(REAL(open)(t.use, flags, mode), &t);
+#define CALL(f) REAL(open)(t.use, f, mode)
+	OPEN_NODE(CALL);
+#undef CALL
 }
 
 EXPORT int open64(const char *path, int flags, ...)
@@ -123,7 +142,9 @@ EXPORT int open64(const char *path, int flags, ...)
 	va_end(ap);
 	struct target t;
 	shim_resolve(AT_FDCWD, path, &t);
-	return opened(REAL(open64)(t.use, flags, mode), &t);
+#define CALL(f) REAL(open64)(t.use, f, mode)
+	OPEN_NODE(CALL);
+#undef CALL
 }
 
 EXPORT int openat(int dirfd, const char *path, int flags, ...)
@@ -134,7 +155,9 @@ EXPORT int openat(int dirfd, const char *path, int flags, ...)
 	va_end(ap);
 	struct target t;
 	shim_resolve(dirfd, path, &t);
-	return opened(REAL(openat)(dirfd, t.use, flags, mode), &t);
+#define CALL(f) REAL(openat)(dirfd, t.use, f, mode)
+	OPEN_NODE(CALL);
+#undef CALL
 }
 
 EXPORT int openat64(int dirfd, const char *path, int flags, ...)
@@ -145,35 +168,45 @@ EXPORT int openat64(int dirfd, const char *path, int flags, ...)
 	va_end(ap);
 	struct target t;
 	shim_resolve(dirfd, path, &t);
-	return opened(REAL(openat64)(dirfd, t.use, flags, mode), &t);
+#define CALL(f) REAL(openat64)(dirfd, t.use, f, mode)
+	OPEN_NODE(CALL);
+#undef CALL
 }
 
 EXPORT int __open_2(const char *path, int flags)
 {
 	struct target t;
 	shim_resolve(AT_FDCWD, path, &t);
-	return opened(REAL(__open_2)(t.use, flags), &t);
+#define CALL(f) REAL(__open_2)(t.use, f)
+	OPEN_NODE(CALL);
+#undef CALL
 }
 
 EXPORT int __open64_2(const char *path, int flags)
 {
 	struct target t;
 	shim_resolve(AT_FDCWD, path, &t);
-	return opened(REAL(__open64_2)(t.use, flags), &t);
+#define CALL(f) REAL(__open64_2)(t.use, f)
+	OPEN_NODE(CALL);
+#undef CALL
 }
 
 EXPORT int __openat_2(int dirfd, const char *path, int flags)
 {
 	struct target t;
 	shim_resolve(dirfd, path, &t);
-	return opened(REAL(__openat_2)(dirfd, t.use, flags), &t);
+#define CALL(f) REAL(__openat_2)(dirfd, t.use, f)
+	OPEN_NODE(CALL);
+#undef CALL
 }
 
 EXPORT int __openat64_2(int dirfd, const char *path, int flags)
 {
 	struct target t;
 	shim_resolve(dirfd, path, &t);
-	return opened(REAL(__openat64_2)(dirfd, t.use, flags), &t);
+#define CALL(f) REAL(__openat64_2)(dirfd, t.use, f)
+	OPEN_NODE(CALL);
+#undef CALL
 }
 
 EXPORT FILE *fopen(const char *path, const char *mode)

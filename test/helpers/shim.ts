@@ -6,6 +6,7 @@ import { ROOT, TCEFS } from './daemon.ts';
 
 const exec = promisify(execFile);
 let built: Promise<void> | undefined;
+const TIMEOUT_MS = 30_000;
 
 /** build/libtcefs-preload.so and friends, once per test process (scripts/build-c.sh is a no-op when current). */
 export function buildShim(): Promise<void> {
@@ -34,7 +35,15 @@ export async function tcefsRun(argv: string[], opts: ShimRunOptions = {}): Promi
     let stderr = '';
     p.stdout.on('data', (d) => (stdout += d));
     p.stderr.on('data', (d) => (stderr += d));
-    p.on('close', (code, signal) => resolve({ code: code ?? (signal ? -1 : 0), stdout, stderr }));
+    // A program stuck on a mount that went away must fail the test, not hang it.
+    const timer = setTimeout(() => {
+      stderr += `\n(killed after ${TIMEOUT_MS / 1000} s)`;
+      p.kill('SIGTERM');
+    }, TIMEOUT_MS);
+    p.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? (signal ? -1 : 0), stdout, stderr });
+    });
   });
 }
 
