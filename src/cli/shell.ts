@@ -68,7 +68,7 @@ async function interactive(session: Session, mount: string): Promise<number> {
     if (/^\s*(exit|quit)\s*$/.test(line)) break;
     if (line.trim()) await appendFile(HISTORY, line + '\n').catch(() => undefined);
     const out = await session.runLine(line);
-    if (!out.ok) console.error(`tcefs: ${out.message}`);
+    if (!out.ok && !out.failedCall) console.error(`tcefs: ${out.message}`);
     rl.prompt();
   }
   rl.close();

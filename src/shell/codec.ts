@@ -254,7 +254,10 @@ export function encodeCall(decl: IoctlDecl, words: Word[], ctx: EncodeContext = 
     if (!f || typeof f.type !== 'string' || f.count === 0) {
       throw new UsageError(`${decl.name} has no field ${w.key} (fields: ${argumentKeys(decl).join(' ')})`);
     }
-    if (f.count > 1) values.set(f.name, listItems(w.value).map((t) => fieldValue(decl, layout, f.name, t, ctx)));
+    if (f.count > 1) {
+      if (!w.value.startsWith('[')) throw new UsageError(`${f.name} holds ${f.count} values: write ${f.name}=[a,b,...]`);
+      values.set(f.name, listItems(w.value).map((t) => fieldValue(decl, layout, f.name, t, ctx)));
+    }
     else values.set(f.name, fieldValue(decl, layout, f.name, w.value, ctx));
   }
   if (call.raw) {
@@ -310,7 +313,7 @@ export function decodeAnswer(call: EncodedCall, a: Answer): Decoded {
     newHandle: a.newHandle, handleField: a.handleField,
   };
   const layout = call.layout;
-  if (!layout || call.raw) {
+  if (!layout) {
     if (a.out.length) d.extra = a.out;
     return d;
   }

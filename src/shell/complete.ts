@@ -50,12 +50,23 @@ function values(d: IoctlDecl, field: string, state: CompletionState, typed: stri
   if (tail.startsWith('$')) return variables(state, tail).map((v) => head + v);
   const layout = argLayout(d);
   const names = valueNames(layout, field, d);
-  const out = names ? namedValues(names).map((n) => n.short) : [];
+  const have = new Set(head.split('|'));
+  const out = names ? namedValues(names).map((n) => n.short).filter((n) => !have.has(n)) : [];
   if (d.arg === 'fdptr' || d.fdFields?.includes(field)) out.push(...[...state.files.keys()].map((f) => `@${f}`), 'NONE', 'FOREIGN');
   return pick(out, tail).map((v) => head + v);
 }
 
+/**
+ * Candidates for the word under the cursor. A candidate that is a whole word ends with a blank, so that
+ * accepting it moves on to the next word; `field=` and flag names, which are usually continued, do not.
+ */
 export function complete(line: string, state: CompletionState): [string[], string] {
+  const [candidates, word, open] = candidatesFor(line, state);
+  return [open ? candidates : candidates.map((c) => (c.endsWith('=') ? c : c + ' ')), word];
+}
+
+/** Candidates, the word, and whether the word usually goes on (a flags value: READ|WRITE). */
+function candidatesFor(line: string, state: CompletionState): [string[], string, boolean?] {
   const words = line.split(/\s+/).filter((w, i, all) => w !== '' || i === all.length - 1);
   if (words.length === 0) words.push('');
   const current = words[words.length - 1];
@@ -100,7 +111,8 @@ export function complete(line: string, state: CompletionState): [string[], strin
   const eq = current.indexOf('=');
   if (eq >= 0) {
     const field = current.slice(0, eq);
-    return [values(d, field, state, current.slice(eq + 1)).map((v) => `${field}=${v}`), current];
+    const flags = valueNames(argLayout(d), field, d)?.kind === 'flags';
+    return [values(d, field, state, current.slice(eq + 1)).map((v) => `${field}=${v}`), current, flags];
   }
   if (current.startsWith('$')) return [variables(state, current), current];
   const used = new Set(before.slice(2).map((w) => w.split('=')[0]));

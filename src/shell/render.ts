@@ -14,7 +14,7 @@ function resultText(r: bigint): string {
 export function summaryLine(d: Decoded, handles?: HandleNames, path?: string): string {
   const args = d.call.decl.arg === 'value' || d.call.decl.arg === 'string' ? formatArguments(d.call, handles).join(' ') : '';
   const where = path ? ` on ${path}` : '';
-  const copied = d.call.layout && !d.call.raw ? `, ${d.outLen} bytes copied back` : '';
+  const copied = d.call.layout ? `, ${d.outLen} bytes copied back` : '';
   return `${d.call.decl.name}${args ? ' ' + args : ''}${where}: ${resultText(d.result)}${copied}`;
 }
 
@@ -30,7 +30,7 @@ function hexdump(data: Buffer, indent = '  '): string[] {
 export function renderDecoded(d: Decoded, handles?: HandleNames, path?: string): string {
   const lines = [summaryLine(d, handles, path)];
   const { decl, layout } = d.call;
-  if (layout && !d.call.raw) {
+  if (layout) {
     const rows: string[][] = [['', 'field', 'hex', 'decimal', '']];
     for (const f of settableFields(layout)) {
       const v = d.fields[f.name];
@@ -86,7 +86,7 @@ export function decodedJson(d: Decoded, handles?: HandleNames, path?: string): o
     errno: d.result < 0n ? errnoName(Number(-d.result)) : null,
   };
   if (decl.arg === 'value') out.arg = hex(d.call.arg);
-  if (layout && !d.call.raw) {
+  if (layout) {
     out.out_len = d.outLen;
     out.fields = Object.fromEntries(settableFields(layout).map((f) => [f.name, jsonValue(d.fields[f.name])]));
     out.names = Object.fromEntries(settableFields(layout).map((f) => [f.name, formatValue(decl, layout, f.name, d.fields[f.name], handles)]));

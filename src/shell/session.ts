@@ -62,6 +62,8 @@ export interface LineOutcome {
   /** False when the line failed: a usage error, or a result its expectation (or, without one, success) did not allow. */
   ok: boolean;
   message?: string;
+  /** Not ok only because a call failed on a line that expected nothing (a typed session already shows it). */
+  failedCall?: boolean;
   /** The line's own entry, if it made a request. */
   entry?: Entry;
 }
@@ -448,7 +450,8 @@ export class Session {
     this.vars.set('_', r!);
     this.print(entry!.response);
     for (const b of entry!.body ?? []) this.print(b);
-    const problem = expect ? this.check(r!, expect) : r!.result < 0n ? `unexpected ${resultWord(r!.result)}` : undefined;
+    if (!expect && r!.result < 0n) return { ok: false, message: `unexpected ${resultWord(r!.result)}`, failedCall: true, entry };
+    const problem = expect && this.check(r!, expect);
     return problem ? { ok: false, message: problem, entry } : { ok: true, entry };
   }
 
