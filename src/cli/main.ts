@@ -21,6 +21,7 @@ program
   .option('-t, --topology <file>', 'JSON topology (default: the embedded PowerNV host)')
   .addOption(new Option('--allow-other', 'let other users open the nodes (needs user_allow_other for non-root)'))
   .option('--strict-kernel', 'reproduce kernel bugs tcefs guards against by default (see docs/spapr.md)')
+  .addOption(new Option('--vfio-container <kind>', 'what /dev/vfio/vfio is (overrides the topology)').choices(['legacy', 'iommufd']))
   .action(mountCommand);
 
 program

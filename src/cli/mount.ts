@@ -16,7 +16,10 @@ export async function loadTopology(file?: string): Promise<Topology> {
   return parseTopology(json);
 }
 
-export async function mountCommand(dir: string, opts: { topology?: string; allowOther?: boolean; strictKernel?: boolean }): Promise<void> {
+export async function mountCommand(
+  dir: string,
+  opts: { topology?: string; allowOther?: boolean; strictKernel?: boolean; vfioContainer?: 'legacy' | 'iommufd' },
+): Promise<void> {
   let topology: Topology;
   try {
     topology = await loadTopology(opts.topology);
@@ -24,6 +27,7 @@ export async function mountCommand(dir: string, opts: { topology?: string; allow
     console.error(`tcefs: ${(e as Error).message}`);
     process.exit(2);
   }
+  if (opts.vfioContainer) topology.vfioContainer = opts.vfioContainer;
   const daemon = new Daemon(topology, { strictKernel: !!opts.strictKernel });
   const fs = new TcefsFs(daemon, resolve(dir));
   // Handlers go in before the mount: a signal in the gap would otherwise kill us with the mount left behind.

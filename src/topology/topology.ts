@@ -46,6 +46,8 @@ export interface Topology {
   eeh: boolean;
   /** Offer VFIO_TYPE1v2_IOMMU on the legacy container too (a profile, not a POWER host feature). */
   type1Compat: boolean;
+  /** What /dev/vfio/vfio is: the legacy container, or an iommufd (the kernel's CONFIG_IOMMUFD_VFIO_CONTAINER). */
+  vfioContainer: 'legacy' | 'iommufd';
   /** Refuse TCE table level nodes larger than the page allocator's largest block (why QEMU adds levels). */
   enforceMaxPageOrder: boolean;
   /** pSeries firmware behaviour (the RTAS DDW calls), as the TCE backend takes it. */
@@ -175,7 +177,9 @@ export function parseTopology(json: unknown): Topology {
   const t = obj(json, 'topology');
   only(t, ['host', 'phbs'], 'topology');
   const h = obj(t.host ?? {}, 'host');
-  only(h, ['flavour', 'pageShift', 'memlockLimit', 'eeh', 'type1Compat', 'enforceMaxPageOrder', 'pseries'], 'host');
+  only(h, ['flavour', 'pageShift', 'memlockLimit', 'eeh', 'type1Compat', 'vfioContainer', 'enforceMaxPageOrder', 'pseries'], 'host');
+  const vfioContainer = (h.vfioContainer ?? 'legacy') as Topology['vfioContainer'];
+  if (vfioContainer !== 'legacy' && vfioContainer !== 'iommufd') throw new TopologyError('host.vfioContainer: "legacy" or "iommufd"');
   const flavour = (h.flavour ?? 'powernv') as Flavour;
   if (flavour !== 'powernv' && flavour !== 'pseries') throw new TopologyError('host.flavour: "powernv" or "pseries"');
   const hostPageShift = num(h.pageShift ?? 16, 'host.pageShift');
@@ -223,6 +227,7 @@ export function parseTopology(json: unknown): Topology {
     memlockLimit: parseSize(h.memlockLimit ?? '16G', 'host.memlockLimit'),
     eeh: h.eeh === undefined ? true : !!h.eeh,
     type1Compat: !!h.type1Compat,
+    vfioContainer,
     enforceMaxPageOrder: !!h.enforceMaxPageOrder,
     pseries: h.pseries === undefined ? undefined : parsePseries(obj(h.pseries, 'host.pseries')),
     phbs,

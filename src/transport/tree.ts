@@ -53,7 +53,12 @@ export function buildTree(daemon: Daemon): Node & { type: 'dir' } {
   const root = dir();
   const inv = daemon.inventory;
   put(root, '/dev/iommu', { type: 'device', open: (p) => new IommufdFile(p, daemon) });
-  put(root, '/dev/vfio/vfio', { type: 'device', open: (p) => new ContainerFile(p, daemon) });
+  // With CONFIG_IOMMUFD_VFIO_CONTAINER the kernel's /dev/vfio/vfio is just another iommufd, accounting
+  // per process by default.
+  put(root, '/dev/vfio/vfio', {
+    type: 'device',
+    open: (p) => (daemon.topology.vfioContainer === 'iommufd' ? Object.assign(new IommufdFile(p, daemon), { rlimitMode: 1 }) : new ContainerFile(p, daemon)),
+  });
   mkdirp(root, '/dev/vfio/devices');
   mkdirp(root, CLAIM_DIR);
   put(root, '/sys/bus/pci/drivers/vfio-pci/bind', text(''));

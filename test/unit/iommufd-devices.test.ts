@@ -267,3 +267,20 @@ describe('the group path with an iommufd as the container (iommufd_compat modes)
     expect(pe(1).ownership).toBe('platform');
   });
 });
+
+describe('/dev/vfio/vfio as an iommufd (host.vfioContainer: "iommufd", CONFIG_IOMMUFD_VFIO_CONTAINER)', () => {
+  it('answers as an iommufd in compat mode, accounting per process, and serves the group path', async () => {
+    const { DEFAULT_TOPOLOGY_JSON } = await import('../../src/topology/topology.ts');
+    h = new Harness({ ...DEFAULT_TOPOLOGY_JSON, host: { ...DEFAULT_TOPOLOGY_JSON.host, vfioContainer: 'iommufd' } });
+    const c = h.open('/dev/vfio/vfio');
+    expect(c.kind).toBe('iommufd');
+    expect(h.call(c, 'VFIO_CHECK_EXTENSION', {}, { arg: VFIO.VFIO_TYPE1v2_IOMMU }).result).toBe(1);
+    expect(h.call(c, 'VFIO_CHECK_EXTENSION', {}, { arg: VFIO.VFIO_SPAPR_TCE_v2_IOMMU }).result).toBe(0);
+    expect(h.call(c, 'IOMMU_OPTION', { option_id: 0, op: 1 }).out.val64).toBe(1n);
+    const g = h.open('/dev/vfio/1');
+    expect(h.setContainer(g, c)).toBe(0);
+    expect(h.call(c, 'VFIO_SET_IOMMU', {}, { arg: VFIO.VFIO_TYPE1v2_IOMMU }).result).toBe(0);
+    expect(h.getDeviceFd(g, '0000:02:00.0').result).toBe(0);
+    expect(h.call(c, 'VFIO_IOMMU_MAP_DMA', { flags: 3, vaddr: VA, iova: 0n, size: 0x1000n }).result).toBe(0);
+  });
+});
