@@ -23,14 +23,14 @@ export async function ioctlCommand(node: string, name: string, words: string[], 
     if (opened.result < 0n) {
       console.error(`tcefs: open ${node}: ${opened.entry.response}`);
       status = 1;
-      return;
+    } else {
+      const { remembered } = await session.call('f', name, words.map(parseWord));
+      const d = remembered.decoded!;
+      const path = session.files.get('f')?.path;
+      if (opts.json) process.stdout.write(JSON.stringify(decodedJson(d, undefined, path), null, 2) + '\n');
+      else process.stdout.write(renderDecoded(d, undefined, path));
+      if (d.result < 0n) status = 1;
     }
-    const { remembered } = await session.call('f', name, words.map(parseWord));
-    const d = remembered.decoded!;
-    const path = session.files.get('f')?.path;
-    if (opts.json) process.stdout.write(JSON.stringify(decodedJson(d, undefined, path), null, 2) + '\n');
-    else process.stdout.write(renderDecoded(d, undefined, path));
-    if (d.result < 0n) status = 1;
   } catch (e) {
     if (!(e instanceof UsageError)) throw e;
     console.error(`tcefs: ${e.message}`);
