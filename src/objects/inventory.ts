@@ -44,11 +44,7 @@ export class IommuGroup {
     const c = this.container;
     if (!c) return;
     this.container = undefined;
-    // An iommufd claims DMA per bound device, not per group; only a legacy container holds the PE here.
-    if ('removeGroup' in c) {
-      c.removeGroup(this);
-      this.pe.releaseOwnership();
-    }
+    c.removeGroup(this);
   }
 
   /** A device file obtained through the group was released. */

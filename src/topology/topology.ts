@@ -48,6 +48,8 @@ export interface Topology {
   type1Compat: boolean;
   /** What /dev/vfio/vfio is: the legacy container, or an iommufd (the kernel's CONFIG_IOMMUFD_VFIO_CONTAINER). */
   vfioContainer: 'legacy' | 'iommufd';
+  /** Extension: an iommufd also serves the SPAPR v2 container calls (docs/iommufd-spapr.md). */
+  iommufdSpaprCompat: boolean;
   /** Refuse TCE table level nodes larger than the page allocator's largest block (why QEMU adds levels). */
   enforceMaxPageOrder: boolean;
   /** pSeries firmware behaviour (the RTAS DDW calls), as the TCE backend takes it. */
@@ -177,7 +179,7 @@ export function parseTopology(json: unknown): Topology {
   const t = obj(json, 'topology');
   only(t, ['host', 'phbs'], 'topology');
   const h = obj(t.host ?? {}, 'host');
-  only(h, ['flavour', 'pageShift', 'memlockLimit', 'eeh', 'type1Compat', 'vfioContainer', 'enforceMaxPageOrder', 'pseries'], 'host');
+  only(h, ['flavour', 'pageShift', 'memlockLimit', 'eeh', 'type1Compat', 'vfioContainer', 'iommufdSpaprCompat', 'enforceMaxPageOrder', 'pseries'], 'host');
   const vfioContainer = (h.vfioContainer ?? 'legacy') as Topology['vfioContainer'];
   if (vfioContainer !== 'legacy' && vfioContainer !== 'iommufd') throw new TopologyError('host.vfioContainer: "legacy" or "iommufd"');
   const flavour = (h.flavour ?? 'powernv') as Flavour;
@@ -228,6 +230,7 @@ export function parseTopology(json: unknown): Topology {
     eeh: h.eeh === undefined ? true : !!h.eeh,
     type1Compat: !!h.type1Compat,
     vfioContainer,
+    iommufdSpaprCompat: !!h.iommufdSpaprCompat,
     enforceMaxPageOrder: !!h.enforceMaxPageOrder,
     pseries: h.pseries === undefined ? undefined : parsePseries(obj(h.pseries, 'host.pseries')),
     phbs,

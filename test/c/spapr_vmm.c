@@ -4,7 +4,7 @@
 // prints key=value results and, between "view" markers, the tcefs TCE view of the group (a debug file
 // a real host does not have; the test checks the entries there).
 //
-// usage: spapr_vmm BDF [v1]
+// usage: spapr_vmm BDF [v1|v2]   (v2 skips the probe order and asks for SPAPR v2, e.g. on an iommufd)
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -113,6 +113,7 @@ int main(int argc, char **argv)
 		return 2;
 	const char *bdf = argv[1];
 	int want_v1 = argc > 2 && !strcmp(argv[2], "v1");
+	int want_v2 = argc > 2 && !strcmp(argv[2], "v2");
 	char link[4096], path[4096];
 	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/iommu_group", bdf);
 	ssize_t n = readlink(path, link, sizeof(link) - 1);
@@ -139,6 +140,8 @@ int main(int argc, char **argv)
 	for (int i = 0; i < 4 && !type; i++)
 		if (ioctl(c, VFIO_CHECK_EXTENSION, order[i]) > 0)
 			type = order[i];
+	if (want_v2)
+		type = ioctl(c, VFIO_CHECK_EXTENSION, VFIO_SPAPR_TCE_v2_IOMMU) > 0 ? VFIO_SPAPR_TCE_v2_IOMMU : 0;
 	printf("type=%d\n", type);
 	show("set_container", ioctl(g, VFIO_GROUP_SET_CONTAINER, &c));
 	if (want_v1 || ioctl(c, VFIO_SET_IOMMU, type) < 0) {

@@ -1,6 +1,10 @@
 // A VMM's legacy VFIO sequence on a POWER host (spapr-tce.md §6), run unmodified under `tcefs run`:
 // plain open()/ioctl()/pread() on /dev/vfio and /sys, with the TCE view checked at every step.
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { DEFAULT_TOPOLOGY_JSON } from '../../src/topology/topology.ts';
 import { kv } from '../helpers/c.ts';
 import { runUnderShim } from '../helpers/shim.ts';
 
@@ -68,5 +72,19 @@ describe('the QEMU spapr sequence under tcefs run', () => {
       bar0_write: '4', bar0_read: '4', bar0: '0xfe00000c', bar0_info: '0', bar0_size: '33554432',
       msix_info: '0', msix_count: '64', device_reset: '0', unset_with_device_open: '-EBUSY',
     });
+  });
+});
+
+describe('the same sequence over an iommufd-backed /dev/vfio/vfio serving the SPAPR calls (extension)', () => {
+  it('runs unmodified with host.vfioContainer "iommufd" and host.iommufdSpaprCompat', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tcefs-topo-'));
+    const topology = join(dir, 'topology.json');
+    await writeFile(topology, JSON.stringify({ ...DEFAULT_TOPOLOGY_JSON, host: { ...DEFAULT_TOPOLOGY_JSON.host, vfioContainer: 'iommufd', iommufdSpaprCompat: true } }));
+    const r = await runUnderShim('spapr_vmm', ['0000:02:00.0', 'v2'], { topology });
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const { values, views } = parse(r.stdout);
+    expect(values).toMatchObject({ type: '7', iommu: '7', register: '0', flags: '1', window64: '0x800000000000000', map_64k: '0', unset_container: '0' });
+    expect(tces(views.mapped64)).toEqual(['0x0000000000001000 RW', '0x0000000000002000 R-', '0x0800000000020000 RW']);
   });
 });

@@ -284,3 +284,35 @@ describe('/dev/vfio/vfio as an iommufd (host.vfioContainer: "iommufd", CONFIG_IO
     expect(h.call(c, 'VFIO_IOMMU_MAP_DMA', { flags: 3, vaddr: VA, iova: 0n, size: 0x1000n }).result).toBe(0);
   });
 });
+
+describe('extension: the SPAPR v2 container calls on an iommufd (host.iommufdSpaprCompat)', () => {
+  it('hosts the SPAPR driver for the groups set to it, owning their DMA as a legacy container does', async () => {
+    const { DEFAULT_TOPOLOGY_JSON } = await import('../../src/topology/topology.ts');
+    h = new Harness({ ...DEFAULT_TOPOLOGY_JSON, host: { ...DEFAULT_TOPOLOGY_JSON.host, iommufdSpaprCompat: true } });
+    i = h.open('/dev/iommu');
+    expect(h.call(i, 'VFIO_CHECK_EXTENSION', {}, { arg: VFIO.VFIO_SPAPR_TCE_v2_IOMMU }).result).toBe(1);
+    expect(h.call(i, 'VFIO_CHECK_EXTENSION', {}, { arg: VFIO.VFIO_SPAPR_TCE_IOMMU }).result).toBe(0); // v2 only
+    expect(h.call(i, 'VFIO_SET_IOMMU', {}, { arg: VFIO.VFIO_SPAPR_TCE_v2_IOMMU }).result).toBe(-ENODEV); // no group yet
+    const g = h.open('/dev/vfio/1');
+    expect(h.setContainer(g, i)).toBe(0);
+    expect(pe(1).ownership).toBe('platform');
+    expect(h.call(i, 'VFIO_SET_IOMMU', {}, { arg: VFIO.VFIO_SPAPR_TCE_v2_IOMMU }).result).toBe(0);
+    expect(pe(1).ownership).toBe('user');
+    expect(h.call(i, 'VFIO_IOMMU_SPAPR_REGISTER_MEMORY', { vaddr: VA, size: GiB }).result).toBe(0);
+    expect(h.call(i, 'VFIO_IOMMU_SPAPR_TCE_GET_INFO').out).toMatchObject({ flags: 1, 'ddw.max_dynamic_windows_supported': 2 });
+    expect(h.call(i, 'VFIO_IOMMU_SPAPR_TCE_CREATE', { page_shift: 16, window_size: 1n << 32n, levels: 1 }).out.start_addr).toBe(W64);
+    expect(h.call(i, 'VFIO_IOMMU_MAP_DMA', { flags: 3, vaddr: VA, iova: W64, size: 0x10000n }).result).toBe(0);
+    expect(pe(1).translate(W64, 'write')).toBe(h.daemon.host.memory.hpaOf('pid:100', VA));
+    // The device comes from the group path without an iommufd binding; iommufd objects still work.
+    const dev = h.getDeviceFd(g, '0000:02:00.0');
+    expect(dev.result).toBe(0);
+    expect(h.call(i, 'IOMMU_IOAS_ALLOC').result).toBe(0);
+    // The group keeps the iommufd alive after it is closed; closing the group releases everything.
+    h.close(i);
+    expect(pe(1).translate(W64, 'read')).toBeTypeOf('bigint');
+    h.close(dev.file!);
+    h.close(g);
+    expect(h.daemon.host.stats()).toMatchObject({ tables: 0, liveTces: 0, pinnedBytes: 0n, lockedBytes: 0n });
+    expect(pe(1).ownership).toBe('platform');
+  });
+});

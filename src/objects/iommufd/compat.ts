@@ -126,7 +126,13 @@ export const compatCommands = new CommandTable<IommufdFile>('iommufd', {
   VFIO_GET_API_VERSION: () => VFIO.VFIO_API_VERSION,
   VFIO_CHECK_EXTENSION: (f, call) => {
     const ext = Number(BigInt.asUintN(32, call.arg));
+    if (f.spapr) return f.spapr.checkExtension(ext) && ext !== VFIO.VFIO_SPAPR_TCE_IOMMU ? 1 : 0;
     if (ext === VFIO.VFIO_TYPE1_IOMMU || ext === VFIO.VFIO_TYPE1v2_IOMMU || ext === VFIO.VFIO_UNMAP_ALL) return 1;
+    // Extension: with host.iommufdSpaprCompat an iommufd offers SPAPR v2 (not v1) and EEH.
+    if (f.daemon.topology.iommufdSpaprCompat) {
+      if (ext === VFIO.VFIO_SPAPR_TCE_v2_IOMMU) return 1;
+      if (ext === VFIO.VFIO_EEH) return f.daemon.host.eehEnabled ? 1 : 0;
+    }
     if (ext === VFIO.VFIO_DMA_CC_IOMMU) {
       compatIoas(f);
       return 1; // TCE domains are cache coherent
@@ -135,6 +141,12 @@ export const compatCommands = new CommandTable<IommufdFile>('iommufd', {
   },
   VFIO_SET_IOMMU: (f, call) => {
     const type = Number(BigInt.asUintN(32, call.arg));
+    if (type === VFIO.VFIO_SPAPR_TCE_v2_IOMMU && f.daemon.topology.iommufdSpaprCompat) {
+      compatIoas(f);
+      f.setSpapr();
+      return;
+    }
+    if (f.spapr) throw new Errno(EINVAL, 'SPAPR already set');
     if (type !== VFIO.VFIO_TYPE1_IOMMU && type !== VFIO.VFIO_TYPE1v2_IOMMU) throw new Errno(EINVAL, `type ${type} is not served by iommufd`);
     const ioas = compatIoas(f);
     // TYPE1 (v1) asks for PAGE_SIZE mappings only; v2 changes nothing. It may be repeated.

@@ -12,6 +12,8 @@ import { IdTable } from './id-table.ts';
 import { Ioas } from './ioas.ts';
 import { readRanges, U64_MAX, writeRanges } from './ranges.ts';
 import { compatCommands } from './compat.ts';
+import type { IommuGroup } from '../inventory.ts';
+import { spaprCommands, SpaprIommu } from '../vfio/spapr.ts';
 import { IommufdDevice } from './device.ts';
 import { HwptPaging, type WindowSpec } from './hwpt.ts';
 import { TCEFS_EXT } from '../../uapi/constants.ts';
@@ -41,6 +43,10 @@ export class IommufdFile extends OpenFile {
   rlimitMode = 0;
   /** Devices bound to this context; each keeps it alive after its file is closed, as a file reference would. */
   bound = 0;
+  /** Groups set to this context as their container (newest first); they keep it alive too. */
+  readonly groups: IommuGroup[] = [];
+  /** Extension (host.iommufdSpaprCompat): the SPAPR v2 driver, chosen with VFIO_SET_IOMMU. */
+  spapr?: SpaprIommu;
   private closed = false;
 
   constructor(path: string, readonly daemon: Daemon) {
@@ -70,8 +76,70 @@ export class IommufdFile extends OpenFile {
     IOMMU_GET_HW_INFO: (f, call) => f.hwInfo(call),
   }).with(compatCommands);
 
+  static readonly withSpapr = spaprCommands<IommufdFile>('iommufd').with(IommufdFile.table);
+
   commands(): CommandTable<IommufdFile> {
-    return IommufdFile.table;
+    return this.spapr ? IommufdFile.withSpapr : IommufdFile.table;
+  }
+
+  /** VFIO_GROUP_SET_CONTAINER with this iommufd: a compat IOAS is made if there is none. */
+  addGroup(g: IommuGroup): void {
+    this.compatIoas ??= this.objects.insert(new Ioas(this.daemon.host));
+    if (this.spapr) this.claimForSpapr(g);
+    this.groups.unshift(g);
+  }
+
+  removeGroup(g: IommuGroup): void {
+    this.groups.splice(this.groups.indexOf(g), 1);
+    if (this.spapr) {
+      this.spapr.detachGroup(g);
+      g.dmaOwner = undefined;
+      g.pe.releaseOwnership();
+      if (this.groups.length === 0) {
+        this.spapr.release();
+        this.spapr = undefined;
+      }
+    }
+    this.maybeTeardown();
+  }
+
+  /** Serving the SPAPR calls, the context owns a group's DMA itself, as a legacy container does. */
+  private claimForSpapr(g: IommuGroup): void {
+    if (g.dmaOwner) throw new Errno(EBUSY, `group ${g.id} has devices bound through their cdevs`);
+    g.pe.takeOwnership();
+    try {
+      this.spapr!.attachGroup(g);
+    } catch (e) {
+      g.pe.releaseOwnership();
+      throw e;
+    }
+    g.dmaOwner = this;
+  }
+
+  /** VFIO_SET_IOMMU(VFIO_SPAPR_TCE_v2_IOMMU) on an iommufd (extension). */
+  setSpapr(): void {
+    if (this.spapr) throw new Errno(EINVAL, 'SPAPR already set');
+    if (this.groups.length === 0) throw new Errno(EINVAL, 'no group is set to this iommufd');
+    this.spapr = new SpaprIommu(this, true, this.daemon);
+    const groups = this.groups.splice(0);
+    const claimed: IommuGroup[] = [];
+    try {
+      for (const g of [...groups].reverse()) {
+        this.claimForSpapr(g);
+        this.groups.unshift(g);
+        claimed.push(g);
+      }
+    } catch (e) {
+      for (const g of claimed) {
+        this.spapr.detachGroup(g);
+        g.dmaOwner = undefined;
+        g.pe.releaseOwnership();
+      }
+      this.spapr.release();
+      this.spapr = undefined;
+      this.groups.splice(0, this.groups.length, ...groups);
+      throw e;
+    }
   }
 
   /** The process a request comes from, whose memory a MAP pins. */
@@ -269,13 +337,18 @@ export class IommufdFile extends OpenFile {
 
   /** A bound device's file went away. */
   deviceUnbound(): void {
-    if (--this.bound === 0 && this.closed) this.teardown();
+    this.bound--;
+    this.maybeTeardown();
   }
 
-  /** Closing the context destroys its objects, unless bound devices still hold it. */
+  /** Closing the context destroys its objects, unless bound devices or groups still hold it. */
   release(): void {
     this.closed = true;
-    if (this.bound === 0) this.teardown();
+    this.maybeTeardown();
+  }
+
+  private maybeTeardown(): void {
+    if (this.closed && this.bound === 0 && this.groups.length === 0) this.teardown();
   }
 
   /** Destroy every object, leaves first. */

@@ -8,7 +8,7 @@ import { EINVAL, ENODEV, Errno } from '../../errno.ts';
 import { VFIO } from '../../uapi/constants.ts';
 import type { Daemon } from '../../daemon.ts';
 import type { IommuGroup } from '../inventory.ts';
-import { spapr, SpaprIommu } from './spapr.ts';
+import { spaprCommands, SpaprIommu } from './spapr.ts';
 import { type1, Type1Iommu } from './type1.ts';
 
 export class ContainerFile extends OpenFile {
@@ -33,7 +33,7 @@ export class ContainerFile extends OpenFile {
     },
     EINVAL,
   );
-  static readonly withSpapr = ContainerFile.core.with(spapr);
+  static readonly withSpapr = ContainerFile.core.with(spaprCommands<ContainerFile>('container'));
   static readonly withType1 = ContainerFile.core.with(type1);
 
   commands(): CommandTable<ContainerFile> {
@@ -83,16 +83,23 @@ export class ContainerFile extends OpenFile {
     return 0;
   }
 
-  /** VFIO_GROUP_SET_CONTAINER: the group's DMA was claimed by the caller; attach it if a driver is set. */
+  /** VFIO_GROUP_SET_CONTAINER: claim the group's DMA (its PE leaves the host) and attach it if a driver is set. */
   addGroup(g: IommuGroup, owner: string): void {
-    this.driver?.attachGroup(g, owner);
+    g.pe.takeOwnership();
+    try {
+      this.driver?.attachGroup(g, owner);
+    } catch (e) {
+      g.pe.releaseOwnership();
+      throw e;
+    }
     this.groups.unshift(g);
   }
 
-  /** The group leaves; with the last one the driver is released. */
+  /** The group leaves and its PE goes back to the host; with the last group the driver is released. */
   removeGroup(g: IommuGroup): void {
     this.driver?.detachGroup(g);
     this.groups.splice(this.groups.indexOf(g), 1);
+    g.pe.releaseOwnership();
     if (this.groups.length === 0 && this.driver) {
       this.driver.release();
       this.spapr = undefined;

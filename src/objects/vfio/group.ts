@@ -12,7 +12,6 @@ import type { IommuGroup } from '../inventory.ts';
 import { ContainerFile } from './container.ts';
 import { IommufdFile } from '../iommufd/context.ts';
 import { IommufdDevice } from '../iommufd/device.ts';
-import { Ioas } from '../iommufd/ioas.ts';
 import { DeviceFile } from './device.ts';
 
 /** Largest device name GET_DEVICE_FD accepts (the kernel copies at most a page). */
@@ -51,22 +50,8 @@ export class GroupFile extends OpenFile {
     const target = this.daemon.files.get(handle);
     if (!target) throw new Errno(EBADF, `no file with handle ${handle.toString(16)}`);
     if (this.group.container) throw new Errno(EINVAL, 'group already has a container');
-    if (target instanceof IommufdFile) {
-      // An iommufd as the container: make sure it has a compat IOAS (an ordinary, visible one). DMA is
-      // claimed later, device by device, when GET_DEVICE_FD binds them.
-      target.compatIoas ??= target.objects.insert(new Ioas(this.daemon.host));
-      this.group.container = target;
-      return 0;
-    }
-    if (!(target instanceof ContainerFile)) throw new Errno(EBADFD, `${target.kind} is not a container`);
-    const pe = this.group.pe;
-    pe.takeOwnership();
-    try {
-      target.addGroup(this.group, `pid:${call.pid}`);
-    } catch (e) {
-      pe.releaseOwnership();
-      throw e;
-    }
+    if (!(target instanceof ContainerFile) && !(target instanceof IommufdFile)) throw new Errno(EBADFD, `${target.kind} is not a container`);
+    target.addGroup(this.group, `pid:${call.pid}`);
     this.group.container = target;
     return 0;
   }
@@ -89,8 +74,9 @@ export class GroupFile extends OpenFile {
     const fn = this.group.devices.find((d) => d.bdf === name);
     if (!fn) throw new Errno(ENODEV, `no device "${name}" in group ${this.group.id}`);
     const dev = new DeviceFile(`/dev/vfio/${this.group.id}:${fn.bdf}`, fn, false, this.daemon);
-    if (container instanceof IommufdFile) {
+    if (container instanceof IommufdFile && !container.spapr) {
       // Compat mode: the first open binds the device to the iommufd and attaches it to the compat IOAS.
+      // (Serving the SPAPR calls, the iommufd owns the group's DMA itself, as a legacy container does.)
       try {
         dev.iommufd = IommufdDevice.bind(container, fn);
         if (!container.compatIoas) throw new Errno(EINVAL, 'the iommufd lost its compat IOAS');

@@ -12,7 +12,7 @@ import { DmaDirection, SLOTS, type LockedMemoryAccount, type Slot, type TceTable
 import { VFIO } from '../../uapi/constants.ts';
 import type { Daemon } from '../../daemon.ts';
 import type { IommuGroup } from '../inventory.ts';
-import type { ContainerFile } from './container.ts';
+import type { FileKind } from '../../uapi/ioctls.ts';
 import type { MmContext, PreregRegion } from './prereg.ts';
 
 const PAGE_SHIFT_4K = 12;
@@ -31,7 +31,11 @@ export class SpaprIommu {
   /** v1: the charge ENABLE took for the default window's worth of pages. */
   private enableCharge = 0n;
 
-  constructor(readonly container: ContainerFile, readonly v2: boolean, readonly daemon: Daemon) {}
+  /**
+   * @param container whatever holds the groups: a legacy container, or an iommufd serving the SPAPR calls
+   *   as an extension (its groups are those set to it with VFIO_GROUP_SET_CONTAINER)
+   */
+  constructor(readonly container: { readonly groups: IommuGroup[] }, readonly v2: boolean, readonly daemon: Daemon) {}
 
   get groups(): IommuGroup[] {
     return this.container.groups;
@@ -420,15 +424,18 @@ export class SpaprIommu {
   }
 }
 
-export const spapr = new CommandTable<ContainerFile>('container', {
-  VFIO_IOMMU_SPAPR_TCE_GET_INFO: (f, c) => f.spapr!.getInfo(c),
-  VFIO_IOMMU_MAP_DMA: (f, c) => f.spapr!.mapDma(c),
-  VFIO_IOMMU_UNMAP_DMA: (f, c) => f.spapr!.unmapDma(c),
-  VFIO_IOMMU_ENABLE: (f, c) => f.spapr!.enable(c),
-  VFIO_IOMMU_DISABLE: (f, c) => f.spapr!.disable(c),
-  VFIO_IOMMU_SPAPR_REGISTER_MEMORY: (f, c) => f.spapr!.registerMemory(c),
-  VFIO_IOMMU_SPAPR_UNREGISTER_MEMORY: (f, c) => f.spapr!.unregisterMemory(c),
-  VFIO_IOMMU_SPAPR_TCE_CREATE: (f, c) => f.spapr!.create(c),
-  VFIO_IOMMU_SPAPR_TCE_REMOVE: (f, c) => f.spapr!.remove(c),
-  VFIO_EEH_PE_OP: (f, c) => f.spapr!.eehPeOp(c),
-});
+/** The SPAPR driver's calls, for any file kind that hosts the driver (a legacy container, or an iommufd). */
+export function spaprCommands<F extends { spapr?: SpaprIommu }>(kind: FileKind): CommandTable<F> {
+  return new CommandTable<F>(kind, {
+    VFIO_IOMMU_SPAPR_TCE_GET_INFO: (f, c) => f.spapr!.getInfo(c),
+    VFIO_IOMMU_MAP_DMA: (f, c) => f.spapr!.mapDma(c),
+    VFIO_IOMMU_UNMAP_DMA: (f, c) => f.spapr!.unmapDma(c),
+    VFIO_IOMMU_ENABLE: (f, c) => f.spapr!.enable(c),
+    VFIO_IOMMU_DISABLE: (f, c) => f.spapr!.disable(c),
+    VFIO_IOMMU_SPAPR_REGISTER_MEMORY: (f, c) => f.spapr!.registerMemory(c),
+    VFIO_IOMMU_SPAPR_UNREGISTER_MEMORY: (f, c) => f.spapr!.unregisterMemory(c),
+    VFIO_IOMMU_SPAPR_TCE_CREATE: (f, c) => f.spapr!.create(c),
+    VFIO_IOMMU_SPAPR_TCE_REMOVE: (f, c) => f.spapr!.remove(c),
+    VFIO_EEH_PE_OP: (f, c) => f.spapr!.eehPeOp(c),
+  });
+}
