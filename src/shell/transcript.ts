@@ -101,6 +101,8 @@ export class TranscriptError extends Error {}
 
 export function parseTranscript(text: string): Transcript {
   const t: Transcript = { entries: [] };
+  // Say what the file is not before picking at its lines: a script given to replay by mistake is common.
+  if (!/^#! tcefs-transcript /.test(text.trimStart())) throw new TranscriptError('no "#! tcefs-transcript N" header: not a tcefs transcript');
   let current: TranscriptEntry | undefined;
   text.split('\n').forEach((raw, i) => {
     const line = raw.replace(/\r$/, '');
@@ -125,7 +127,6 @@ export function parseTranscript(text: string): Transcript {
       (current.body ??= []).push(line.startsWith('<| ') ? line.slice(3) : line.slice(2));
     } else throw new TranscriptError(`${where}: not a transcript line (> request, < response, <| text, # comment): ${line}`);
   });
-  if (t.version === undefined) throw new TranscriptError('no "#! tcefs-transcript N" header: not a tcefs transcript');
   if (t.version !== TRANSCRIPT_VERSION) throw new TranscriptError(`transcript version ${t.version}; this tcefs reads version ${TRANSCRIPT_VERSION}`);
   const open = t.entries.find((e) => e.response === '');
   if (open) throw new TranscriptError(`line ${open.line}: request without a response`);
