@@ -39,6 +39,7 @@ export class Daemon {
   constructor(readonly topology: Topology, readonly options: DaemonOptions = {}) {
     this.host = new TceHost(hostConfig(topology));
     this.inventory = new Inventory(topology, this.host);
+    this.files.afterRelease = () => this.host.pruneIdleAccounts();
     this.tree = buildTree(this);
   }
 

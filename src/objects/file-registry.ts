@@ -10,11 +10,23 @@ import { HANDLE_FOREIGN, HANDLE_NONE } from '../transport/frame.ts';
 import type { OpenFile } from '../dispatch/open-file.ts';
 
 const trace = createDebug('tcefs:files');
+const warn = createDebug('tcefs:error');
+
+/** A failing release is a tcefs bug, never the client's: log it and keep serving. */
+function safeRelease(f: OpenFile): void {
+  try {
+    f.release();
+  } catch (e) {
+    warn('internal error releasing %s: %O', f, e);
+  }
+}
 
 /** Unclaimed pending files are released after this long, so a client that never claims cannot pin a device. */
 export const CLAIM_TIMEOUT_MS = 30_000;
 
 export class FileRegistry {
+  /** Run after every release (the daemon prunes per-process records there). */
+  afterRelease?: () => void;
   private readonly open = new Map<number, OpenFile>();
   private readonly pending = new Map<number, { file: OpenFile; timer: NodeJS.Timeout }>();
   private readonly reserved = new Set<number>();
@@ -48,13 +60,14 @@ export class FileRegistry {
     return this.open.get(handle);
   }
 
-  /** Release a file: called on the last close of its FUSE handle. */
+  /** Release a file: called on the last close of its FUSE handle. Release cannot fail, so it never throws. */
   remove(handle: number): void {
     const f = this.open.get(handle);
     if (!f) return;
     this.open.delete(handle);
     trace('release %s', f);
-    f.release();
+    safeRelease(f);
+    this.afterRelease?.();
   }
 
   addPending(file: OpenFile): number {
@@ -86,7 +99,8 @@ export class FileRegistry {
     if (!p) return;
     this.pending.delete(handle);
     trace('unclaimed %s released', p.file);
-    p.file.release();
+    safeRelease(p.file);
+    this.afterRelease?.();
   }
 
   /** Release everything (daemon shutdown). */

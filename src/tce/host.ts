@@ -134,6 +134,11 @@ export class TceHost {
     return [...this.accountMap.values()];
   }
 
+  /** Forget accounts with nothing charged, so a long-running host does not keep one per past process. */
+  pruneIdleAccounts(): void {
+    for (const [owner, a] of this.accountMap) if (a.locked === 0n && a.underflows === 0) this.accountMap.delete(owner);
+  }
+
   /** Every table in existence, user and host-owned. */
   tables(): TceTable[] {
     return [...this.tableSet];
