@@ -516,7 +516,7 @@ export function helpText(topic?: string): string {
         const p = decl.pointers?.find((x) => x.field === f.name);
         if (p) notes.push(p.dir === 'in' ? 'pointer to data you give: [..]' : `pointer the kernel writes through (sized by ${p.count ?? p.lengthField ?? `${p.bytes} bytes`})`);
         if (decl.fdFields?.includes(f.name) || decl.arg === 'fdptr') notes.push('a file: @NAME, NONE, FOREIGN or a number');
-        lines.push(`  ${f.name.padEnd(28)} ${`${f.type}${f.count > 1 ? `[${f.count}]` : ''}`.padEnd(8)} ${notes.join('; ')}`);
+        lines.push(`  ${f.name.padEnd(28)} ${`${f.type}${f.count > 1 ? `[${f.count}]` : ''}`.padEnd(8)} ${notes.join('; ')}`.trimEnd());
       }
     }
     const argNames = ARG_VALUES.get(decl.name);
