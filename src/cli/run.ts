@@ -129,6 +129,22 @@ function signalStatus(signal: NodeJS.Signals): number {
 }
 
 export async function runCommand(cmd: string[], opts: RunOptions): Promise<never> {
+  // Signal handlers come first: one arriving before them would kill this process outright and leave a
+  // private daemon behind. Until the program runs, a signal means "stop": nothing is started after it.
+  let child: ChildProcess | undefined;
+  let stopped: NodeJS.Signals | undefined;
+  for (const sig of RELAYED) {
+    process.on(sig, () => {
+      if (!child) {
+        stopped ??= sig;
+        return;
+      }
+      // A terminal's Ctrl-C or Ctrl-\ already reached the program, which shares our process group.
+      if ((sig === 'SIGINT' || sig === 'SIGQUIT') && isatty(0)) return;
+      if (child.exitCode === null && child.signalCode === null) child.kill(sig);
+    });
+  }
+
   await ensureShim();
   let mount: string;
   let daemon: PrivateDaemon | undefined;
@@ -142,25 +158,22 @@ export async function runCommand(cmd: string[], opts: RunOptions): Promise<never
     daemon = await startDaemon(mount, opts.topology);
   }
   // If this process dies of something unexpected, the private daemon must not outlive it.
-  const stopDaemon = () => daemon?.proc.exitCode === null && daemon.proc.kill('SIGTERM');
-  process.on('exit', stopDaemon);
+  process.on('exit', () => daemon?.proc.exitCode === null && daemon.proc.kill('SIGTERM'));
 
-  const preload = process.env.LD_PRELOAD ? `${PRELOAD}:${process.env.LD_PRELOAD}` : PRELOAD;
-  const child = spawn(cmd[0], cmd.slice(1), { stdio: 'inherit', env: { ...process.env, LD_PRELOAD: preload, TCEFS_MOUNT: mount } });
-  for (const sig of RELAYED) {
-    process.on(sig, () => {
-      // A terminal's Ctrl-C or Ctrl-\ already reached the program, which shares our process group.
-      if ((sig === 'SIGINT' || sig === 'SIGQUIT') && isatty(0)) return;
-      if (child.exitCode === null && child.signalCode === null) child.kill(sig);
+  let status: number;
+  if (stopped) status = signalStatus(stopped);
+  else {
+    const preload = process.env.LD_PRELOAD ? `${PRELOAD}:${process.env.LD_PRELOAD}` : PRELOAD;
+    const running = spawn(cmd[0], cmd.slice(1), { stdio: 'inherit', env: { ...process.env, LD_PRELOAD: preload, TCEFS_MOUNT: mount } });
+    child = running;
+    status = await new Promise<number>((res) => {
+      running.once('error', (e: NodeJS.ErrnoException) => {
+        console.error(`tcefs run: ${cmd[0]}: ${e.code === 'ENOENT' ? 'command not found' : e.message}`);
+        res(e.code === 'ENOENT' ? 127 : 126);
+      });
+      running.once('exit', (code, signal) => res(signal ? signalStatus(signal) : (code ?? 1)));
     });
   }
-  const status = await new Promise<number>((res) => {
-    child.once('error', (e: NodeJS.ErrnoException) => {
-      console.error(`tcefs run: ${cmd[0]}: ${e.code === 'ENOENT' ? 'command not found' : e.message}`);
-      res(e.code === 'ENOENT' ? 127 : 126);
-    });
-    child.once('exit', (code, signal) => res(signal ? signalStatus(signal) : (code ?? 1)));
-  });
 
   if (daemon) {
     daemon.proc.kill('SIGTERM');
