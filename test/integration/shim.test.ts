@@ -1,5 +1,6 @@
 // Unmodified C programs against a real mount through the preload shim: plain open()/ioctl()/readlink()/
-// opendir()/pread() on the real /dev and /sys paths, run by `tcefs run --mount`.
+// opendir()/pread() on the real /dev and /sys paths, run by `tcefs run --mount`. The VMM programs of the
+// legacy and iommufd paths run the same way in legacy-vmm.test.ts and iommufd-cdev.test.ts.
 import { readdir, readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kv, runC } from '../helpers/c.ts';
@@ -196,33 +197,5 @@ describe('the preload shim', () => {
       exec_child_fd_link: 'anon_inode:[vfio-device]',
       exec_child: '0',
     });
-  });
-
-  it.each([[[] as string[]], [['v1']]])('runs the VMM program test/c/spapr_vmm.c unmodified (%j)', async (extra) => {
-    const r = await runUnderShim('spapr_vmm', ['0000:02:00.0', ...extra], { mnt: d.mnt });
-    expect(r.stderr).toBe('');
-    expect(r.code).toBe(0);
-    const out = kv(r.stdout);
-    expect(out).toMatchObject({
-      group: '1',
-      group_open: '0',
-      viable: '1',
-      api_version: '0',
-      set_container: '0',
-      device_fd_ok: '0',
-      device_info: '0',
-      config_read: '4',
-      vendor: '0x144d',
-      device: '0xa808',
-      bar0_write: '4',
-      bar0_read: '4',
-      device_reset: '0',
-      unset_with_device_open: '-EBUSY',
-      unset_container: '0',
-    });
-    if (extra.length) expect(out).toMatchObject({ iommu: '2', set_iommu_v1: '0', enable: '0', map_4k: '0', unmap: '0', disable: '0' });
-    else expect(out).toMatchObject({ iommu: '7', register: '0', create_32: '0', map_4k_rw: '0', map_misaligned_iova: '1', map_64k: '0', unregister: '0' });
-    // The TCE view the program read from the mount shows its mappings while they existed.
-    expect(r.stdout).toMatch(/view mapped.*\n(#.*\n)+0x[0-9a-f]+ +tce=0x[0-9a-f]+ +RW/);
   });
 });
