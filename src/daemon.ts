@@ -6,6 +6,7 @@ import { buildTree, type Node } from './transport/tree.ts';
 import type { Topology } from './topology/topology.ts';
 import { TceHost } from './tce/index.ts';
 import { MmContext } from './objects/vfio/prereg.ts';
+import { IommufdFile } from './objects/iommufd/context.ts';
 
 /** The TCE backend's view of a topology. */
 export function hostConfig(t: Topology) {
@@ -23,6 +24,8 @@ export function hostConfig(t: Topology) {
 export interface DaemonOptions {
   /** Reproduce kernel bugs the emulation otherwise guards against (unchecked window ends, leaked charges). */
   strictKernel?: boolean;
+  /** Objects one iommufd context may hold (ENOSPC past it). */
+  maxObjects?: number;
 }
 
 export class Daemon {
@@ -57,6 +60,30 @@ export class Daemon {
     if (!e || --e.refs > 0) return;
     this.mms.delete(mm.owner);
     mm.teardown();
+  }
+
+  /** Rebuild the tree after the inventory changed (hot-plug); FUSE looks nodes up in it on every call. */
+  rebuildTree(): void {
+    this.tree = buildTree(this);
+  }
+
+  /** The daemon's own state, for leak checks: what is open, pending, allocated, removed. */
+  describe() {
+    const files = this.files.list();
+    const byKind: Record<string, number> = {};
+    for (const f of files) byKind[f.kind] = (byKind[f.kind] ?? 0) + 1;
+    const ctxs = files.filter((f): f is IommufdFile => f instanceof IommufdFile);
+    const faults = this.host.faults;
+    return {
+      openFiles: files.length,
+      byKind,
+      pendingFiles: this.files.pendingCount,
+      iommufdObjects: ctxs.reduce((n, c) => n + c.objects.size, 0),
+      mmContexts: this.mms.size,
+      faults: { armed: faults.armed, fired: faults.fired, checks: faults.checks },
+      removedDevices: [...this.inventory.functions.values()].filter((f) => f.removed).map((f) => f.bdf),
+      options: this.options,
+    };
   }
 
   /** Release every file (clients of a stopping daemon lose their state, as on a real close). */

@@ -6,6 +6,7 @@ import { registerReplay } from './replay.ts';
 import { registerRun } from './run.ts';
 import { registerShell } from './shell.ts';
 import { statusCommand, tceCommand } from './views.ts';
+import { deviceCommand, eehCommand, faultCommand } from './control.ts';
 
 export const DEFAULT_MOUNT = process.env.TCEFS_MOUNT ?? '/tmp/tcefs';
 
@@ -21,8 +22,33 @@ program
   .option('-t, --topology <file>', 'JSON topology (default: the embedded PowerNV host)')
   .addOption(new Option('--allow-other', 'let other users open the nodes (needs user_allow_other for non-root)'))
   .option('--strict-kernel', 'reproduce kernel bugs tcefs guards against by default (see docs/spapr.md)')
+  .option('--max-objects <n>', 'objects one iommufd context may hold (ENOSPC past it)', (v) => Number(v))
   .addOption(new Option('--vfio-container <kind>', 'what /dev/vfio/vfio is (overrides the topology)').choices(['legacy', 'iommufd']))
   .action(mountCommand);
+
+program
+  .command('fault')
+  .description('make the nth allocation or pin of the running daemon fail once (like fail_nth), or turn it off')
+  .argument('<kind>', 'alloc | pin | any | off | status')
+  .argument('[nth]', 'which check from now on fails (1 = the next one)')
+  .option('-m, --mount <dir>', 'the mount to control', DEFAULT_MOUNT)
+  .action(faultCommand);
+
+program
+  .command('device')
+  .description('hot-unplug or hot-plug a PCI function of a running mount')
+  .argument('<action>', 'remove | add')
+  .argument('<bdf>', 'PCI address, e.g. 0000:01:00.0')
+  .option('-m, --mount <dir>', 'the mount to control', DEFAULT_MOUNT)
+  .action(deviceCommand);
+
+program
+  .command('eeh')
+  .description("freeze an IOMMU group's PE as a detected error would (EEH)")
+  .argument('<action>', 'freeze')
+  .argument('<group>', 'IOMMU group number')
+  .option('-m, --mount <dir>', 'the mount to control', DEFAULT_MOUNT)
+  .action(eehCommand);
 
 program
   .command('status')

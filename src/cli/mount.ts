@@ -18,7 +18,7 @@ export async function loadTopology(file?: string): Promise<Topology> {
 
 export async function mountCommand(
   dir: string,
-  opts: { topology?: string; allowOther?: boolean; strictKernel?: boolean; vfioContainer?: 'legacy' | 'iommufd' },
+  opts: { topology?: string; allowOther?: boolean; strictKernel?: boolean; maxObjects?: number; vfioContainer?: 'legacy' | 'iommufd' },
 ): Promise<void> {
   let topology: Topology;
   try {
@@ -28,7 +28,11 @@ export async function mountCommand(
     process.exit(2);
   }
   if (opts.vfioContainer) topology.vfioContainer = opts.vfioContainer;
-  const daemon = new Daemon(topology, { strictKernel: !!opts.strictKernel });
+  if (opts.maxObjects !== undefined && !(Number.isSafeInteger(opts.maxObjects) && opts.maxObjects > 0)) {
+    console.error('tcefs: --max-objects takes a positive integer');
+    process.exit(2);
+  }
+  const daemon = new Daemon(topology, { strictKernel: !!opts.strictKernel, maxObjects: opts.maxObjects });
   const fs = new TcefsFs(daemon, resolve(dir));
   // Handlers go in before the mount: a signal in the gap would otherwise kill us with the mount left behind.
   let stopping: Promise<void> | undefined;

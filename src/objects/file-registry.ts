@@ -112,4 +112,12 @@ export class FileRegistry {
   get size(): number {
     return this.open.size + this.pending.size;
   }
+
+  get pendingCount(): number {
+    return this.pending.size;
+  }
+
+  list(): OpenFile[] {
+    return [...this.open.values()];
+  }
 }

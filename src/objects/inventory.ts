@@ -1,5 +1,6 @@
 // The host's IOMMU groups and PCI functions as long-lived objects. Files come and go; these hold the
 // state that outlives any one open (which container a group is in, who owns a device).
+import { EEXIST, ENODEV, Errno } from '../errno.ts';
 import type { PciFunctionSpec, Topology } from '../topology/topology.ts';
 import { PciConfigSpace } from './vfio/pci-config.ts';
 import type { Pe, TceHost } from '../tce/index.ts';
@@ -13,6 +14,10 @@ export class PciFunction {
   readonly config: PciConfigSpace;
   /** The cdev file currently bound to an iommufd for this function (one at a time). */
   cdevBinding?: object;
+  /** Hot-unplugged: gone from /dev and sysfs; its open files answer ENODEV until they are closed. */
+  removed = false;
+  /** Open device files of this function, told when it is unplugged. */
+  readonly files = new Set<{ unplugged(): void }>();
   /** BAR contents, sparse by 4 KiB page: the function's MMIO as a user-space driver sees it. */
   readonly barPages = new Map<string, Buffer>();
   constructor(readonly spec: PciFunctionSpec, readonly group: IommuGroup, cdevIndex: number, multifunction: boolean) {
@@ -78,6 +83,25 @@ export class Inventory {
         }
       }
     }
+  }
+
+  /** Hot-unplug: the function vanishes from the tree and its open files stop working. */
+  remove(bdf: string): void {
+    const f = this.functions.get(bdf);
+    if (!f) throw new Errno(ENODEV, `no device ${bdf}`);
+    if (f.removed) throw new Errno(ENODEV, `${bdf} is already removed`);
+    f.removed = true;
+    for (const file of f.files) file.unplugged();
+  }
+
+  /** Hot-plug a removed function back, freshly reset. */
+  add(bdf: string): void {
+    const f = this.functions.get(bdf);
+    if (!f) throw new Errno(ENODEV, `no device ${bdf} in the topology`);
+    if (!f.removed) throw new Errno(EEXIST, `${bdf} is present`);
+    f.removed = false;
+    f.config.reset();
+    f.barPages.clear();
   }
 
   functionByCdev(index: number): PciFunction | undefined {

@@ -12,6 +12,7 @@ import Fuse from 'fuse-native';
 import { EACCES, EBUSY, EISDIR, ENOENT, ENOTCONN, Errno } from '../errno.ts';
 import type { Daemon } from '../daemon.ts';
 import { FrameChannel } from './channel.ts';
+import { CONTROL_HELP, runControlText } from '../control.ts';
 import { CLAIM_DIR, lookup, type Node } from './tree.ts';
 
 const trace = createDebug('tcefs:fuse');
@@ -44,6 +45,7 @@ export class TcefsFs {
   private fuse?: Fuse;
   private readonly channels = new Map<number, FrameChannel>();
   private readonly texts = new Map<number, TextOpen>();
+  private readonly controls = new Set<number>();
   private readonly uid = process.getuid?.() ?? 0;
   private readonly gid = process.getgid?.() ?? 0;
 
@@ -76,6 +78,11 @@ export class TcefsFs {
     trace('unmounted %s', this.mountpoint);
   }
 
+  private controlStatus(): string {
+    const f = this.daemon.host.faults;
+    return `${CONTROL_HELP}# faults: ${f.armed ? 'armed' : 'off'}, ${f.fired} fired, ${f.checks} checks\n`;
+  }
+
   private node(path: string): Node | undefined {
     return lookup(this.daemon.tree, path);
   }
@@ -90,6 +97,8 @@ export class TcefsFs {
         return { ...base, mode: 0o120777, size: node.target.length };
       case 'text':
         return { ...base, mode: 0o100444, size: Buffer.byteLength(node.read()) };
+      case 'control':
+        return { ...base, mode: 0o100600, size: 0 };
       case 'device':
         // Nodes are regular files (a FUSE mount is nodev); the preload shim reports them as char devices.
         return { ...base, mode: path === '/dev/vfio/vfio' || path === '/dev/iommu' ? 0o100666 : 0o100600, size: 0 };
@@ -137,7 +146,7 @@ export class TcefsFs {
         attempt();
       },
       read(_path: string, fh: number, buf: Buffer, len: number, pos: number, cb: Cb) {
-        const t = self.texts.get(fh);
+        const t = self.texts.get(fh) ?? (self.controls.has(fh) ? { content: Buffer.from(self.controlStatus()) } : undefined);
         if (t) {
           const n = t.content.copy(buf, 0, Math.min(pos, t.content.length), Math.min(pos + len, t.content.length));
           return cb(n);
@@ -151,12 +160,21 @@ export class TcefsFs {
       },
       write(_path: string, fh: number, buf: Buffer, len: number, pos: number, cb: Cb) {
         if (self.texts.has(fh)) return cb(Fuse.EACCES);
+        if (self.controls.has(fh)) {
+          try {
+            runControlText(self.daemon, buf.subarray(0, len).toString('utf8'));
+            return cb(len);
+          } catch (e) {
+            trace('control: %s', (e as Error).message);
+            return cb(e instanceof Errno ? -e.errno : Fuse.EIO);
+          }
+        }
         const ch = self.channels.get(fh);
         if (!ch) return cb(Fuse.EBADF);
         cb(ch.write(buf.subarray(0, len), pos));
       },
       release(_path: string, fh: number, cb: Cb) {
-        if (self.texts.delete(fh)) {
+        if (self.texts.delete(fh) || self.controls.delete(fh)) {
           self.daemon.files.unreserve(fh);
           return cb(0);
         }
@@ -166,10 +184,10 @@ export class TcefsFs {
       },
       truncate(path: string, _size: number, cb: Cb) {
         const n = self.node(path);
-        cb(!n ? Fuse.ENOENT : n.type === 'device' ? 0 : Fuse.EACCES);
+        cb(!n ? Fuse.ENOENT : n.type === 'device' || n.type === 'control' ? 0 : Fuse.EACCES);
       },
       ftruncate(_path: string, fh: number, _size: number, cb: Cb) {
-        cb(self.channels.has(fh) ? 0 : Fuse.EACCES);
+        cb(self.channels.has(fh) || self.controls.has(fh) ? 0 : Fuse.EACCES);
       },
       statfs(_path: string, cb: Cb) {
         cb(0, { bsize: 4096, frsize: 4096, blocks: 0, bfree: 0, bavail: 0, files: 0, ffree: 0, favail: 0, fsid: 0, flag: 0, namemax: 255 });
@@ -195,6 +213,11 @@ export class TcefsFs {
       return h;
     }
     if (n.type === 'link') throw new Errno(ENOENT, path); // the kernel follows links before open
+    if (n.type === 'control') {
+      const h = files.reserve();
+      this.controls.add(h);
+      return h;
+    }
     const file = n.open(path);
     const h = files.add(file);
     this.channels.set(h, new FrameChannel(file));

@@ -14,12 +14,17 @@ export type Node =
   /** A read-only text file whose content is computed at open (sysfs attributes, state views). */
   | { type: 'text'; read: () => string }
   /** A node that opens into a file object taking request frames (/dev/iommu, /dev/vfio/...). */
-  | { type: 'device'; open: (path: string) => OpenFile };
+  | { type: 'device'; open: (path: string) => OpenFile }
+  /** The daemon's control node: text commands written to it (src/control.ts). */
+  | { type: 'control' };
 
 /** Where the state views live: text for people, JSON for scripts. */
 export const DEBUG_DIR = '/sys/kernel/debug/tcefs';
 
 const json = (v: unknown) => JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? `0x${x.toString(16)}` : x), 2) + '\n';
+
+/** Text commands for the running daemon: fault injection, hot-unplug (src/control.ts). */
+export const CONTROL_PATH = '/.tcefs/control';
 
 /** Where fd-returning ioctls' files wait to be claimed: open .tcefs/fd/<handle in hex>. */
 export const CLAIM_DIR = '/.tcefs/fd';
@@ -66,7 +71,12 @@ export function buildTree(daemon: Daemon): Node & { type: 'dir' } {
   const host = daemon.host;
   put(root, `${DEBUG_DIR}/host`, { type: 'text', read: () => renderHostText(host) });
   put(root, `${DEBUG_DIR}/host.json`, { type: 'text', read: () => json(describeHost(host)) });
+  put(root, `${DEBUG_DIR}/daemon.json`, { type: 'text', read: () => json(daemon.describe()) });
+  put(root, CONTROL_PATH, { type: 'control' });
   for (const g of inv.groups.values()) {
+    // A group whose every device was unplugged is gone from /dev and sysfs, as the kernel's would be.
+    const present = g.devices.filter((f) => !f.removed);
+    if (!present.length) continue;
     put(root, `/dev/vfio/${g.id}`, { type: 'device', open: (p) => new GroupFile(p, g, daemon) });
     const gdir = `/sys/kernel/iommu_groups/${g.id}`;
     mkdirp(root, `${gdir}/devices`);
@@ -77,7 +87,7 @@ export function buildTree(daemon: Daemon): Node & { type: 'dir' } {
     put(root, `${gdir}/name`, text(`${g.platformName}\n`));
     put(root, `${DEBUG_DIR}/groups/${g.id}/tce`, { type: 'text', read: () => renderTceText(g.pe) });
     put(root, `${DEBUG_DIR}/groups/${g.id}/pe.json`, { type: 'text', read: () => json(describePe(g.pe)) });
-    for (const f of g.devices) {
+    for (const f of present) {
       const s = f.spec;
       const d = `/sys/bus/pci/devices/${f.bdf}`;
       put(root, `${gdir}/devices/${f.bdf}`, { type: 'link', target: `../../../../bus/pci/devices/${f.bdf}` });

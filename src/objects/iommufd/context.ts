@@ -36,7 +36,7 @@ const RW = IOMMUFD.IOMMU_IOAS_MAP_WRITEABLE | IOMMUFD.IOMMU_IOAS_MAP_READABLE;
 
 export class IommufdFile extends OpenFile {
   readonly kind = 'iommufd';
-  readonly objects = new IdTable();
+  readonly objects: IdTable;
   /** The IOAS the VFIO compat calls work on (IOMMU_VFIO_IOAS, or created by a group's SET_CONTAINER). */
   compatIoas?: Ioas;
   /** IOMMU_OPTION_RLIMIT_MODE: 0 accounts per user, 1 per process. */
@@ -51,6 +51,7 @@ export class IommufdFile extends OpenFile {
 
   constructor(path: string, readonly daemon: Daemon) {
     super(path);
+    this.objects = new IdTable(daemon.options.maxObjects);
   }
 
   static readonly table = new CommandTable<IommufdFile>('iommufd', {

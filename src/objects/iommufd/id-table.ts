@@ -1,7 +1,10 @@
 // iommufd's object table: one ID space for every object kind, IDs from 1, the lowest free ID reused.
 // Every object counts its users; the table holds one, and each object that refers to it holds another,
 // so DESTROY of something still in use is EBUSY.
-import { EBUSY, ENOENT, Errno } from '../../errno.ts';
+import { EBUSY, ENOENT, ENOSPC, Errno } from '../../errno.ts';
+
+/** Objects per iommufd context unless the daemon says otherwise (tcefs mount --max-objects). */
+export const DEFAULT_MAX_OBJECTS = 65536;
 
 export interface IommufdObject {
   readonly kind: string;
@@ -14,10 +17,17 @@ export interface IommufdObject {
 
 export class IdTable {
   private readonly objects = new Map<number, IommufdObject>();
+  /** No ID below this is free: the lowest-free search starts here instead of at 1. */
+  private lowestFree = 1;
+
+  /** @param limit objects one context may hold; past it creation fails ENOSPC, so no client can exhaust the daemon */
+  constructor(readonly limit = DEFAULT_MAX_OBJECTS) {}
 
   insert<T extends IommufdObject>(obj: T): T {
-    let id = 1;
+    if (this.objects.size >= this.limit) throw new Errno(ENOSPC, `this context holds its limit of ${this.limit} objects`);
+    let id = this.lowestFree;
     while (this.objects.has(id)) id++;
+    this.lowestFree = id + 1;
     obj.id = id;
     this.objects.set(id, obj);
     return obj;
@@ -44,6 +54,7 @@ export class IdTable {
   /** Take an object out of the table and tear it down (its users are the caller's business). */
   remove(o: IommufdObject): void {
     this.objects.delete(o.id);
+    if (o.id < this.lowestFree) this.lowestFree = o.id;
     o.destroy?.();
   }
 

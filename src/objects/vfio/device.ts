@@ -4,7 +4,7 @@
 import { CommandTable } from '../../dispatch/table.ts';
 import type { IoctlCall } from '../../dispatch/call.ts';
 import { OpenFile } from '../../dispatch/open-file.ts';
-import { E2BIG, EBADF, EBADFD, EBUSY, EFAULT, EINVAL, ENOENT, EOPNOTSUPP, Errno } from '../../errno.ts';
+import { E2BIG, EBADF, EBADFD, EBUSY, EFAULT, EINVAL, ENODEV, ENOENT, EOPNOTSUPP, Errno } from '../../errno.ts';
 import { HANDLE_FOREIGN, HANDLE_NONE } from '../../transport/frame.ts';
 import type { Daemon } from '../../daemon.ts';
 import { IommufdFile } from '../iommufd/context.ts';
@@ -92,9 +92,16 @@ export class DeviceFile extends OpenFile {
   constructor(path: string, readonly fn: PciFunction, readonly viaCdev: boolean, readonly daemon?: Daemon) {
     super(path);
     if (!viaCdev) fn.group.openDevices++;
+    fn.files.add(this);
+  }
+
+  /** The device was hot-unplugged: its DMA stops now; every further call is ENODEV until close. */
+  unplugged(): void {
+    this.iommufd?.detach();
   }
 
   release(): void {
+    this.fn.files.delete(this);
     if (this.iommufd) {
       this.iommufd.unbind();
       this.iommufd = undefined;
@@ -122,7 +129,11 @@ export class DeviceFile extends OpenFile {
     VFIO_DEVICE_DETACH_IOMMUFD_PT: (f, c) => f.detach(c),
   });
 
+  /** A removed device answers nothing but ENODEV. */
+  static readonly gone = new CommandTable<DeviceFile>('device', {}, ENODEV);
+
   commands(): CommandTable<DeviceFile> {
+    if (this.fn.removed) return DeviceFile.gone;
     if (!this.viaCdev) return DeviceFile.viaGroup;
     return this.iommufd ? DeviceFile.bound : DeviceFile.unbound;
   }
@@ -180,6 +191,7 @@ export class DeviceFile extends OpenFile {
   }
 
   private region(offset: bigint, length: number): { r: RegionInfo; at: number } {
+    if (this.fn.removed) throw new Errno(ENODEV, `${this.fn.bdf} was removed`);
     if (this.viaCdev && !this.iommufd) throw new Errno(EINVAL, 'cdev not bound');
     const index = Number(offset >> REGION_SHIFT);
     const at = Number(offset & ((1n << REGION_SHIFT) - 1n));

@@ -71,7 +71,7 @@ export class GroupFile extends OpenFile {
     const name = raw.subarray(0, nul).toString('latin1').split(' ')[0];
     const container = this.group.container;
     if (!container || (container instanceof ContainerFile && !container.spapr && !container.type1)) throw new Errno(EINVAL, 'no container with an IOMMU set');
-    const fn = this.group.devices.find((d) => d.bdf === name);
+    const fn = this.group.devices.find((d) => d.bdf === name && !d.removed);
     if (!fn) throw new Errno(ENODEV, `no device "${name}" in group ${this.group.id}`);
     const dev = new DeviceFile(`/dev/vfio/${this.group.id}:${fn.bdf}`, fn, false, this.daemon);
     if (container instanceof IommufdFile && !container.spapr) {
