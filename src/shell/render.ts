@@ -65,7 +65,7 @@ export function renderDecoded(d: Decoded, handles?: HandleNames, path?: string):
     lines.push(`past the struct: ${d.extra.length} bytes`);
     lines.push(...hexdump(d.extra));
   }
-  if (d.newHandle) lines.push(`new file: handle ${hex(d.newHandle)} (open .tcefs/fd/${d.newHandle.toString(16)} to claim it)`);
+  if (d.newHandle) lines.push(`new file: handle ${hex(d.newHandle)} (.tcefs/fd/${d.newHandle.toString(16)})`);
   return lines.join('\n') + '\n';
 }
 
