@@ -41,7 +41,9 @@ export function renderDecoded(d: Decoded, handles?: HandleNames, path?: string):
       }
       const named = formatValue(decl, layout, f.name, v, handles);
       const signed = (f.type as Scalar).startsWith('s');
-      const note = /^[0-9]/.test(named) ? formatSize(v) ?? '' : named;
+      // A size reads better as 4G, but an address as 127T says nothing; go by what the field is called.
+      const sizeLike = /size|length|len$/.test(f.name);
+      const note = /^[0-9]/.test(named) ? (sizeLike ? formatSize(v) ?? '' : '') : named;
       rows.push([mark, f.name, signed && BigInt(v) < 0n ? String(v) : hex(v), BigInt(v).toString(10), note]);
     }
     const width = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
