@@ -1,11 +1,99 @@
 // `npm run bench`: every benchmark, one run, one table. Speed is measured here, never asserted in tests.
-import { benchTce } from './bench/tce.ts';
+//
+//   npm run bench                      measure and print
+//   npm run bench -- --write-docs      also regenerate docs/benchmarks.md and docs/benchmarks-scale.svg
+//   npm run bench -- --quick           fewer iterations (a smoke run while working on the benchmarks)
+//   npm run bench -- --only=fuse,scale run some sections: tce, dispatch, scale, fuse
+//
+// The raw numbers of the last run go to build/bench/last.json.
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { dispatchRows, measureDispatch, type DispatchNumbers } from './bench/dispatch.ts';
+import { DEFAULT_FUSE_OPTIONS, measureFuse, type FuseNumbers } from './bench/fuse.ts';
+import { machine, ratios, renderMarkdown, renderScaleSvg, type Results } from './bench/report.ts';
+import { measureScale, scaleRows, type ScaleNumbers } from './bench/scale.ts';
+import { benchTce, type BenchResult } from './bench/tce.ts';
 
-const rows = [...(await benchTce()).map((r) => ({ group: 'TCE table', ...r }))];
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const args = process.argv.slice(2);
+const writeDocs = args.includes('--write-docs');
+const quick = args.includes('--quick');
+const only = args.find((a) => a.startsWith('--only='))?.slice(7).split(',');
+const want = (s: string) => !only || only.includes(s);
+if (writeDocs && only) {
+  console.error('bench: --write-docs needs every section; drop --only');
+  process.exit(2);
+}
+
+const log = (line: string) => process.stderr.write(`bench: ${line}\n`);
+const results: Results = { machine: await machine(), date: new Date().toISOString() };
+const rows: (BenchResult & { group: string })[] = [];
+const add = (group: string, rs: BenchResult[]) => rows.push(...rs.map((r) => ({ group, ...r })));
+
+if (want('tce')) {
+  log('TCE table');
+  results.tce = await benchTce();
+  add('TCE table (in-process)', results.tce);
+}
+if (want('dispatch')) {
+  log('per-frame work, in-process');
+  results.dispatch = measureDispatch(quick ? 3 : 5, quick ? 0.2 : 1) as DispatchNumbers;
+  add("tcefs's own work per frame (in-process, no FUSE)", dispatchRows(results.dispatch));
+}
+if (want('scale')) {
+  log('IOAS scale, in-process');
+  results.scale = (quick ? measureScale(100, 5, 1) : measureScale()) as ScaleNumbers;
+  add('IOAS scale (in-process)', scaleRows(results.scale));
+}
+if (want('fuse')) {
+  log('through FUSE');
+  const o = quick ? { rounds: 2, n: 2000, pairs: 500, batches: 5, seconds: 1, clients: [1, 2, 8] } : DEFAULT_FUSE_OPTIONS;
+  results.fuse = (await measureFuse({ ...o, log })) as FuseNumbers;
+  add('through FUSE (C client, median of round medians)', fuseRows(results.fuse));
+}
+
+function fuseRows(f: FuseNumbers): BenchResult[] {
+  const us = (m: { median: number }) => m.median / 1000;
+  const out: BenchResult[] = [
+    { name: 'bare fuse-native round trip (null node)', value: us(f.bare), unit: 'us' },
+    { name: 'same frame, raw, to tcefs /dev/vfio/vfio', value: us(f.rawTcefs), unit: 'us' },
+    { name: 'VFIO_CHECK_EXTENSION via the shim', value: us(f.check), unit: 'us' },
+    { name: 'SPAPR v2 MAP_DMA 4K via the shim', value: us(f.spaprMap), unit: 'us' },
+    { name: 'SPAPR v2 UNMAP_DMA 4K via the shim', value: us(f.spaprUnmap), unit: 'us' },
+    { name: 'SPAPR v2 MAP_DMA in a frame of 1000', value: us(f.spaprBatchMap), unit: 'us/map' },
+    { name: 'SPAPR v2 UNMAP_DMA in a frame of 1000', value: us(f.spaprBatchUnmap), unit: 'us/unmap' },
+    { name: 'IOMMU_IOAS_MAP 4K via the shim (device)', value: us(f.iommufdMap), unit: 'us' },
+    { name: 'IOMMU_IOAS_UNMAP 4K via the shim (device)', value: us(f.iommufdUnmap), unit: 'us' },
+    { name: 'IOMMU_IOAS_MAP in a frame of 1000', value: us(f.iommufdBatchMap), unit: 'us/map' },
+    { name: 'IOMMU_IOAS_UNMAP in a frame of 1000', value: us(f.iommufdBatchUnmap), unit: 'us/unmap' },
+  ];
+  for (const t of f.throughput) {
+    out.push({ name: `throughput, ${t.clients} client(s), total`, value: t.total, unit: 'ops/s' });
+    out.push({ name: `throughput, ${t.clients} client(s), per client`, value: t.total / t.clients, unit: 'ops/s' });
+    if (t.jsBusy !== undefined) out.push({ name: `throughput, ${t.clients} client(s), daemon JS thread busy`, value: 100 * t.jsBusy, unit: '%' });
+  }
+  for (const t of f.nullThroughput) out.push({ name: `null node, ${t.clients} client(s), total`, value: t.total, unit: 'round trips/s' });
+  return out;
+}
+
+console.log(`tcefs benchmarks (${results.machine.cpu}, ${results.machine.nproc} CPUs, ${process.version}, load ${results.machine.load})\n`);
 const w = Math.max(...rows.map((r) => r.name.length));
-console.log(`tcefs benchmarks (${process.version}, ${process.platform}/${process.arch})\n`);
 let group = '';
 for (const r of rows) {
   if (r.group !== group) console.log(`${(group = r.group)}`);
   console.log(`  ${r.name.padEnd(w)}  ${r.value.toFixed(r.value < 10 ? 2 : 0).padStart(12)} ${r.unit}`);
+}
+const rs = ratios(results);
+if (rs.length) {
+  console.log('ratios');
+  for (const r of rs) console.log(`  ${r.name.padEnd(w)}  ${r.value.toFixed(2).padStart(12)} x   target ${r.target}: ${r.met ? 'met' : 'MISSED'}`);
+}
+
+await mkdir(join(ROOT, 'build', 'bench'), { recursive: true });
+await writeFile(join(ROOT, 'build', 'bench', 'last.json'), JSON.stringify(results, null, 2) + '\n');
+if (writeDocs) {
+  await writeFile(join(ROOT, 'docs', 'benchmarks.md'), renderMarkdown(results));
+  await writeFile(join(ROOT, 'docs', 'benchmarks-scale.svg'), renderScaleSvg(results.scale!));
+  log('wrote docs/benchmarks.md and docs/benchmarks-scale.svg');
 }
