@@ -1,7 +1,7 @@
 // `tcefs fault`, `tcefs device`, `tcefs eeh`: commands for a running daemon, through its control node.
 import { readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { CONTROL_PATH } from '../transport/tree.ts';
+import { CONTROL_PATH } from '../transport/paths.ts';
 
 async function send(mount: string, line: string): Promise<void> {
   const path = join(resolve(mount), CONTROL_PATH);

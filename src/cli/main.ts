@@ -1,7 +1,6 @@
 // The tcefs command line.
 import { Command, Option } from 'commander';
 import { registerIoctl } from './ioctl.ts';
-import { mountCommand } from './mount.ts';
 import { registerReplay } from './replay.ts';
 import { registerRun } from './run.ts';
 import { registerShell } from './shell.ts';
@@ -24,7 +23,8 @@ program
   .option('--strict-kernel', 'reproduce kernel bugs tcefs guards against by default (see docs/spapr.md)')
   .option('--max-objects <n>', 'objects one iommufd context may hold (ENOSPC past it)', (v) => Number(v))
   .addOption(new Option('--vfio-container <kind>', 'what /dev/vfio/vfio is (overrides the topology)').choices(['legacy', 'iommufd']))
-  .action(mountCommand);
+  // The daemon is loaded only by the command that runs it, so every other command starts quickly.
+  .action(async (dir, opts) => (await import('./mount.ts')).mountCommand(dir, opts));
 
 program
   .command('fault')

@@ -1,7 +1,7 @@
 // `tcefs status` and `tcefs tce <group>`: print the state views of a running mount.
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { DEBUG_DIR } from '../transport/tree.ts';
+import { DEBUG_DIR } from '../transport/paths.ts';
 
 async function view(mount: string, rel: string): Promise<string> {
   const path = join(resolve(mount), DEBUG_DIR, rel);

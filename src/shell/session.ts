@@ -12,7 +12,7 @@ import { FILE_KIND_BIT, IOCTLS, ioctl, type FileKind, type IoctlDecl } from '../
 import { vfio_region_info } from '../uapi/structs.ts';
 import type { Value } from '../uapi/layout.ts';
 import { Op } from '../transport/frame.ts';
-import { CLAIM_DIR } from '../transport/tree.ts';
+import { CLAIM_DIR } from '../transport/paths.ts';
 import { NodeFile, fsErrno } from './client.ts';
 import {
   argLayout, decodeAnswer, encodeCall, fieldValue, formatArguments, formatPointerData, formatValue, parseHex, parseWord,

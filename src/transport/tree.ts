@@ -7,6 +7,9 @@ import { DeviceFile } from '../objects/vfio/device.ts';
 import { GroupFile } from '../objects/vfio/group.ts';
 import { IommufdFile } from '../objects/iommufd/context.ts';
 import { describeHost, describePe, renderHostText, renderTceText } from '../tce/index.ts';
+import { CLAIM_DIR, CONTROL_PATH, DEBUG_DIR } from './paths.ts';
+
+export { CLAIM_DIR, CONTROL_PATH, DEBUG_DIR };
 
 export type Node =
   | { type: 'dir'; entries: Map<string, Node> }
@@ -18,16 +21,9 @@ export type Node =
   /** The daemon's control node: text commands written to it (src/control.ts). */
   | { type: 'control' };
 
-/** Where the state views live: text for people, JSON for scripts. */
-export const DEBUG_DIR = '/sys/kernel/debug/tcefs';
 
 const json = (v: unknown) => JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? `0x${x.toString(16)}` : x), 2) + '\n';
 
-/** Text commands for the running daemon: fault injection, hot-unplug (src/control.ts). */
-export const CONTROL_PATH = '/.tcefs/control';
-
-/** Where fd-returning ioctls' files wait to be claimed: open .tcefs/fd/<handle in hex>. */
-export const CLAIM_DIR = '/.tcefs/fd';
 
 const hex = (n: number, width: number) => '0x' + n.toString(16).padStart(width, '0');
 
