@@ -169,11 +169,16 @@ export class DeviceFile extends OpenFile {
     call.copyOutField('out_devid');
   }
 
-  private attach(call: IoctlCall): void {
+  /** ATTACH and DETACH know one flag, PASID, which a TCE IOMMU cannot do. */
+  private static refusePasid(call: IoctlCall, pasidFlag: number): void {
     call.vfioCopyIn();
     const flags = call.get('flags');
-    if (flags & ~VFIO.VFIO_DEVICE_ATTACH_PASID) throw new Errno(EINVAL, 'flags');
+    if (flags & ~pasidFlag) throw new Errno(EINVAL, 'flags');
     if (flags) throw new Errno(EOPNOTSUPP, 'PASID is not supported by TCE IOMMUs');
+  }
+
+  private attach(call: IoctlCall): void {
+    DeviceFile.refusePasid(call, VFIO.VFIO_DEVICE_ATTACH_PASID);
     const dev = this.iommufd!;
     const target = dev.ctx.objects.find(call.get('pt_id'));
     if (!target) throw new Errno(ENOENT, `no object ${call.get('pt_id')}`);
@@ -183,10 +188,7 @@ export class DeviceFile extends OpenFile {
   }
 
   private detach(call: IoctlCall): void {
-    call.vfioCopyIn();
-    const flags = call.get('flags');
-    if (flags & ~VFIO.VFIO_DEVICE_DETACH_PASID) throw new Errno(EINVAL, 'flags');
-    if (flags) throw new Errno(EOPNOTSUPP, 'PASID is not supported by TCE IOMMUs');
+    DeviceFile.refusePasid(call, VFIO.VFIO_DEVICE_DETACH_PASID);
     this.iommufd!.detach();
   }
 

@@ -271,13 +271,18 @@ export class SpaprIommu {
     return 0;
   }
 
-  create(call: IoctlCall): number {
+  /** The checks CREATE and REMOVE share, in the kernel's order (reference §2.3 rows 1-7, §2.4). */
+  private windowCallPreamble(call: IoctlCall): void {
     this.checkMm(call);
-    if (!this.v2) throw new Errno(ENOTTY, 'TCE_CREATE is v2 only');
+    if (!this.v2) throw new Errno(ENOTTY, `${call.decl.name} is v2 only`);
     this.bindMm(call);
     if (this.groups.length === 0) throw new Errno(ENXIO, 'no group');
     call.vfioCopyIn();
     if (call.get('flags') !== 0) throw new Errno(EINVAL, 'flags');
+  }
+
+  create(call: IoctlCall): number {
+    this.windowCallPreamble(call);
     this.createDefaultWindow();
     const start = this.createWindow(call.get('page_shift'), call.get64('window_size'), call.get('levels'));
     call.set('start_addr', start);
@@ -286,12 +291,7 @@ export class SpaprIommu {
   }
 
   remove(call: IoctlCall): number {
-    this.checkMm(call);
-    if (!this.v2) throw new Errno(ENOTTY, 'TCE_REMOVE is v2 only');
-    this.bindMm(call);
-    if (this.groups.length === 0) throw new Errno(ENXIO, 'no group');
-    call.vfioCopyIn();
-    if (call.get('flags') !== 0) throw new Errno(EINVAL, 'flags');
+    this.windowCallPreamble(call);
     const start = call.get64('start_addr');
     if (this.defWindowPending && start === 0n) {
       this.defWindowPending = false;
