@@ -8,7 +8,7 @@
 //
 // The whole frame is validated before anything runs, so a malformed frame changes no state.
 import { EBADMSG, E2BIG, EPROTONOSUPPORT, Errno } from '../errno.ts';
-import { readField, s64, struct, u16, u32, u64, writeField } from '../uapi/layout.ts';
+import { readField, s64, struct, u16, u32, u64, writeField, type Scalar, type StructLayout } from '../uapi/layout.ts';
 
 export const REQUEST_MAGIC = 0x46454354; // "TCEF" in memory
 export const REPLY_MAGIC = 0x52454354; // "TCER"
@@ -80,6 +80,48 @@ export interface Answer {
 
 const pad8 = (n: number) => (n + 7) & ~7;
 
+// The daemon parses and encodes every frame, so its side reads and writes the protocol fields at fixed
+// offsets instead of looking each field up by name. The offsets still come from the layouts above (the
+// single declaration the C header is generated from), and the scalar type each access assumes is checked
+// once, here, against the declaration.
+function at(layout: StructLayout, field: string, type: Scalar): number {
+  const f = layout.byName.get(field);
+  if (!f || f.type !== type) throw new Error(`${layout.name}.${field} is not a ${type}`);
+  return f.offset;
+}
+const H_MAGIC = at(frameHeader, 'magic', 'u32');
+const H_VERSION = at(frameHeader, 'version', 'u16');
+const H_COUNT = at(frameHeader, 'count', 'u16');
+const H_LENGTH = at(frameHeader, 'length', 'u32');
+const H_PID = at(frameHeader, 'pid', 'u32');
+const R_LENGTH = at(requestHeader, 'length', 'u32');
+const R_OP = at(requestHeader, 'op', 'u16');
+const R_NBLOBS = at(requestHeader, 'nblobs', 'u16');
+const R_REQUEST = at(requestHeader, 'request', 'u32');
+const R_ARG_LEN = at(requestHeader, 'arg_len', 'u32');
+const R_ARG = at(requestHeader, 'arg', 'u64');
+const A_LENGTH = at(answerHeader, 'length', 'u32');
+const A_OP = at(answerHeader, 'op', 'u16');
+const A_NBLOBS = at(answerHeader, 'nblobs', 'u16');
+const A_REQUEST = at(answerHeader, 'request', 'u32');
+const A_OUT_LEN = at(answerHeader, 'out_len', 'u32');
+const A_RESULT = at(answerHeader, 'result', 's64');
+const A_NEW_HANDLE = at(answerHeader, 'new_handle', 'u32');
+const A_HANDLE_FIELD = at(answerHeader, 'handle_field', 'u32');
+const B_FIELD_OFFSET = at(blobHeader, 'field_offset', 'u32');
+const B_LENGTH = at(blobHeader, 'length', 'u32');
+
+/** Argument of a request that sent none: nothing can be written into a zero-length buffer, so one serves all. */
+const NO_BYTES = Buffer.alloc(0);
+
+/** A private copy of buf[from, from + n): the caller's buffer may be reused (fuse-native recycles its own). */
+function copyOf(buf: Buffer, from: number, n: number): Buffer {
+  if (n === 0) return NO_BYTES;
+  const b = Buffer.allocUnsafe(n);
+  buf.copy(b, 0, from, from + n);
+  return b;
+}
+
 function bad(detail: string): never {
   throw new Errno(EBADMSG, detail);
 }
@@ -87,60 +129,56 @@ function bad(detail: string): never {
 /** Validate and decode a complete request frame. Throws Errno (EBADMSG, EPROTONOSUPPORT, E2BIG). */
 export function parseRequestFrame(buf: Buffer): RequestFrame {
   if (buf.length < frameHeader.size) bad(`frame of ${buf.length} bytes is shorter than its header`);
-  if (readField(buf, frameHeader, 'magic') !== REQUEST_MAGIC) bad('bad magic');
-  const version = readField(buf, frameHeader, 'version');
+  if (buf.readUInt32LE(H_MAGIC) !== REQUEST_MAGIC) bad('bad magic');
+  const version = buf.readUInt16LE(H_VERSION);
   if (version !== PROTOCOL_VERSION) throw new Errno(EPROTONOSUPPORT, `protocol version ${version}`);
-  const length = readField(buf, frameHeader, 'length') as number;
+  const length = buf.readUInt32LE(H_LENGTH);
   if (length > MAX_FRAME) throw new Errno(E2BIG, `frame of ${length} bytes exceeds ${MAX_FRAME}`);
   if (length !== buf.length) bad(`header says ${length} bytes, ${buf.length} were written`);
-  const count = readField(buf, frameHeader, 'count') as number;
+  const count = buf.readUInt16LE(H_COUNT);
   const requests: Request[] = [];
-  let at = frameHeader.size;
+  let rec = frameHeader.size;
   for (let i = 0; i < count; i++) {
-    if (at + requestHeader.size > length) bad(`request ${i} starts past the frame end`);
-    const recLen = readField(buf, requestHeader, 'length', at) as number;
-    const end = at + recLen;
+    if (rec + requestHeader.size > length) bad(`request ${i} starts past the frame end`);
+    const recLen = buf.readUInt32LE(rec + R_LENGTH);
+    const end = rec + recLen;
     if (recLen < requestHeader.size || recLen % 8 !== 0 || end > length) bad(`request ${i} has length ${recLen}`);
-    const op = readField(buf, requestHeader, 'op', at) as number;
+    const op = buf.readUInt16LE(rec + R_OP);
     if (op < Op.IOCTL || op > MAX_OP) bad(`request ${i} has unknown op ${op}`);
-    const argLen = readField(buf, requestHeader, 'arg_len', at) as number;
-    let p = at + requestHeader.size;
+    const argLen = buf.readUInt32LE(rec + R_ARG_LEN);
+    let p = rec + requestHeader.size;
     if (p + pad8(argLen) > end) bad(`request ${i} argument of ${argLen} bytes overruns its record`);
-    const argData = Buffer.from(buf.subarray(p, p + argLen));
+    const argData = copyOf(buf, p, argLen);
     p += pad8(argLen);
-    const nblobs = readField(buf, requestHeader, 'nblobs', at) as number;
+    const nblobs = buf.readUInt16LE(rec + R_NBLOBS);
     const blobs: Blob[] = [];
     for (let b = 0; b < nblobs; b++) {
       if (p + blobHeader.size > end) bad(`request ${i} blob ${b} header overruns its record`);
-      const fieldOffset = readField(buf, blobHeader, 'field_offset', p) as number;
-      const blen = readField(buf, blobHeader, 'length', p) as number;
+      const fieldOffset = buf.readUInt32LE(p + B_FIELD_OFFSET);
+      const blen = buf.readUInt32LE(p + B_LENGTH);
       p += blobHeader.size;
       if (p + pad8(blen) > end) bad(`request ${i} blob ${b} of ${blen} bytes overruns its record`);
       blobs.push({ fieldOffset, data: Buffer.from(buf.subarray(p, p + blen)) });
       p += pad8(blen);
     }
     if (p !== end) bad(`request ${i} has ${end - p} unaccounted bytes`);
-    requests.push({
-      op,
-      request: readField(buf, requestHeader, 'request', at) as number,
-      arg: readField(buf, requestHeader, 'arg', at) as bigint,
-      argData,
-      blobs,
-    });
-    at = end;
+    requests.push({ op, request: buf.readUInt32LE(rec + R_REQUEST), arg: buf.readBigUInt64LE(rec + R_ARG), argData, blobs });
+    rec = end;
   }
-  if (at !== length) bad(`${length - at} bytes follow the last request`);
-  return { pid: readField(buf, frameHeader, 'pid') as number, requests };
+  if (rec !== length) bad(`${length - rec} bytes follow the last request`);
+  return { pid: buf.readUInt32LE(H_PID), requests };
 }
 
 function recordsLength(blobs: Blob[]) {
-  return blobs.reduce((n, b) => n + blobHeader.size + pad8(b.data.length), 0);
+  let n = 0;
+  for (const b of blobs) n += blobHeader.size + pad8(b.data.length);
+  return n;
 }
 
 function writeBlobs(out: Buffer, at: number, blobs: Blob[]): number {
   for (const b of blobs) {
-    writeField(out, blobHeader, 'field_offset', b.fieldOffset, at);
-    writeField(out, blobHeader, 'length', b.data.length, at);
+    out.writeUInt32LE(b.fieldOffset >>> 0, at + B_FIELD_OFFSET);
+    out.writeUInt32LE(b.data.length, at + B_LENGTH);
     at += blobHeader.size;
     b.data.copy(out, at);
     at += pad8(b.data.length);
@@ -149,31 +187,33 @@ function writeBlobs(out: Buffer, at: number, blobs: Blob[]): number {
 }
 
 function writeFrameHeader(out: Buffer, magic: number, count: number, pid: number) {
-  writeField(out, frameHeader, 'magic', magic);
-  writeField(out, frameHeader, 'version', PROTOCOL_VERSION);
-  writeField(out, frameHeader, 'count', count);
-  writeField(out, frameHeader, 'length', out.length);
-  writeField(out, frameHeader, 'pid', pid);
+  out.writeUInt32LE(magic >>> 0, H_MAGIC);
+  out.writeUInt16LE(PROTOCOL_VERSION, H_VERSION);
+  out.writeUInt16LE(count & 0xffff, H_COUNT);
+  out.writeUInt32LE(out.length >>> 0, H_LENGTH);
+  out.writeUInt32LE(pid >>> 0, H_PID);
 }
 
 export function encodeReplyFrame(answers: Answer[]): Buffer {
-  const sizes = answers.map((a) => answerHeader.size + pad8(a.out.length) + recordsLength(a.blobs));
-  const out = Buffer.alloc(frameHeader.size + sizes.reduce((x, y) => x + y, 0));
+  let total = frameHeader.size;
+  for (const a of answers) total += answerHeader.size + pad8(a.out.length) + recordsLength(a.blobs);
+  const out = Buffer.alloc(total);
   writeFrameHeader(out, REPLY_MAGIC, answers.length, 0);
-  let at = frameHeader.size;
-  answers.forEach((a, i) => {
-    writeField(out, answerHeader, 'length', sizes[i], at);
-    writeField(out, answerHeader, 'op', a.op, at);
-    writeField(out, answerHeader, 'nblobs', a.blobs.length, at);
-    writeField(out, answerHeader, 'request', a.request, at);
-    writeField(out, answerHeader, 'out_len', a.out.length, at);
-    writeField(out, answerHeader, 'result', a.result, at);
-    writeField(out, answerHeader, 'new_handle', a.newHandle, at);
-    writeField(out, answerHeader, 'handle_field', a.handleField, at);
-    a.out.copy(out, at + answerHeader.size);
-    writeBlobs(out, at + answerHeader.size + pad8(a.out.length), a.blobs);
-    at += sizes[i];
-  });
+  let rec = frameHeader.size;
+  for (const a of answers) {
+    const size = answerHeader.size + pad8(a.out.length) + recordsLength(a.blobs);
+    out.writeUInt32LE(size, rec + A_LENGTH);
+    out.writeUInt16LE(a.op & 0xffff, rec + A_OP);
+    out.writeUInt16LE(a.blobs.length & 0xffff, rec + A_NBLOBS);
+    out.writeUInt32LE(a.request >>> 0, rec + A_REQUEST);
+    out.writeUInt32LE(a.out.length, rec + A_OUT_LEN);
+    out.writeBigInt64LE(BigInt.asIntN(64, a.result), rec + A_RESULT);
+    out.writeUInt32LE(a.newHandle >>> 0, rec + A_NEW_HANDLE);
+    out.writeUInt32LE(a.handleField >>> 0, rec + A_HANDLE_FIELD);
+    a.out.copy(out, rec + answerHeader.size);
+    writeBlobs(out, rec + answerHeader.size + pad8(a.out.length), a.blobs);
+    rec += size;
+  }
   return out;
 }
 
