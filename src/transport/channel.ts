@@ -28,8 +28,16 @@ export class FrameChannel {
   write(data: Buffer, offset: number): number {
     try {
       if (offset >= REGION_BASE && this.expected === 0) return this.file.regionWrite(BigInt(offset), Buffer.from(data));
-      if (this.expected === 0) this.start(data, offset);
-      else if (offset !== this.nextOffset) {
+      if (this.expected === 0) {
+        this.start(data, offset);
+        // The usual case: the whole frame came in one write. Parsing copies out everything it keeps, and
+        // runs before fuse-native reuses the buffer, so the frame is read in place instead of copied twice.
+        if (data.length === this.expected) {
+          this.expected = 0;
+          this.run(data);
+          return data.length;
+        }
+      } else if (offset !== this.nextOffset) {
         this.reset();
         throw new Errno(EBADMSG, `frame continuation at offset ${offset}, expected ${this.nextOffset}`);
       }
@@ -43,15 +51,20 @@ export class FrameChannel {
       if (this.received === this.expected) {
         const frame = Buffer.concat(this.chunks, this.received);
         this.reset();
-        const answers = runFrame(this.file, parseRequestFrame(frame));
-        this.reply = encodeReplyFrame(answers);
-        this.replyPos = 0;
+        this.run(frame);
       }
       return data.length;
     } catch (e) {
       if (e instanceof Errno) return -e.errno;
       throw e;
     }
+  }
+
+  /** Parse, run and encode; a frame that fails to parse leaves the previous reply in place. */
+  private run(frame: Buffer) {
+    const answers = runFrame(this.file, parseRequestFrame(frame));
+    this.reply = encodeReplyFrame(answers);
+    this.replyPos = 0;
   }
 
   private start(data: Buffer, offset: number) {
@@ -79,6 +92,11 @@ export class FrameChannel {
         if (e instanceof Errno) return -e.errno;
         throw e;
       }
+    }
+    // Reading the whole reply at once is the usual case: hand it over without making a view of it.
+    if (this.replyPos === 0 && length >= this.reply.length) {
+      this.replyPos = this.reply.length;
+      return this.reply;
     }
     const out = this.reply.subarray(this.replyPos, this.replyPos + length);
     this.replyPos += out.length;
