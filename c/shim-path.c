@@ -20,6 +20,9 @@
 
 char shim_mnt[PATH_MAX];
 size_t shim_mnt_len;
+/* TCEFS_MOUNT as given, when symlinks make it differ from the canonical shim_mnt. */
+static char alias[PATH_MAX];
+static size_t alias_len;
 
 /* Collapse "//", "." and ".." by text (the kernel would follow symlinks first; see docs/c-programs.md).
  * `in` is absolute. A trailing slash is kept, since it makes the kernel insist on a directory. */
@@ -73,14 +76,29 @@ static void do_init(void)
 		strcat(abs, m);
 		m = abs;
 	}
-	if (normalize(m, shim_mnt, sizeof(shim_mnt)))
+	if (normalize(m, alias, sizeof(alias)))
 		return;
-	size_t len = strlen(shim_mnt);
-	while (len > 1 && shim_mnt[len - 1] == '/')
-		shim_mnt[--len] = 0;
+	size_t len = strlen(alias);
+	while (len > 1 && alias[len - 1] == '/')
+		alias[--len] = 0;
 	if (len <= 1)
 		return; /* "/" as the mount would redirect nothing sensible */
-	shim_mnt_len = len;
+	/* /proc/self/fd names files by their canonical path, so that is the form the mount is known by;
+	 * an O_PATH open of the mount point does not reach the daemon. */
+	memcpy(shim_mnt, alias, len + 1);
+	int fd = (int)syscall(SYS_openat, AT_FDCWD, alias, O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
+	if (fd >= 0) {
+		char link[48], real[PATH_MAX];
+		snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+		ssize_t n = syscall(SYS_readlinkat, AT_FDCWD, link, real, sizeof(real) - 1);
+		if (n > 1 && real[0] == '/') {
+			real[n] = 0;
+			memcpy(shim_mnt, real, (size_t)n + 1);
+		}
+		syscall(SYS_close, fd);
+	}
+	shim_mnt_len = strlen(shim_mnt);
+	alias_len = strcmp(alias, shim_mnt) ? len : 0;
 	fd_adopt_inherited();
 }
 
@@ -111,13 +129,19 @@ static size_t trapped_root(const char *p)
 	return 0;
 }
 
+static const char *strip(const char *path, const char *prefix, size_t len)
+{
+	if (!len || strncmp(path, prefix, len))
+		return NULL;
+	if (path[len] == '/')
+		return path + len;
+	return path[len] ? NULL : "/";
+}
+
 const char *shim_unmount(const char *path)
 {
-	if (!shim_mnt_len || strncmp(path, shim_mnt, shim_mnt_len))
-		return NULL;
-	if (path[shim_mnt_len] == '/')
-		return path + shim_mnt_len;
-	return path[shim_mnt_len] ? NULL : "/";
+	const char *rel = strip(path, shim_mnt, shim_mnt_len);
+	return rel ? rel : strip(path, alias, alias_len);
 }
 
 static void resolve(int dirfd, const char *path, struct target *t)

@@ -1,7 +1,7 @@
 // `tcefs run` as a command: private mounts and their cleanup, --mount, --topology, exit statuses,
 // signals, the environment it gives the program, and the example that builds and runs in one command.
 import { execFile, spawn } from 'node:child_process';
-import { mkdtemp, open, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -50,6 +50,14 @@ describe('tcefs run with a private mount', () => {
     expect(r.code).toBe(0);
     expect(r.stderr).toMatch(/dev\/vfio\/vfio#[0-9a-f]+ VFIO_GET_API_VERSION +-> 0/);
     expect(r.stdout).not.toMatch(/mounted on/);
+  });
+
+  it('works when the mount is reached through a symlink (/proc/self/fd shows the real path)', async () => {
+    await mkdir(join(work, 'real'));
+    await symlink(join(work, 'real'), join(work, 'link'));
+    const r = await runUnderShim('shim_foundation', [], { env: { TMPDIR: join(work, 'link') } });
+    expect(r.code).toBe(0);
+    expect(kv(r.stdout)).toMatchObject({ api_version: '0', ext_spapr_v2: '1', group_status: '0', group_second_open: '-EBUSY' });
   });
 
   it('puts the shim first in an existing LD_PRELOAD', async () => {
