@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #include "shim_test.h"
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
@@ -35,6 +36,19 @@ static int wait_status(pid_t p)
 	if (waitpid(p, &ws, 0) != p)
 		return -1;
 	return WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
+}
+
+/* Threads sharing one container fd: each frame's reply must reach the thread that sent it. */
+static int shared_container;
+
+static void *hammer(void *arg)
+{
+	long wrong = 0;
+	for (int i = 0; i < 300; i++) {
+		wrong += ioctl(shared_container, VFIO_GET_API_VERSION) != 0;
+		wrong += ioctl(shared_container, VFIO_CHECK_EXTENSION, arg) != ((long)arg == VFIO_SPAPR_TCE_v2_IOMMU);
+	}
+	return (void *)wrong;
 }
 
 /* After exec the shim starts afresh and must find the inherited group fd by itself. */
@@ -129,6 +143,17 @@ int main(int argc, char **argv)
 	int raw = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDWR, 0);
 	show("raw_open_api", ioctl(raw, VFIO_GET_API_VERSION));
 	show("raw_open_ext_v2", ioctl(raw, VFIO_CHECK_EXTENSION, VFIO_SPAPR_TCE_v2_IOMMU));
+	shared_container = open("/dev/vfio/vfio", O_RDWR);
+	pthread_t th[4];
+	long wrong = 0;
+	for (long i = 0; i < 4; i++)
+		pthread_create(&th[i], NULL, hammer, (void *)(i % 2 ? (long)VFIO_SPAPR_TCE_v2_IOMMU : (long)VFIO_TYPE1v2_IOMMU));
+	for (int i = 0; i < 4; i++) {
+		void *w;
+		pthread_join(th[i], &w);
+		wrong += (long)w;
+	}
+	show("threads_wrong_answers", wrong);
 	/* ioctls work on a node opened read-only or write-only, as on the kernel's. */
 	show("rdonly_api", ioctl(open("/dev/vfio/vfio", O_RDONLY), VFIO_GET_API_VERSION));
 	show("wronly_api", ioctl(open("/dev/iommu", O_WRONLY | O_CLOEXEC), VFIO_GET_API_VERSION));

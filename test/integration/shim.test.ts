@@ -105,6 +105,7 @@ describe('the preload shim', () => {
       pipe_got_it: '1',
       raw_open_api: '0',
       raw_open_ext_v2: '1',
+      threads_wrong_answers: '0',
       rdonly_api: '0',
       wronly_api: '0',
     });
