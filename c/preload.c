@@ -209,11 +209,25 @@ EXPORT int __openat64_2(int dirfd, const char *path, int flags)
 #undef CALL
 }
 
+/* fopen's form of OPEN_NODE: a tcefs node opened through stdio gets a "+" mode (read and write). */
+static FILE *fopen_node(FILE *(*real)(const char *, const char *), const char *mode, const struct target *t)
+{
+	if (t->how != TARGET_UNTOUCHED && mode && *mode && !strchr(mode, '+') && strlen(mode) < 14 && tcefs__path_kind(t->rel) > 0) {
+		/* glibc takes the modifiers after the r/w/a letter in any order */
+		char rw[16] = { mode[0], '+' };
+		strcpy(rw + 2, mode + 1);
+		FILE *f = real(t->use, rw);
+		if (f || errno != EACCES)
+			return f;
+	}
+	return real(t->use, mode);
+}
+
 EXPORT FILE *fopen(const char *path, const char *mode)
 {
 	struct target t;
 	shim_resolve(AT_FDCWD, path, &t);
-	FILE *f = REAL(fopen)(t.use, mode);
+	FILE *f = fopen_node(REAL(fopen), mode, &t);
 	if (f)
 		opened(fileno(f), &t);
 	return f;
@@ -223,7 +237,7 @@ EXPORT FILE *fopen64(const char *path, const char *mode)
 {
 	struct target t;
 	shim_resolve(AT_FDCWD, path, &t);
-	FILE *f = REAL(fopen64)(t.use, mode);
+	FILE *f = fopen_node(REAL(fopen64), mode, &t);
 	if (f)
 		opened(fileno(f), &t);
 	return f;

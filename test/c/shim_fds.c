@@ -157,5 +157,9 @@ int main(int argc, char **argv)
 	/* ioctls work on a node opened read-only or write-only, as on the kernel's. */
 	show("rdonly_api", ioctl(open("/dev/vfio/vfio", O_RDONLY), VFIO_GET_API_VERSION));
 	show("wronly_api", ioctl(open("/dev/iommu", O_WRONLY | O_CLOEXEC), VFIO_GET_API_VERSION));
+	FILE *fc = fopen("/dev/vfio/vfio", "re");
+	show("fopen_r_api", fc ? ioctl(fileno(fc), VFIO_GET_API_VERSION) : -1);
+	if (fc)
+		fclose(fc);
 	return 0;
 }

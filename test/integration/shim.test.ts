@@ -108,6 +108,7 @@ describe('the preload shim', () => {
       threads_wrong_answers: '0',
       rdonly_api: '0',
       wronly_api: '0',
+      fopen_r_api: '0',
     });
   });
 
