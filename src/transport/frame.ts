@@ -78,7 +78,9 @@ export interface Answer {
   handleField: number;
 }
 
-const pad8 = (n: number) => (n + 7) & ~7;
+// Lengths come from the wire as u32: a bitwise round-up would turn one of 2^31 or more negative, and a
+// negative step would pass the overrun checks below and walk the parser backwards out of the buffer.
+const pad8 = (n: number) => Math.ceil(n / 8) * 8;
 
 // The daemon parses and encodes every frame, so its side reads and writes the protocol fields at fixed
 // offsets instead of looking each field up by name. The offsets still come from the layouts above (the

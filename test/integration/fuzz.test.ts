@@ -1,0 +1,83 @@
+// Frames the fuzzer found that broke the daemon, kept as fixed cases.
+import { open } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EBADMSG } from '../../src/errno.ts';
+import { encodeRequestFrame, parseReplyFrame } from '../../src/transport/frame.ts';
+import { startDaemon, type RunningDaemon } from '../helpers/daemon.ts';
+
+let d: RunningDaemon;
+beforeAll(async () => {
+  d = await startDaemon();
+});
+afterAll(async () => {
+  await d?.stop();
+});
+
+/** One request record by hand: the fields as given, whatever they claim. */
+function record(fields: { length: number; op?: number; nblobs?: number; request?: number; argLen?: number; arg?: bigint }, tail: Buffer): Buffer {
+  const r = Buffer.alloc(24);
+  r.writeUInt32LE(fields.length, 0);
+  r.writeUInt16LE(fields.op ?? 1, 4);
+  r.writeUInt16LE(fields.nblobs ?? 0, 6);
+  r.writeUInt32LE(fields.request ?? 0x3b64, 8);
+  r.writeUInt32LE(fields.argLen ?? 0, 12);
+  r.writeBigUInt64LE(fields.arg ?? 0n, 16);
+  return Buffer.concat([r, tail]);
+}
+
+function frame(records: Buffer[]): Buffer {
+  const body = Buffer.concat(records);
+  const h = Buffer.alloc(16);
+  h.writeUInt32LE(0x46454354, 0);
+  h.writeUInt16LE(1, 4);
+  h.writeUInt16LE(records.length, 6);
+  h.writeUInt32LE(16 + body.length, 8);
+  return Buffer.concat([h, body]);
+}
+
+async function writeErrno(path: string, data: Buffer): Promise<number> {
+  const fh = await open(join(d.mnt, path), 'r+');
+  try {
+    await fh.write(data, 0, data.length, 0);
+    return 0;
+  } catch (e) {
+    return Math.abs((e as NodeJS.ErrnoException).errno!);
+  } finally {
+    await fh.close();
+  }
+}
+
+async function apiVersion(): Promise<bigint> {
+  const fh = await open(join(d.mnt, 'dev/vfio/vfio'), 'r+');
+  try {
+    const f = encodeRequestFrame([{ request: 0x3b64 }]);
+    await fh.write(f, 0, f.length, 0);
+    const b = Buffer.alloc(4096);
+    const { bytesRead } = await fh.read(b, 0, b.length, 0);
+    return parseReplyFrame(b.subarray(0, bytesRead))[0].result;
+  } finally {
+    await fh.close();
+  }
+}
+
+describe('frames the fuzzer found', () => {
+  it('a blob length of 2^31 is an overrun (it used to walk the parser backwards and kill the daemon)', async () => {
+    // Rounded up through a 32-bit mask the length went negative, passed the overrun check, and the
+    // next blob header was read 2 GiB before the buffer: a RangeError nothing caught.
+    const blob = Buffer.alloc(16);
+    blob.writeUInt32LE(0, 0);
+    blob.writeUInt32LE(0x80000000, 4);
+    const f = frame([record({ length: 40, nblobs: 2 }, blob)]);
+    expect(await writeErrno('dev/iommu', f)).toBe(EBADMSG);
+    expect(await apiVersion()).toBe(0n);
+  });
+
+  it('an argument length of 2^32-8 is an overrun, not a step back into the record header', async () => {
+    // With the length rounded up through a 32-bit mask the argument stepped back 8 bytes, and a blob
+    // header read from the record's own `arg` field made the record add up: the frame was accepted.
+    const f = frame([record({ length: 32, nblobs: 1, argLen: 0xfffffff8, arg: (8n << 32n) | 0n }, Buffer.alloc(8))]);
+    expect(await writeErrno('dev/vfio/vfio', f)).toBe(EBADMSG);
+    expect(await apiVersion()).toBe(0n);
+  });
+});
