@@ -1,7 +1,8 @@
 // Which paths the shim sends to the mount, and what the program is told about them.
 //
-// The mount owns whole subtrees: /dev/iommu, /dev/vfio, /sys/kernel/iommu_groups and
-// /sys/bus/pci/drivers/vfio-pci, plus one /sys/bus/pci/devices/<BDF> directory per emulated function.
+// The mount owns whole subtrees: /dev/iommu, /dev/vfio, /sys/kernel/iommu_groups,
+// /sys/bus/pci/drivers/vfio-pci and its own state views under /sys/kernel/debug/tcefs, plus one
+// /sys/bus/pci/devices/<BDF> directory per emulated function.
 // A path inside such a subtree goes to the mount when the mount provides the subtree's root, so a
 // missing name there is ENOENT, as on a host that has exactly the emulated devices, and never a real
 // host VFIO node reached by accident. A BDF the mount does not emulate keeps the real sysfs.
@@ -117,7 +118,8 @@ static size_t under(const char *p, const char *prefix)
 /* Length of the owned subtree root `p` lies in, 0 if it lies in none. */
 static size_t trapped_root(const char *p)
 {
-	static const char *const roots[] = { "/dev/iommu", "/dev/vfio", "/sys/kernel/iommu_groups", "/sys/bus/pci/drivers/vfio-pci" };
+	static const char *const roots[] = { "/dev/iommu", "/dev/vfio", "/sys/kernel/iommu_groups", "/sys/bus/pci/drivers/vfio-pci",
+		"/sys/kernel/debug/tcefs" };
 	static const char devices[] = "/sys/bus/pci/devices/";
 	for (size_t i = 0; i < sizeof(roots) / sizeof(roots[0]); i++) {
 		size_t n = under(p, roots[i]);

@@ -84,6 +84,7 @@ int main(void)
 	free(rp);
 	first_line("vendor", fopen("/sys/bus/pci/devices/0000:01:00.0/vendor", "r"));
 	first_line("group_name", fopen("/sys/kernel/iommu_groups/0/name", "r"));
+	first_line("tcefs_view", fopen("/sys/kernel/debug/tcefs/groups/1/tce", "r"));
 
 	/* Directory walks. */
 	listing("groups", "/sys/kernel/iommu_groups");

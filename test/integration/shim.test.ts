@@ -42,6 +42,7 @@ describe('the preload shim', () => {
       canonical_device: '/sys/bus/pci/devices/0000:02:00.0',
       vendor: '0x15b3',
       group_name: 'domain0-pe1',
+      tcefs_view: '# domain0-pe2 group 1',
       groups: '0,1',
       group0_devices: '0000:01:00.0,0000:01:00.1',
       vfio_dir: '0,1,devices,vfio',
