@@ -9,13 +9,21 @@ import { pointerLength, type IoctlDecl, type PointerDecl } from '../uapi/ioctls.
 import { readField, writeField, type StructLayout, type Value } from '../uapi/layout.ts';
 import type { Blob, Request } from '../transport/frame.ts';
 
+/** Before anything is copied in; a zero-length buffer cannot be written, so every call can share it. */
+const NOTHING = Buffer.alloc(0);
+
 export class IoctlCall {
   readonly arg: bigint;
   /** The client process that sent the frame (0 if it did not say). */
   readonly pid: number;
   /** The kernel's copy of the argument struct, once a handler or the dispatcher has copied it in. */
-  kbuf: Buffer = Buffer.alloc(0);
-  private readonly user: Buffer;
+  kbuf: Buffer = NOTHING;
+  /**
+   * The user image. It starts as the request's own bytes and is copied on the first copy-back, so the
+   * request is never written and calls that copy nothing back (most VFIO calls) copy nothing at all.
+   */
+  private user: Buffer;
+  private userOwned = false;
   private userDirtyEnd = 0;
   readonly outBlobs: Blob[] = [];
   /** Handle of a file this call created for the client (ioctls that return an fd). */
@@ -29,7 +37,7 @@ export class IoctlCall {
   ) {
     this.arg = req.arg;
     this.pid = pid;
-    this.user = Buffer.from(req.argData);
+    this.user = req.argData;
   }
 
   get struct(): StructLayout {
@@ -52,9 +60,12 @@ export class IoctlCall {
   copyIn(len: number): Buffer {
     if (this.user.length < len) throw new Errno(EFAULT, `argument has ${this.user.length} readable bytes, ${len} needed`);
     const size = Math.max(len, this.decl.struct?.size ?? len);
-    this.kbuf = Buffer.alloc(size);
-    this.user.copy(this.kbuf, 0, 0, len);
-    return this.kbuf;
+    // From the pool rather than a zeroed allocation of its own: the copied bytes, then zeros to the end.
+    const k = Buffer.allocUnsafe(size);
+    this.user.copy(k, 0, 0, len);
+    k.fill(0, len);
+    this.kbuf = k;
+    return k;
   }
 
   /** The VFIO pattern: copy minsz bytes, then fail EINVAL if argsz < minsz. */
@@ -93,6 +104,10 @@ export class IoctlCall {
   /** copy_to_user(arg + offset, bytes). */
   writeUser(offset: number, bytes: Buffer): void {
     if (offset + bytes.length > this.user.length) throw new Errno(EFAULT, `copy-back past the ${this.user.length}-byte argument`);
+    if (!this.userOwned) {
+      this.user = Buffer.from(this.user);
+      this.userOwned = true;
+    }
     bytes.copy(this.user, offset);
     this.userDirtyEnd = Math.max(this.userDirtyEnd, offset + bytes.length);
   }
@@ -139,8 +154,8 @@ export class IoctlCall {
     this.outBlobs.push({ fieldOffset: off, data: Buffer.from(data) });
   }
 
-  /** The bytes to copy back into the client's argument. */
+  /** The bytes to copy back into the client's argument: the call's own copy, never the request's bytes. */
   userOut(): Buffer {
-    return this.user.subarray(0, this.userDirtyEnd);
+    return this.userDirtyEnd === 0 ? NOTHING : this.user.subarray(0, this.userDirtyEnd);
   }
 }
