@@ -4,17 +4,18 @@ import createDebug from 'debug';
 import { EIO, ENOTTY, Errno, errnoName } from '../errno.ts';
 import { canonicalNr, FILE_KIND_BIT } from '../uapi/ioctls.ts';
 import { decode } from '../uapi/layout.ts';
-import { Op, type Answer, type Request, type RequestFrame } from '../transport/frame.ts';
+import { Op, type Answer, type Blob, type Request, type RequestFrame } from '../transport/frame.ts';
 import { IoctlCall } from './call.ts';
 import type { OpenFile } from './open-file.ts';
 
 const trace = createDebug('tcefs:ioctl');
 const warn = createDebug('tcefs:error');
 
-const EMPTY = Buffer.alloc(0);
+const EMPTY: Buffer = Buffer.alloc(0);
 
-function answer(req: Request, result: bigint, extra: Partial<Answer> = {}): Answer {
-  return { op: req.op, request: req.request, result, out: EMPTY, blobs: [], newHandle: 0, handleField: 0, ...extra };
+// Built field by field rather than by spreading a partial answer: this runs once per request.
+function answer(req: Request, result: bigint, out: Buffer = EMPTY, blobs: Blob[] = [], newHandle = 0, handleField = 0): Answer {
+  return { op: req.op, request: req.request, result, out, blobs, newHandle, handleField };
 }
 
 export function runFrame(file: OpenFile, frame: RequestFrame): Answer[] {
@@ -25,12 +26,12 @@ export function runRequest(file: OpenFile, req: Request, pid: number): Answer {
   switch (req.op) {
     case Op.HANDLE:
       // The kind rides in handle_field so a client can marshal for a file it got from a claim.
-      return answer(req, BigInt(file.handle), { handleField: FILE_KIND_BIT[file.kind] });
+      return answer(req, BigInt(file.handle), EMPTY, [], 0, FILE_KIND_BIT[file.kind]);
     case Op.IOCTL:
       return runIoctl(file, req, pid);
     case Op.REGION_READ: {
       const r = guard(() => file.regionRead(req.arg, req.request));
-      return typeof r === 'number' ? answer(req, BigInt(r)) : answer(req, BigInt(r.length), { blobs: [{ fieldOffset: 0, data: r }] });
+      return typeof r === 'number' ? answer(req, BigInt(r)) : answer(req, BigInt(r.length), EMPTY, [{ fieldOffset: 0, data: r }]);
     }
     case Op.REGION_WRITE:
       return answer(req, BigInt(guard(() => file.regionWrite(req.arg, req.argData))));
@@ -69,15 +70,11 @@ function runIoctl(file: OpenFile, req: Request, pid: number): Answer {
     if (!(e instanceof Errno)) warn('internal error in %s: %O', cmd.decl.name, e);
     result = BigInt(-(e instanceof Errno ? e.errno : EIO));
     if (trace.enabled) trace('%s %s %s -> %s%s', file, cmd.decl.name, fields(call), errnoName(Number(-result)), e instanceof Errno && e.message !== errnoName(e.errno) ? ` (${e.message})` : '');
-    return answer(req, result, { out: Buffer.from(call.userOut()), blobs: call.outBlobs });
+    return answer(req, result, call.userOut(), call.outBlobs);
   }
   if (trace.enabled) trace('%s %s %s -> %d', file, cmd.decl.name, fields(call), result);
-  return answer(req, result, {
-    out: Buffer.from(call.userOut()),
-    blobs: call.outBlobs,
-    newHandle: call.newHandle,
-    handleField: call.handleField,
-  });
+  // userOut() is the call's own copy (the call ends here), so the answer takes it without another copy.
+  return answer(req, result, call.userOut(), call.outBlobs, call.newHandle, call.handleField);
 }
 
 function fields(call: IoctlCall): string {
