@@ -10,6 +10,7 @@
 // FUSE mount it serves itself would deadlock.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { constants as osConstants, tmpdir } from 'node:os';
+import { constants as fsConstants } from 'node:fs';
 import { access, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -83,12 +84,24 @@ interface PrivateDaemon {
   exited: Promise<void>;
 }
 
+/** util-linux's setpriv, if installed: it can have the kernel signal the daemon when we die. */
+async function findSetpriv(): Promise<string | undefined> {
+  for (const dir of (process.env.PATH ?? '/usr/bin:/bin').split(':')) {
+    const p = join(dir || '.', 'setpriv');
+    if (await access(p, fsConstants.X_OK).then(() => true, () => false)) return p;
+  }
+  return undefined;
+}
+
 async function startDaemon(mount: string, topology?: string): Promise<PrivateDaemon> {
   const args = [BIN, 'mount', mount];
   if (topology) args.push('--topology', resolve(topology));
+  // Even if this process is killed outright (SIGKILL), the daemon gets SIGTERM and unmounts.
+  const setpriv = await findSetpriv();
+  const [file, argv] = setpriv ? [setpriv, ['--pdeathsig', 'TERM', '--', process.execPath, ...args]] : [process.execPath, args];
   // Its own process group: a Ctrl-C at the terminal is for the program, and the daemon has to outlive
   // the program's reaction to it.
-  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: daemonEnv(), detached: true });
+  const proc = spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: daemonEnv(), detached: true });
   const exited = new Promise<void>((res) => proc.once('exit', () => res()));
   // Its diagnostics (DEBUG=tcefs:* traces, errors) are the user's; its banner is not the program's output.
   proc.stderr!.pipe(process.stderr);
