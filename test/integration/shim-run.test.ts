@@ -90,6 +90,26 @@ describe('tcefs run with a private mount', () => {
     expect(await exited).toBe(42);
     expect(out).toContain('got=TERM');
   });
+
+  it('unmounts the private tree even when tcefs run is killed outright', async () => {
+    const p = spawn(process.execPath, [TCEFS, 'run', '--', 'sh', '-c', 'echo mount=$TCEFS_MOUNT pid=$$; exec sleep 600'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    await new Promise<void>((res) => {
+      p.stdout.on('data', (d) => {
+        out += d;
+        if (out.includes('\n')) res();
+      });
+    });
+    const { mount, pid } = Object.fromEntries(out.trim().split(' ').map((kvp) => kvp.split('=')));
+    expect(await isMounted(mount)).toBe(true);
+    p.kill('SIGKILL');
+    try {
+      while (await isMounted(mount)) await new Promise((r) => setTimeout(r, 50));
+    } finally {
+      process.kill(Number(pid), 'SIGKILL'); // the program outlives tcefs run, as under any wrapper
+      await rm(join(mount, '..'), { recursive: true, force: true });
+    }
+  });
 });
 
 describe('tcefs run --mount', () => {
