@@ -53,7 +53,8 @@ function runIoctl(file: OpenFile, req: Request, pid: number): Answer {
   const table = file.commands();
   const cmd = nr === undefined ? undefined : table.get(nr);
   if (!cmd) {
-    trace('%s ioctl 0x%s -> %s', file, (req.request >>> 0).toString(16), errnoName(table.fallback));
+    // Guarded like every trace here: the arguments would be formatted even with tracing off.
+    if (trace.enabled) trace('%s ioctl 0x%s -> %s', file, (req.request >>> 0).toString(16), errnoName(table.fallback));
     return answer(req, BigInt(-table.fallback));
   }
   const call = new IoctlCall(cmd.decl, req, pid);
