@@ -444,18 +444,19 @@ EXPORT ssize_t pwrite64(int fd, const void *buf, size_t n, off64_t off)
 }
 
 /* No region advertises VFIO_REGION_INFO_FLAG_MMAP (a FUSE direct_io file cannot be mapped), so a
- * device mapping fails the way mapping a file without mmap support does. */
+ * device mapping fails as vfio-pci fails one for a region without mmap support: EINVAL (an unbound
+ * cdev answers mmap with EINVAL too). */
 EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
 	if (!(flags & MAP_ANONYMOUS) && fd_is_region(fd))
-		return errno = ENODEV, MAP_FAILED;
+		return errno = EINVAL, MAP_FAILED;
 	return REAL(mmap)(addr, len, prot, flags, fd, off);
 }
 
 EXPORT void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off64_t off)
 {
 	if (!(flags & MAP_ANONYMOUS) && fd_is_region(fd))
-		return errno = ENODEV, MAP_FAILED;
+		return errno = EINVAL, MAP_FAILED;
 	return REAL(mmap64)(addr, len, prot, flags, fd, off);
 }
 
