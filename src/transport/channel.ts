@@ -5,11 +5,10 @@
 // parsed and run. Reads return the pending reply from its start, whatever the file offset, so both
 // `pwrite(fd,f,n,0); pread(fd,r,m,0)` and sequential write()/read() work. Offsets at or above
 // REGION_BASE are device region space (pread/pwrite at index << 40), not the frame stream.
-import { E2BIG, EBADMSG, EPROTONOSUPPORT, Errno } from '../errno.ts';
-import { readField } from '../uapi/layout.ts';
+import { EBADMSG, Errno } from '../errno.ts';
 import { runFrame } from '../dispatch/dispatch.ts';
 import type { OpenFile } from '../dispatch/open-file.ts';
-import { encodeReplyFrame, frameHeader, MAX_FRAME, parseRequestFrame, PROTOCOL_VERSION, REQUEST_MAGIC } from './frame.ts';
+import { encodeReplyFrame, frameLengthOf, parseRequestFrame } from './frame.ts';
 
 /** vfio-pci region i lives at offset i << 40; region 0 (BAR0) overlaps the frame stream, so it is reached by frames only. */
 export const REGION_BASE = 2 ** 40;
@@ -68,13 +67,7 @@ export class FrameChannel {
   }
 
   private start(data: Buffer, offset: number) {
-    if (data.length < frameHeader.size) throw new Errno(EBADMSG, `first write of ${data.length} bytes is shorter than a frame header`);
-    if (readField(data, frameHeader, 'magic') !== REQUEST_MAGIC) throw new Errno(EBADMSG, 'bad magic');
-    if (readField(data, frameHeader, 'version') !== PROTOCOL_VERSION) throw new Errno(EPROTONOSUPPORT, 'protocol version');
-    const length = readField(data, frameHeader, 'length') as number;
-    if (length > MAX_FRAME) throw new Errno(E2BIG, `frame of ${length} bytes`);
-    if (length < frameHeader.size) throw new Errno(EBADMSG, `frame length ${length}`);
-    this.expected = length;
+    this.expected = frameLengthOf(data);
     this.nextOffset = offset;
   }
 

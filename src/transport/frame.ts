@@ -128,6 +128,21 @@ function bad(detail: string): never {
   throw new Errno(EBADMSG, detail);
 }
 
+/**
+ * What the first write of a frame must show before any more of it is taken (the channel reassembles
+ * frames larger than one FUSE write): a header with the right magic, version and a plausible length.
+ * Returns that length. Throws Errno (EBADMSG, EPROTONOSUPPORT, E2BIG).
+ */
+export function frameLengthOf(first: Buffer): number {
+  if (first.length < frameHeader.size) bad(`first write of ${first.length} bytes is shorter than a frame header`);
+  if (first.readUInt32LE(H_MAGIC) !== REQUEST_MAGIC) bad('bad magic');
+  if (first.readUInt16LE(H_VERSION) !== PROTOCOL_VERSION) throw new Errno(EPROTONOSUPPORT, 'protocol version');
+  const length = first.readUInt32LE(H_LENGTH);
+  if (length > MAX_FRAME) throw new Errno(E2BIG, `frame of ${length} bytes`);
+  if (length < frameHeader.size) bad(`frame length ${length}`);
+  return length;
+}
+
 /** Validate and decode a complete request frame. Throws Errno (EBADMSG, EPROTONOSUPPORT, E2BIG). */
 export function parseRequestFrame(buf: Buffer): RequestFrame {
   if (buf.length < frameHeader.size) bad(`frame of ${buf.length} bytes is shorter than its header`);
