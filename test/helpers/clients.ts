@@ -1,0 +1,118 @@
+// Long-running client processes for the reliability tests: started, watched line by line, signalled,
+// fed on stdin, and always waited for with a bound, so a client stuck on a dead mount fails a test
+// instead of hanging it.
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildC } from './c.ts';
+import { TCEFS, type RunningDaemon } from './daemon.ts';
+
+export interface Client {
+  proc: ChildProcess;
+  stdout: () => string;
+  stderr: () => string;
+  /** key=value lines printed so far (the last value of each key). */
+  kv: () => Record<string, string>;
+  /** Resolves when a line equal to `line` (or matching it) has been printed; rejects after `ms` or if the process ends first. */
+  waitForLine: (line: string | RegExp, ms?: number) => Promise<void>;
+  /** Exit code, or 128+signal; rejects after `ms` (the process is then killed). */
+  exited: (ms?: number) => Promise<number>;
+}
+
+export function watch(proc: ChildProcess): Client {
+  let out = '';
+  let err = '';
+  const ended = new Promise<number>((res) => proc.on('close', (code, sig) => res(code ?? (sig ? 128 + (({ SIGKILL: 9, SIGTERM: 15 }) as Record<string, number>)[sig]! : 0))));
+  proc.stdout?.on('data', (d) => (out += d));
+  proc.stderr?.on('data', (d) => (err += d));
+  const lines = () => out.split('\n');
+  return {
+    proc,
+    stdout: () => out,
+    stderr: () => err,
+    kv: () => Object.fromEntries(lines().filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)])),
+    waitForLine: (line, ms = 20_000) =>
+      new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => done(new Error(`no "${line}" within ${ms} ms; stdout:\n${out}\nstderr:\n${err}`)), ms);
+        const check = () => lines().some((l) => (typeof line === 'string' ? l === line : line.test(l))) && done();
+        const onClose = () => done(new Error(`exited before "${line}"; stdout:\n${out}\nstderr:\n${err}`));
+        function done(e?: Error) {
+          clearTimeout(timer);
+          proc.stdout?.off('data', check);
+          proc.off('close', onClose);
+          if (e) reject(e);
+          else resolve();
+        }
+        proc.stdout?.on('data', check);
+        proc.on('close', onClose);
+        check();
+      }),
+    exited: (ms = 30_000) =>
+      Promise.race([
+        ended,
+        new Promise<number>((_, reject) =>
+          setTimeout(() => {
+            proc.kill('SIGKILL');
+            reject(new Error(`still running after ${ms} ms; stdout:\n${out}\nstderr:\n${err}`));
+          }, ms).unref(),
+        ),
+      ]),
+  };
+}
+
+/** Start a test program from test/c (built with libtcefs), stdin a pipe the test may write to. */
+export async function startC(name: string, args: string[], opts: SpawnOptions = {}): Promise<Client> {
+  const exe = await buildC(name);
+  return watch(spawn(exe, args, { stdio: ['pipe', 'pipe', 'pipe'], ...opts }));
+}
+
+export interface MountOptions {
+  /** The mount point; a fresh one under a tcefs-test-* directory when absent (the global teardown detaches those). */
+  mnt?: string;
+  topology?: object;
+  /** More `tcefs mount` options (--allow-other, ...). */
+  args?: string[];
+  env?: Record<string, string>;
+}
+
+/** A directory named so that test/global-teardown.ts detaches whatever a failed test leaves mounted in it. */
+export async function testDir(): Promise<string> {
+  return mkdtemp(join(tmpdir(), 'tcefs-test-'));
+}
+
+/**
+ * `tcefs mount` with any options, in its own process, as test/helpers/daemon.ts starts it (which takes
+ * no extra options); returns the same handle.
+ */
+export async function mountDaemon(opts: MountOptions = {}): Promise<RunningDaemon> {
+  const mnt = opts.mnt ?? join(await testDir(), 'mnt');
+  const args = [TCEFS, 'mount', mnt, ...(opts.args ?? [])];
+  if (opts.topology) {
+    const t = join(await testDir(), 'topology.json');
+    await writeFile(t, JSON.stringify(opts.topology));
+    args.push('--topology', t);
+  }
+  const proc = spawn(process.execPath, args, { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const c = watch(proc);
+  await c.waitForLine(/mounted on/, 20_000);
+  // FUSE INIT precedes the banner; make sure the tree answers before handing it out.
+  for (let i = 0; !(await readFile(join(mnt, 'sys/kernel/debug/tcefs/host.json')).then(() => true, () => false)); i++) {
+    if (i > 200) throw new Error(`mount ${mnt} does not answer:\n${c.stdout()}\n${c.stderr()}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return {
+    mnt,
+    proc,
+    stdout: c.stdout,
+    stderr: c.stderr,
+    stop: async () => {
+      proc.kill('SIGTERM');
+      return c.exited(20_000);
+    },
+    kill: async () => {
+      proc.kill('SIGKILL');
+      await c.exited(20_000);
+    },
+  };
+}
