@@ -13,7 +13,7 @@ import { EACCES, EBUSY, EISDIR, ENOENT, ENOTCONN, Errno } from '../errno.ts';
 import type { Daemon } from '../daemon.ts';
 import { FrameChannel } from './channel.ts';
 import { CONTROL_HELP, runControlText } from '../control.ts';
-import { CLAIM_DIR, lookup, type Node } from './tree.ts';
+import { CLAIM_DIR, DEBUG_DIR, lookup, type Node } from './tree.ts';
 
 const trace = createDebug('tcefs:fuse');
 
@@ -96,7 +96,10 @@ export class TcefsFs {
       case 'link':
         return { ...base, mode: 0o120777, size: node.target.length };
       case 'text':
-        return { ...base, mode: 0o100444, size: Buffer.byteLength(node.read()) };
+        // A state view's content is fixed at open, not at the stat before it (which the kernel caches for
+        // a second), so a size taken here cuts off readers that trust st_size (Node's readFile) once the
+        // state has changed. Views report 0, as debugfs files do, and are read to EOF (direct_io).
+        return { ...base, mode: 0o100444, size: path.startsWith(DEBUG_DIR + '/') ? 0 : Buffer.byteLength(node.read()) };
       case 'control':
         return { ...base, mode: 0o100600, size: 0 };
       case 'device':
