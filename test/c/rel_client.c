@@ -10,8 +10,9 @@
 //           iommufd   /dev/iommu, the cdev bound, an IOAS, the automatic domain (4 KiB TCEs)
 //   GROUP   the group number; CDEV the cdev node name (vfioN) for iommufd
 //   ACTION  run SECONDS   map and unmap at random for SECONDS, check, unmap everything, exit 0
-//           stop STEP     stop after STEP (set_container, register, create, map; bind, attach, map),
-//                         print "ready" and wait to be killed
+//           stop STEP [BDF]  stop after STEP (set_container, register, create, map, device; bind,
+//                         attach, map), print "ready" and wait to be killed; "device" also opens the
+//                         device BDF through the group after the map (SPAPR only)
 //           hold          set up and map, print "ready", then for each line on stdin make one more
 //                         call and print its result (to see what a client of a dead daemon gets)
 // Prints key=value lines; "mismatch=..." lines say what the view got wrong. Exit 1 on any failure.
@@ -209,6 +210,12 @@ static void setup(const char *stop)
 		fail("first map");
 	mapped[0] = 1;
 	STEP("map");
+	if (is_spapr() && getenv("REL_BDF")) {
+		/* A device file from the group keeps the group in its container until it is closed too. */
+		if (tcefs_ioctl(g, VFIO_GROUP_GET_DEVICE_FD, (void *)getenv("REL_BDF")) < 0)
+			fail("get device fd");
+		STEP("device");
+	}
 }
 
 int main(int argc, char **argv)
@@ -227,6 +234,8 @@ int main(int argc, char **argv)
 	fflush(stdout);
 
 	if (!strcmp(action, "stop")) {
+		if (argc > 7)
+			setenv("REL_BDF", argv[7], 1);
 		setup(argc > 6 ? argv[6] : "map");
 		return 1;
 	}
