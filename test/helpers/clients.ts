@@ -16,6 +16,8 @@ export interface Client {
   kv: () => Record<string, string>;
   /** Resolves when a line equal to `line` (or matching it) has been printed; rejects after `ms` or if the process ends first. */
   waitForLine: (line: string | RegExp, ms?: number) => Promise<void>;
+  /** Resolves when `check(stdout)` holds; rejects after `ms` or if the process ends first. */
+  waitUntil: (check: (stdout: string) => boolean, ms?: number) => Promise<void>;
   /** Exit code, or 128+signal; rejects after `ms` (the process is then killed). */
   exited: (ms?: number) => Promise<number>;
 }
@@ -27,27 +29,29 @@ export function watch(proc: ChildProcess): Client {
   proc.stdout?.on('data', (d) => (out += d));
   proc.stderr?.on('data', (d) => (err += d));
   const lines = () => out.split('\n');
+  const waitUntil = (check: () => boolean, what: string, ms = 20_000) =>
+    new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => done(new Error(`no ${what} within ${ms} ms; stdout:\n${out}\nstderr:\n${err}`)), ms);
+      const test = () => check() && done();
+      const onClose = () => done(new Error(`exited before ${what}; stdout:\n${out}\nstderr:\n${err}`));
+      function done(e?: Error) {
+        clearTimeout(timer);
+        proc.stdout?.off('data', test);
+        proc.off('close', onClose);
+        if (e) reject(e);
+        else resolve();
+      }
+      proc.stdout?.on('data', test);
+      proc.on('close', onClose);
+      test();
+    });
   return {
     proc,
     stdout: () => out,
     stderr: () => err,
     kv: () => Object.fromEntries(lines().filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)])),
-    waitForLine: (line, ms = 20_000) =>
-      new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => done(new Error(`no "${line}" within ${ms} ms; stdout:\n${out}\nstderr:\n${err}`)), ms);
-        const check = () => lines().some((l) => (typeof line === 'string' ? l === line : line.test(l))) && done();
-        const onClose = () => done(new Error(`exited before "${line}"; stdout:\n${out}\nstderr:\n${err}`));
-        function done(e?: Error) {
-          clearTimeout(timer);
-          proc.stdout?.off('data', check);
-          proc.off('close', onClose);
-          if (e) reject(e);
-          else resolve();
-        }
-        proc.stdout?.on('data', check);
-        proc.on('close', onClose);
-        check();
-      }),
+    waitForLine: (line, ms) => waitUntil(() => lines().some((l) => (typeof line === 'string' ? l === line : line.test(l))), `"${line}"`, ms),
+    waitUntil: (check, ms) => waitUntil(() => check(out), 'the expected output', ms),
     exited: (ms = 30_000) =>
       Promise.race([
         ended,
