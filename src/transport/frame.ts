@@ -215,12 +215,18 @@ function putS64(b: Buffer, at: number, v: bigint): void {
   } else b.writeBigInt64LE(BigInt.asIntN(64, v), at);
 }
 
+/** Zero the padding after `len` bytes written at `at` (an unzeroed buffer must not leak old bytes). */
+function zeroPad(out: Buffer, at: number, len: number): void {
+  if (len & 7) out.fill(0, at + len, at + pad8(len));
+}
+
 function writeBlobs(out: Buffer, at: number, blobs: Blob[]): number {
   for (const b of blobs) {
     put32(out, at + B_FIELD_OFFSET, b.fieldOffset);
     put32(out, at + B_LENGTH, b.data.length);
     at += blobHeader.size;
     b.data.copy(out, at);
+    zeroPad(out, at, b.data.length);
     at += pad8(b.data.length);
   }
   return at;
@@ -237,8 +243,9 @@ function writeFrameHeader(out: Buffer, magic: number, count: number, pid: number
 export function encodeReplyFrame(answers: Answer[]): Buffer {
   let total = frameHeader.size;
   for (const a of answers) total += answerHeader.size + pad8(a.out.length) + recordsLength(a.blobs);
-  // From Buffer's pool for small replies, zeroed here for the padding the fields do not cover.
-  const out = Buffer.allocUnsafe(total).fill(0);
+  // From Buffer's pool for small replies and not zeroed: every header byte is written below, and the
+  // only other bytes, the padding after copy-backs and blobs, are zeroed where they occur.
+  const out = Buffer.allocUnsafe(total);
   writeFrameHeader(out, REPLY_MAGIC, answers.length, 0);
   let rec = frameHeader.size;
   for (const a of answers) {
@@ -251,7 +258,10 @@ export function encodeReplyFrame(answers: Answer[]): Buffer {
     putS64(out, rec + A_RESULT, a.result);
     put32(out, rec + A_NEW_HANDLE, a.newHandle);
     put32(out, rec + A_HANDLE_FIELD, a.handleField);
-    if (a.out.length) a.out.copy(out, rec + answerHeader.size);
+    if (a.out.length) {
+      a.out.copy(out, rec + answerHeader.size);
+      zeroPad(out, rec + answerHeader.size, a.out.length);
+    }
     if (a.blobs.length) writeBlobs(out, rec + answerHeader.size + pad8(a.out.length), a.blobs);
     rec += size;
   }
