@@ -17,6 +17,9 @@ import { CLAIM_DIR, DEBUG_DIR, lookup, type Node } from './tree.ts';
 
 const trace = createDebug('tcefs:fuse');
 
+/** Where debugfs would be mounted: the directory holding the state views. */
+const DEBUG_ROOT = DEBUG_DIR.slice(0, DEBUG_DIR.lastIndexOf('/'));
+
 /** How long an open that finds its object busy waits for an in-flight release before failing EBUSY. */
 const BUSY_OPEN_WAIT_MS = 500;
 const run = promisify(exec);
@@ -92,7 +95,9 @@ export class TcefsFs {
     const base = { uid: this.uid, gid: this.gid, atime: t, mtime: t, ctime: t, nlink: 1 };
     switch (node.type) {
       case 'dir':
-        return { ...base, mode: 0o40755, size: 4096, nlink: 2 };
+        // The views show every client's TCEs, addresses and pids; like the kernel's debugfs (0700) they
+        // are the mounting user's, which --allow-other (default_permissions) enforces.
+        return { ...base, mode: path === DEBUG_ROOT ? 0o40700 : 0o40755, size: 4096, nlink: 2 };
       case 'link':
         return { ...base, mode: 0o120777, size: node.target.length };
       case 'text':
