@@ -14,7 +14,8 @@
 // an independent reading of docs/protocol.md predicts (a model of the byte stream, below); an accepted
 // frame must produce a well-formed reply (strict walk, and parseReplyFrame) with one answer per request,
 // echoed op and request, results >= 0 or a known -errno, copy-backs and out blobs that fit the caller's
-// buffers, new files only from fd-returning ioctls. Internal errors the daemon logs fail the run too.
+// buffers, zero padding (no bytes of earlier replies), new files only from fd-returning ioctls.
+// Internal errors the daemon logs fail the run too.
 // At the end every file is closed and the state views must show the machine as it booted, with nothing
 // left open, pending, pinned, locked or mapped (test/helpers/leaks.ts).
 //
@@ -380,6 +381,9 @@ function checkReply(reply: Buffer, records: SentRecord[], ctx: ReplyContext, bad
     let p = at + answerHeader.size;
     if (p + pad8(outLen) > at + len) return fail(`${where}: out_len ${outLen} overruns the answer`);
     const outBytes = reply.subarray(p, p + outLen);
+    // Padding is zero: a reply built in a reused buffer must not carry bytes of an earlier one.
+    const zero = (from: number, to: number, what: string) => reply.subarray(from, to).some((x) => x !== 0) && bad(`${where}: non-zero padding after ${what}`);
+    zero(p + outLen, p + pad8(outLen), 'the copy-back');
     p += pad8(outLen);
     const blobs: Blob[] = [];
     for (let k = 0; k < nblobs; k++) {
@@ -389,6 +393,7 @@ function checkReply(reply: Buffer, records: SentRecord[], ctx: ReplyContext, bad
       p += blobHeader.size;
       if (p + pad8(bl) > at + len) return fail(`${where}: blob ${k} overruns`);
       blobs.push({ fieldOffset: fo, data: reply.subarray(p, p + bl) });
+      zero(p + bl, p + pad8(bl), `blob ${k}`);
       p += pad8(bl);
     }
     if (p !== at + len) bad(`${where}: ${at + len - p} unaccounted bytes`);
