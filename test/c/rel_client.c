@@ -9,7 +9,8 @@
 //           spapr64k  SPAPR v2, the default window removed and a 1 GiB window of 64 KiB TCEs created
 //           iommufd   /dev/iommu, the cdev bound, an IOAS, the automatic domain (4 KiB TCEs)
 //   GROUP   the group number; CDEV the cdev node name (vfioN) for iommufd
-//   ACTION  run SECONDS   map and unmap at random for SECONDS, check, unmap everything, exit 0
+//   ACTION  run SECONDS   map and unmap at random for SECONDS (and at least MIN_OPS times), check,
+//                         unmap everything, exit 0
 //           stop STEP [BDF]  stop after STEP (set_container, register, create, map, device; bind,
 //                         attach, map), print "ready" and wait to be killed; "device" also opens the
 //                         device BDF through the group after the map (SPAPR only)
@@ -33,6 +34,7 @@
 #include <tcefs/tcefs.h>
 
 #define SLOTS 64
+#define MIN_OPS 64
 #define SLICE 0x10000ULL
 
 static const char *mnt, *mode;
@@ -266,7 +268,8 @@ int main(int argc, char **argv)
 	long ops = 0, checks = 1;
 	for (;;) {
 		clock_gettime(CLOCK_MONOTONIC, &now);
-		if (now.tv_sec - t0.tv_sec + (now.tv_nsec - t0.tv_nsec) / 1e9 >= seconds)
+		/* At least MIN_OPS calls however slow the machine, so that every client interleaves with the others. */
+		if (now.tv_sec - t0.tv_sec + (now.tv_nsec - t0.tv_nsec) / 1e9 >= seconds && ops >= MIN_OPS)
 			break;
 		int k = rand() % SLOTS;
 		if (mapped[k] ? unmap_slot(k) < 0 : map_slot(k) < 0)
