@@ -8,7 +8,8 @@ export const CONTROL_HELP = `# tcefs control: write one command per line
 #   fail off                 disarm
 #   device remove <BDF>      hot-unplug a function: its open files answer ENODEV, it leaves /dev and sysfs
 #   device add <BDF>         hot-plug it back
-#   eeh freeze <group>       freeze the group's PE as a detected error would (DMA and MMIO fail until reset)
+#   eeh freeze <group>       freeze the group's PE as a detected error would (DMA and MMIO fail until its
+#                            user resets it; the host recovers a PE it drives itself at once)
 `;
 
 /** Apply one command line; throws Errno(EINVAL) for bad syntax, ENODEV for unknown devices or groups. */
@@ -38,6 +39,9 @@ export function runControl(daemon: Daemon, line: string): void {
       if (what !== 'freeze' || words.length !== 3) throw bad();
       if (!g || !/^\d+$/.test(arg)) throw new Errno(ENODEV, `no group ${arg}`);
       g.pe.eeh.freeze();
+      // A PE the host drives is recovered by the host's own EEH handling; only a user-owned one stays
+      // frozen for its owner to notice and reset.
+      if (g.pe.ownership === 'platform') g.pe.eeh.changeOwner();
       return;
     }
     default:

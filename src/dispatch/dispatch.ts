@@ -1,10 +1,10 @@
 // Run the requests of a frame against the file it was written to, in order, one answer each.
 // Dispatch is by file kind: the file's command table decides what a number means.
 import createDebug from 'debug';
-import { EIO, ENOTTY, Errno, errnoName } from '../errno.ts';
+import { EIO, ENOMEM, ENOTTY, Errno, errnoName } from '../errno.ts';
 import { canonicalNr, FILE_KIND_BIT } from '../uapi/ioctls.ts';
 import { decode } from '../uapi/layout.ts';
-import { Op, type Answer, type Blob, type Request, type RequestFrame } from '../transport/frame.ts';
+import { Op, type Answer, type Blob, type Request, type RequestFrame, MAX_FRAME } from '../transport/frame.ts';
 import { IoctlCall } from './call.ts';
 import type { OpenFile } from './open-file.ts';
 
@@ -18,8 +18,23 @@ function answer(req: Request, result: bigint, out: Buffer = EMPTY, blobs: Blob[]
   return { op: req.op, request: req.request, result, out, blobs, newHandle, handleField };
 }
 
+/**
+ * Most reply bytes one frame may produce. A batch of requests that each copy out a lot would otherwise
+ * make the daemon build an unbounded reply; answers past the budget fail ENOMEM with nothing copied out.
+ */
+export const MAX_REPLY = 2 * MAX_FRAME;
+
 export function runFrame(file: OpenFile, frame: RequestFrame): Answer[] {
-  return frame.requests.map((r) => runRequest(file, r, frame.pid));
+  let budget = MAX_REPLY;
+  return frame.requests.map((r) => {
+    const a = runRequest(file, r, frame.pid);
+    let bytes = a.out.length;
+    for (const b of a.blobs) bytes += b.data.length;
+    budget -= bytes;
+    if (budget >= 0) return a;
+    warn('reply budget of %d bytes exceeded by %s', MAX_REPLY, file);
+    return { ...a, result: BigInt(-ENOMEM), out: Buffer.alloc(0), blobs: [], newHandle: 0, handleField: 0 };
+  });
 }
 
 export function runRequest(file: OpenFile, req: Request, pid: number): Answer {

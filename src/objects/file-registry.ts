@@ -28,7 +28,7 @@ export class FileRegistry {
   /** Run after every release (the daemon prunes per-process records there). */
   afterRelease?: () => void;
   private readonly open = new Map<number, OpenFile>();
-  private readonly pending = new Map<number, { file: OpenFile; timer: NodeJS.Timeout }>();
+  private readonly pending = new Map<number, { file: OpenFile; timer: NodeJS.Timeout; creator: number }>();
   private readonly reserved = new Set<number>();
 
   private newHandle(): number {
@@ -66,15 +66,20 @@ export class FileRegistry {
     if (!f) return;
     this.open.delete(handle);
     trace('release %s', f);
+    for (const [h, p] of this.pending) if (p.creator === handle) this.dropPending(h);
     safeRelease(f);
     this.afterRelease?.();
   }
 
-  addPending(file: OpenFile): number {
+  /**
+   * A file an ioctl of `creator` made, waiting to be claimed. It goes if unclaimed after
+   * CLAIM_TIMEOUT_MS, or at once when its creator is released (a client killed before claiming).
+   */
+  addPending(file: OpenFile, creator: number): number {
     file.handle = this.newHandle();
     const timer = setTimeout(() => this.dropPending(file.handle), CLAIM_TIMEOUT_MS);
     timer.unref();
-    this.pending.set(file.handle, { file, timer });
+    this.pending.set(file.handle, { file, timer, creator });
     trace('pending %s', file);
     return file.handle;
   }
@@ -97,6 +102,7 @@ export class FileRegistry {
   private dropPending(handle: number): void {
     const p = this.pending.get(handle);
     if (!p) return;
+    clearTimeout(p.timer);
     this.pending.delete(handle);
     trace('unclaimed %s released', p.file);
     safeRelease(p.file);

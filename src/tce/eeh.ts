@@ -163,4 +163,14 @@ export class EehPe {
     this.mmioEnabled = true;
     this.dmaEnabled = true;
   }
+
+  /**
+   * The PE changes hands (its last user closed it): the kernel's release path thaws a freeze nobody
+   * handled and ends a reset left asserted, so the next user does not inherit them.
+   */
+  changeOwner(): void {
+    this.resetAsserted = false;
+    this.cfgBlocked = false;
+    this.thaw();
+  }
 }

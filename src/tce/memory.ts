@@ -59,8 +59,10 @@ export class LockedMemoryAccount {
   }
 }
 
-/** Frames are handed out from here up, and never reused, so no two owners ever share one. */
+/** Frames start here. Each owner with pins has its own slot of OWNER_SPAN bytes, so no two share a frame. */
 export const HPA_BASE = 1n << 36n;
+/** A slot covers a whole 48-bit user address space: the frame of a page is the slot's base plus its address. */
+export const OWNER_SPAN = 1n << 48n;
 /** The allocator gives up here; far beyond any real machine. */
 export const HPA_LIMIT = 1n << 56n;
 /**
@@ -72,7 +74,10 @@ export const HPA_COLOUR = 1n << 30n;
 /** Synthetic host-physical memory behind pinned user pages, one run of frames per pinned extent. */
 export class HostMemory {
   private readonly owners = new Map<string, PinRuns>();
-  private nextHpa = HPA_BASE;
+  /** Slot of each owner that has pins; a slot is reused once its owner has nothing pinned. */
+  private readonly slots = new Map<string, bigint>();
+  private readonly freeSlots: bigint[] = [];
+  private nextSlot = 0n;
 
   constructor(readonly hostPageShift = 16, private readonly faults?: FaultInjector) {
     if (hostPageShift !== 12 && hostPageShift !== 16) fail(EINVAL, `host page shift ${hostPageShift} unsupported`);
@@ -95,10 +100,10 @@ export class HostMemory {
     if (!runs) this.owners.set(owner, (runs = new PinRuns()));
     const saved = runs.snapshot();
     try {
-      runs.pin(start, end, (s, len) => this.allocate(s, len));
+      runs.pin(start, end, (s, len) => this.allocate(owner, s, len));
     } catch (e) {
       runs.restore(saved);
-      if (runs.runs.length === 0) this.owners.delete(owner);
+      if (runs.runs.length === 0) this.forget(owner);
       throw e;
     }
     return this.hpaOf(owner, ua);
@@ -111,13 +116,13 @@ export class HostMemory {
     const runs = this.owners.get(owner);
     if (!runs) fail(EINVAL, `${owner} has nothing pinned`);
     runs.unpin(start, end);
-    if (runs.runs.length === 0) this.owners.delete(owner);
+    if (runs.runs.length === 0) this.forget(owner);
   }
 
   /** Drops every pin an owner holds (process exit); returns the bytes that were pinned. */
   unpinAll(owner: string): bigint {
     const bytes = this.owners.get(owner)?.bytes ?? 0n;
-    this.owners.delete(owner);
+    this.forget(owner);
     return bytes;
   }
 
@@ -159,12 +164,30 @@ export class HostMemory {
     return [ua & ~mask, (ua + length + mask) & ~mask];
   }
 
-  private allocate(ua: bigint, length: bigint): bigint {
-    const colour = ua & (HPA_COLOUR - 1n);
-    let hpa = (this.nextHpa & ~(HPA_COLOUR - 1n)) | colour;
-    if (hpa < this.nextHpa) hpa += HPA_COLOUR;
-    if (hpa + length > HPA_LIMIT) fail(ENOMEM, 'synthetic physical memory exhausted');
-    this.nextHpa = hpa + length;
-    return hpa;
+  /**
+   * Frames for [ua, ua + length) of `owner`: its slot's base plus the address. Stable for as long as the
+   * owner has anything pinned, never another live owner's, and hpa ≡ ua modulo HPA_COLOUR.
+   */
+  private allocate(owner: string, ua: bigint, length: bigint): bigint {
+    if (ua + length > OWNER_SPAN) fail(ENOMEM, `0x${ua.toString(16)} is beyond the emulated host's 48-bit reach`);
+    let slot = this.slots.get(owner);
+    if (slot === undefined) {
+      slot = this.freeSlots.pop() ?? this.nextSlot++;
+      if (HPA_BASE + (slot + 1n) * OWNER_SPAN > HPA_LIMIT) {
+        this.nextSlot--;
+        fail(ENOMEM, 'synthetic physical memory exhausted: too many processes with pinned memory');
+      }
+      this.slots.set(owner, slot);
+    }
+    return HPA_BASE + slot * OWNER_SPAN + ua;
+  }
+
+  /** The owner has nothing pinned any more: its slot goes back for reuse. */
+  private forget(owner: string): void {
+    this.owners.delete(owner);
+    const slot = this.slots.get(owner);
+    if (slot === undefined) return;
+    this.slots.delete(owner);
+    this.freeSlots.push(slot);
   }
 }

@@ -178,6 +178,7 @@ export class Pe {
     if (this.owner === 'platform') return;
     this.ops.releaseOwnership(this);
     this.owner = 'platform';
+    this.eeh.changeOwner();
   }
 
   /**

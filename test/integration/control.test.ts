@@ -54,8 +54,11 @@ describe('the control node', () => {
     await cli('fault', 'off');
     expect((await daemonView()).faults.armed).toBe(false);
     await expect(cli('fault', 'disk', '3')).rejects.toMatchObject({ stderr: expect.stringMatching(/refused/) });
+    // Nobody owns group 1, so the host's own EEH recovery thaws it at once (a user-owned PE stays
+    // frozen: test/unit/hotplug-limits.test.ts).
     await cli('eeh', 'freeze', '1');
-    expect((await exec(process.execPath, [TCEFS, 'status', '--mount', d.mnt])).stdout).toMatch(/group 1 .*eeh STOPPED/);
+    expect((await exec(process.execPath, [TCEFS, 'status', '--mount', d.mnt])).stdout).toMatch(/group 1 .*eeh NORMAL/);
+    await expect(cli('eeh', 'freeze', '9')).rejects.toMatchObject({ stderr: expect.stringMatching(/no such device or group/) });
     const v = await daemonView();
     expect(v).toMatchObject({ pendingFiles: 0, iommufdObjects: 0, mmContexts: 0 });
   });

@@ -130,3 +130,66 @@ describe('limits', () => {
     expect(h.call(c, 'VFIO_IOMMU_SPAPR_REGISTER_MEMORY', { vaddr: 0x7f0000000000n, size: 1n << 29n }).result).toBe(0);
   });
 });
+
+describe('what a client leaves behind (found by the reliability tests)', () => {
+  it('a device file never claimed goes with the group file that made it', () => {
+    const h = new Harness();
+    const c = h.open('/dev/vfio/vfio');
+    const g = h.open('/dev/vfio/1');
+    h.setContainer(g, c);
+    h.call(c, 'VFIO_SET_IOMMU', {}, { arg: 7 });
+    const r = h.call(g, 'VFIO_GROUP_GET_DEVICE_FD', {}, { raw: Buffer.from('0000:02:00.0\0') });
+    expect(r.newHandle).not.toBe(0);
+    expect(h.daemon.files.pendingCount).toBe(1);
+    h.close(g); // the client died before claiming
+    expect(h.daemon.files.pendingCount).toBe(0);
+    h.close(c);
+    const c2 = h.open('/dev/vfio/vfio');
+    expect(h.setContainer(h.open('/dev/vfio/1'), c2)).toBe(0); // the next client takes the group at once
+  });
+
+  it('an EEH freeze does not outlive the PE\'s user: the next owner finds it NORMAL', () => {
+    const h = new Harness();
+    const c = h.open('/dev/vfio/vfio');
+    const g = h.open('/dev/vfio/1');
+    h.setContainer(g, c);
+    h.call(c, 'VFIO_SET_IOMMU', {}, { arg: 7 });
+    h.call(c, 'VFIO_EEH_PE_OP', { op: 9, 'err.type': 0, 'err.func': 12 });
+    expect(h.call(c, 'VFIO_EEH_PE_OP', { op: 4 }).result).toBe(2);
+    h.close(g);
+    h.close(c);
+    const c2 = h.open('/dev/vfio/vfio');
+    h.setContainer(h.open('/dev/vfio/1'), c2);
+    h.call(c2, 'VFIO_SET_IOMMU', {}, { arg: 7 });
+    expect(h.call(c2, 'VFIO_EEH_PE_OP', { op: 4 }).result).toBe(0);
+  });
+
+  it('GET_HW_INFO with a 4 GiB buffer zero-fills at most 64 KiB, and a frame\'s replies stay within budget', async () => {
+    const { runFrame, MAX_REPLY } = await import('../../src/dispatch/dispatch.ts');
+    const { ioctl, requestValue } = await import('../../src/uapi/ioctls.ts');
+    const { encode } = await import('../../src/uapi/layout.ts');
+    const { Op } = await import('../../src/transport/frame.ts');
+    const h = new Harness();
+    const i = h.open('/dev/iommu');
+    h.call(h.open('/dev/vfio/devices/vfio2'), 'VFIO_DEVICE_BIND_IOMMUFD', { iommufd: i.handle });
+    const big = h.call(i, 'IOMMU_GET_HW_INFO', { dev_id: 1, data_len: 0xfffffff0, data_uptr: 0x1000n });
+    expect(big.result).toBe(0);
+    expect(big.blobs[0].data.length).toBe(64 * 1024);
+    const d = ioctl('IOMMU_GET_HW_INFO');
+    const req = { op: Op.IOCTL, request: requestValue(d.nr), arg: 0n, argData: encode(d.struct!, { size: 40, dev_id: 1, data_len: 0xfffffff0, data_uptr: 0x1000n }), blobs: [] };
+    const n = Math.ceil(MAX_REPLY / (64 * 1024)) + 8;
+    const answers = runFrame(i, { pid: 1, requests: Array.from({ length: n }, () => req) });
+    const total = answers.reduce((sum, a) => sum + a.out.length + a.blobs.reduce((x, b) => x + b.data.length, 0), 0);
+    expect(total).toBeLessThanOrEqual(MAX_REPLY);
+    expect(answers.at(-1)!.result).toBe(-12n); // ENOMEM past the budget
+    expect(answers[0].result).toBe(0n);
+  });
+});
+
+describe('eeh freeze of a PE the host drives', () => {
+  it('is recovered by the host at once', () => {
+    const h = new Harness();
+    runControl(h.daemon, 'eeh freeze 1');
+    expect(h.daemon.inventory.groups.get(1)!.pe.eeh.state()).toBe(0);
+  });
+});

@@ -31,6 +31,9 @@ function spaprWindows(data: Buffer): (WindowSpec | null)[] {
   });
 }
 
+/** Bytes of a GET_HW_INFO buffer tcefs zero-fills; far more than any hardware info struct. */
+export const HW_INFO_FILL_MAX = 64 * 1024;
+
 const MAP_FLAGS = IOMMUFD.IOMMU_IOAS_MAP_FIXED_IOVA | IOMMUFD.IOMMU_IOAS_MAP_WRITEABLE | IOMMUFD.IOMMU_IOAS_MAP_READABLE;
 const RW = IOMMUFD.IOMMU_IOAS_MAP_WRITEABLE | IOMMUFD.IOMMU_IOAS_MAP_READABLE;
 
@@ -324,8 +327,10 @@ export class IommufdFile extends OpenFile {
       pgsizes: pe.pgsizes,
       window64_start: pe.window64Start,
     });
-    // The user's buffer gets what fits, zero-filled up to its own length; data_len says the real length.
-    const userLen = call.get('data_len');
+    // The user's buffer gets what fits, zero-filled up to its own length (at most HW_INFO_FILL_MAX: the
+    // zeroes travel in the reply, and a 4 GiB data_len must not cost the daemon 4 GiB); data_len then
+    // says the real length.
+    const userLen = Math.min(call.get('data_len'), HW_INFO_FILL_MAX);
     const out = Buffer.alloc(userLen);
     info.copy(out, 0, 0, Math.min(userLen, info.length));
     call.writePointer('data_uptr', out);

@@ -86,7 +86,7 @@ export class GroupFile extends OpenFile {
         throw e;
       }
     }
-    call.newHandle = this.daemon.files.addPending(dev);
+    call.newHandle = this.daemon.files.addPending(dev, this.handle);
     call.handleField = HANDLE_IN_RESULT;
     return 0;
   }
