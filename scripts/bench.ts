@@ -10,7 +10,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { dispatchRows, measureDispatch, type DispatchNumbers } from './bench/dispatch.ts';
-import { DEFAULT_FUSE_OPTIONS, measureFuse, type FuseNumbers } from './bench/fuse.ts';
+import { fuseOptions, measureFuse, type FuseNumbers } from './bench/fuse.ts';
 import { machine, ratios, renderMarkdown, renderScaleSvg, type Results } from './bench/report.ts';
 import { measureScale, scaleRows, type ScaleNumbers } from './bench/scale.ts';
 import { benchTce, type BenchResult } from './bench/tce.ts';
@@ -48,32 +48,41 @@ if (want('scale')) {
 }
 if (want('fuse')) {
   log('through FUSE');
-  const o = quick ? { rounds: 2, n: 2000, pairs: 500, batches: 5, seconds: 1, clients: [1, 2, 8] } : DEFAULT_FUSE_OPTIONS;
-  results.fuse = (await measureFuse({ ...o, log })) as FuseNumbers;
+  results.fuse = (await measureFuse({ ...fuseOptions(quick), log })) as FuseNumbers;
   add('through FUSE (C client, median of round medians)', fuseRows(results.fuse));
 }
 
 function fuseRows(f: FuseNumbers): BenchResult[] {
   const us = (m: { median: number }) => m.median / 1000;
-  const out: BenchResult[] = [
-    { name: 'bare fuse-native round trip (null node)', value: us(f.bare), unit: 'us' },
-    { name: 'same frame, raw, to tcefs /dev/vfio/vfio', value: us(f.rawTcefs), unit: 'us' },
-    { name: 'VFIO_CHECK_EXTENSION via the shim', value: us(f.check), unit: 'us' },
-    { name: 'SPAPR v2 MAP_DMA 4K via the shim', value: us(f.spaprMap), unit: 'us' },
-    { name: 'SPAPR v2 UNMAP_DMA 4K via the shim', value: us(f.spaprUnmap), unit: 'us' },
-    { name: 'SPAPR v2 MAP_DMA in a frame of 1000', value: us(f.spaprBatchMap), unit: 'us/map' },
-    { name: 'SPAPR v2 UNMAP_DMA in a frame of 1000', value: us(f.spaprBatchUnmap), unit: 'us/unmap' },
-    { name: 'IOMMU_IOAS_MAP 4K via the shim (device)', value: us(f.iommufdMap), unit: 'us' },
-    { name: 'IOMMU_IOAS_UNMAP 4K via the shim (device)', value: us(f.iommufdUnmap), unit: 'us' },
-    { name: 'IOMMU_IOAS_MAP in a frame of 1000', value: us(f.iommufdBatchMap), unit: 'us/map' },
-    { name: 'IOMMU_IOAS_UNMAP in a frame of 1000', value: us(f.iommufdBatchUnmap), unit: 'us/unmap' },
-  ];
-  for (const t of f.throughput) {
-    out.push({ name: `throughput, ${t.clients} client(s), total`, value: t.total, unit: 'ops/s' });
-    out.push({ name: `throughput, ${t.clients} client(s), per client`, value: t.total / t.clients, unit: 'ops/s' });
-    if (t.jsBusy !== undefined) out.push({ name: `throughput, ${t.clients} client(s), daemon JS thread busy`, value: 100 * t.jsBusy, unit: '%' });
+  const out: BenchResult[] = [];
+  for (const p of f.placements) {
+    const at = (name: string) => `${name} [${p.name}]`;
+    out.push(
+      { name: at('bare fuse-native round trip (null node)'), value: us(p.bare), unit: 'us' },
+      { name: at('same frame, raw, to tcefs /dev/vfio/vfio'), value: us(p.rawTcefs), unit: 'us' },
+      { name: at('VFIO_CHECK_EXTENSION via the shim'), value: us(p.check), unit: 'us' },
+      { name: at('interleaved: bare / raw / CHECK_EXTENSION'), value: us(p.interleaved.bare), unit: `/ ${us(p.interleaved.raw).toFixed(1)} / ${us(p.interleaved.check).toFixed(1)} us` },
+      { name: at('SPAPR v2 MAP_DMA 4K via the shim'), value: us(p.spaprMap), unit: 'us' },
+      { name: at('SPAPR v2 UNMAP_DMA 4K via the shim'), value: us(p.spaprUnmap), unit: 'us' },
+      { name: at('SPAPR v2 MAP_DMA in a frame of 1000'), value: us(p.spaprBatchMap), unit: 'us/map' },
+      { name: at('SPAPR v2 UNMAP_DMA in a frame of 1000'), value: us(p.spaprBatchUnmap), unit: 'us/unmap' },
+      { name: at('IOMMU_IOAS_MAP 4K via the shim (device)'), value: us(p.iommufdMap), unit: 'us' },
+      { name: at('IOMMU_IOAS_UNMAP 4K via the shim (device)'), value: us(p.iommufdUnmap), unit: 'us' },
+      { name: at('IOMMU_IOAS_MAP in a frame of 1000'), value: us(p.iommufdBatchMap), unit: 'us/map' },
+      { name: at('IOMMU_IOAS_UNMAP in a frame of 1000'), value: us(p.iommufdBatchUnmap), unit: 'us/unmap' },
+    );
   }
-  for (const t of f.nullThroughput) out.push({ name: `null node, ${t.clients} client(s), total`, value: t.total, unit: 'round trips/s' });
+  out.push(
+    { name: "shim's syscalls: sigprocmask pair", value: f.syscalls.sigmaskPair / 1000, unit: 'us' },
+    { name: "shim's syscalls: getpid", value: f.syscalls.getpid / 1000, unit: 'us' },
+    { name: "shim's syscalls: readlink /proc/self/fd/N", value: f.syscalls.readlinkProcFd / 1000, unit: 'us' },
+  );
+  for (const t of f.throughput) {
+    out.push({ name: `throughput, ${t.label}, total`, value: t.total, unit: 'ops/s' });
+    out.push({ name: `throughput, ${t.label}, per client`, value: t.total / t.clients, unit: 'ops/s' });
+    if (t.jsBusy !== undefined) out.push({ name: `throughput, ${t.label}, daemon JS thread busy`, value: 100 * t.jsBusy, unit: '%' });
+  }
+  for (const t of f.nullThroughput) out.push({ name: `null node, ${t.label}, total`, value: t.total, unit: 'round trips/s' });
   return out;
 }
 
@@ -82,7 +91,7 @@ const w = Math.max(...rows.map((r) => r.name.length));
 let group = '';
 for (const r of rows) {
   if (r.group !== group) console.log(`${(group = r.group)}`);
-  console.log(`  ${r.name.padEnd(w)}  ${r.value.toFixed(r.value < 10 ? 2 : 0).padStart(12)} ${r.unit}`);
+  console.log(`  ${r.name.padEnd(w)}  ${r.value.toFixed(r.value < 10 ? 2 : r.value < 1000 ? 1 : 0).padStart(12)} ${r.unit}`);
 }
 const rs = ratios(results);
 if (rs.length) {

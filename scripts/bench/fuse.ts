@@ -3,17 +3,24 @@
 //   - the floor: a bare fuse-native write+read round trip on the null node of scripts/bench/null-fs.ts;
 //   - the same frame written raw to tcefs's /dev/vfio/vfio (the floor plus tcefs's own daemon work);
 //   - VFIO_CHECK_EXTENSION by plain ioctl() under `tcefs run --mount` (plus the preload shim's work);
+//   - the three alternated call by call in one process;
 //   - one-page MAP/UNMAP through the shim on a SPAPR v2 container and on an iommufd with a device, and
 //     the same maps 1000 to a frame;
 //   - throughput with 1, 2 and 8 client processes at once, each on its own iommufd and device, and the
 //     null node with as many clients for comparison.
 //
-// The machine is shared and has few CPUs, so each latency is measured in several interleaved rounds and
-// the median of the round medians is reported: a round that a neighbour's burst hit cannot carry it.
+// Where the processes run matters more than anything tcefs does. On the VM these numbers were first
+// taken on, a round trip costs ~25 us when the client and the daemon share a CPU and ~165 us when they
+// are on different CPUs (every hand-off between the client, libfuse's thread and the JS thread is then a
+// cross-CPU wake-up, which this hypervisor makes slow); unpinned, the scheduler flips between the two
+// for seconds at a time. So latency is measured with the servers pinned to CPU 0 and the client pinned
+// first to CPU 0 ("same CPU"), then to CPU 1 ("across CPUs"), each in several rounds that run every
+// measurement once. The median of the round medians is reported, and ratios are taken within a round
+// and then their median. Throughput runs unpinned servers and clients, as a deployment would.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -25,6 +32,7 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const TCEFS = join(ROOT, 'bin', 'tcefs');
 const CLIENT = join(ROOT, 'build', 'bench', 'fuse_bench');
 const SOURCE = join(ROOT, 'scripts', 'bench', 'fuse_bench.c');
+const NULL_FS = join(ROOT, 'scripts', 'bench', 'null-fs.ts');
 
 /** One latency measurement as fuse_bench prints it (ns). */
 export interface Sample {
@@ -40,7 +48,7 @@ export interface Sample {
   max: number;
 }
 
-/** Several rounds of one measurement: the median round, and the spread of round medians. */
+/** Several rounds of one measurement. */
 export interface Measured {
   /** Median of the round medians, ns per operation. */
   median: number;
@@ -53,10 +61,35 @@ export interface Measured {
   rounds: number;
   /** Samples per round. */
   n: number;
+  /** Each round's median, ns per operation, in the order the rounds ran. */
+  each: number[];
+}
+
+/** Every latency, with the client on one CPU (the servers are on CPU 0). */
+export interface Placement {
+  name: string;
+  clientCpu: number;
+  bare: Measured;
+  rawTcefs: Measured;
+  check: Measured;
+  /** The three again, alternated call by call in one process. */
+  interleaved: { bare: Measured; raw: Measured; check: Measured };
+  spaprMap: Measured;
+  spaprUnmap: Measured;
+  spaprBatchMap: Measured;
+  spaprBatchUnmap: Measured;
+  iommufdMap: Measured;
+  iommufdUnmap: Measured;
+  iommufdBatchMap: Measured;
+  iommufdBatchUnmap: Measured;
 }
 
 export interface Throughput {
+  /** What ran: how many clients, on which nodes. */
+  label: string;
   clients: number;
+  /** True when the clients' frames go to different nodes (so the kernel does not serialize their writes). */
+  twoNodes: boolean;
   seconds: number;
   total: number;
   perClient: number[];
@@ -67,22 +100,16 @@ export interface Throughput {
 }
 
 export interface FuseNumbers {
-  bare: Measured;
-  rawTcefs: Measured;
-  check: Measured;
-  spaprMap: Measured;
-  spaprUnmap: Measured;
-  spaprBatchMap: Measured;
-  spaprBatchUnmap: Measured;
-  iommufdMap: Measured;
-  iommufdUnmap: Measured;
-  iommufdBatchMap: Measured;
-  iommufdBatchUnmap: Measured;
+  placements: Placement[];
+  /** The syscalls the shim adds to an ioctl, timed alone (ns, median). */
+  syscalls: { sigmaskPair: number; getpid: number; readlinkProcFd: number; processVmReadv: number };
   throughput: Throughput[];
   nullThroughput: Throughput[];
 }
 
-export interface FuseOptions {
+export interface PlacementOptions {
+  name: string;
+  clientCpu: number;
   rounds: number;
   /** Iterations per round of the cheap round trips. */
   n: number;
@@ -90,20 +117,42 @@ export interface FuseOptions {
   pairs: number;
   /** Batch frames per round. */
   batches: number;
+}
+
+export interface FuseOptions {
+  placements: PlacementOptions[];
   /** Seconds each throughput run lasts. */
   seconds: number;
   clients: number[];
   log?: (line: string) => void;
 }
 
-export const DEFAULT_FUSE_OPTIONS: FuseOptions = { rounds: 5, n: 10_000, pairs: 3_000, batches: 20, seconds: 3, clients: [1, 2, 8] };
+export function fuseOptions(quick: boolean): FuseOptions {
+  const placements: PlacementOptions[] = [
+    quick
+      ? { name: 'same CPU', clientCpu: 0, rounds: 2, n: 2000, pairs: 500, batches: 5 }
+      : { name: 'same CPU', clientCpu: 0, rounds: 7, n: 5000, pairs: 2000, batches: 15 },
+  ];
+  // Cross-CPU round trips are several times slower: fewer iterations keep the run short.
+  if (availableParallelism() > 1) {
+    placements.push(
+      quick
+        ? { name: 'across CPUs', clientCpu: 1, rounds: 1, n: 500, pairs: 200, batches: 3 }
+        : { name: 'across CPUs', clientCpu: 1, rounds: 3, n: 1500, pairs: 600, batches: 8 },
+    );
+  }
+  return { placements, seconds: quick ? 1 : 3, clients: [1, 2, 8] };
+}
 
 async function buildClient(): Promise<void> {
   await exec('bash', [join(ROOT, 'scripts', 'build-c.sh')]);
   if (existsSync(CLIENT) && statSync(CLIENT).mtimeMs >= statSync(SOURCE).mtimeMs) return;
   await mkdir(join(ROOT, 'build', 'bench'), { recursive: true });
-  await exec(process.env.CC ?? 'gcc', ['-O2', '-Wall', '-Werror', `-I${join(ROOT, 'include')}`, SOURCE, '-o', CLIENT, '-lm']);
+  await exec(process.env.CC ?? 'gcc', ['-O2', '-Wall', '-Werror', `-I${join(ROOT, 'include')}`, SOURCE, '-o', CLIENT, '-lm', '-pthread']);
 }
+
+/** argv run on `cpu` (every thread it starts inherits the affinity), or anywhere. */
+const on = (cpu: number | undefined, argv: string[]): string[] => (cpu === undefined ? argv : ['taskset', '-c', String(cpu), ...argv]);
 
 interface Server {
   proc: ChildProcess;
@@ -111,9 +160,10 @@ interface Server {
   stop(): Promise<void>;
 }
 
-/** Start a mount server and wait until `probe` exists under its mount point. */
-async function serve(args: string[], dir: string, probe: string, banner: string): Promise<Server> {
-  const proc = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DEBUG: '' } });
+/** Start a mount server (on `cpu` if given) and wait until `probe` exists under its mount point. */
+async function serve(args: string[], dir: string, probe: string, banner: string, cpu?: number): Promise<Server> {
+  const [cmd, ...rest] = on(cpu, [process.execPath, ...args]);
+  const proc = spawn(cmd, rest, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DEBUG: '' } });
   let out = '';
   proc.stdout!.on('data', (d) => (out += d));
   proc.stderr!.on('data', (d) => (out += d));
@@ -136,10 +186,22 @@ async function serve(args: string[], dir: string, probe: string, banner: string)
   };
 }
 
-/** Run fuse_bench (under `tcefs run --mount` when `mount` is given) and collect its JSON lines. */
-async function client(args: string[], mount?: string): Promise<Sample[]> {
-  const argv = mount ? [TCEFS, 'run', '--mount', mount, '--', CLIENT, ...args] : [CLIENT, ...args];
-  const { stdout } = mount ? await exec(process.execPath, argv, { maxBuffer: 1 << 20 }) : await exec(CLIENT, args, { maxBuffer: 1 << 20 });
+/** The null mount and a tcefs mount with the bench topology, both on `cpu` if given. */
+async function servers(work: string, tag: string, cpu?: number): Promise<{ nullNode: string; mnt: string; list: Server[] }> {
+  const topology = join(work, 'topology.json');
+  await writeFile(topology, JSON.stringify(BENCH_TOPOLOGY));
+  const list: Server[] = [];
+  const nullDir = join(work, `null-${tag}`);
+  list.push(await serve(['--import', 'tsx', NULL_FS, nullDir], nullDir, 'null', 'mounted', cpu));
+  const mnt = join(work, `tcefs-${tag}`);
+  list.push(await serve([TCEFS, 'mount', mnt, '--topology', topology], mnt, 'dev/iommu', 'mounted on', cpu));
+  return { nullNode: join(nullDir, 'null'), mnt, list };
+}
+
+/** Run fuse_bench on `cpu` (under `tcefs run --mount` when `mount` is given) and collect its JSON lines. */
+async function client(args: string[], mount: string | undefined, cpu?: number): Promise<Sample[]> {
+  const argv = on(cpu, mount ? [process.execPath, TCEFS, 'run', '--mount', mount, '--', CLIENT, ...args] : [CLIENT, ...args]);
+  const { stdout } = await exec(argv[0], argv.slice(1), { maxBuffer: 1 << 20 });
   return stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Sample);
 }
 
@@ -155,6 +217,44 @@ function combine(samples: Sample[]): Measured {
     hi: per(sorted[sorted.length - 1].median, sorted[sorted.length - 1]),
     rounds: samples.length,
     n: mid.n,
+    each: samples.map((x) => per(x.median, x)),
+  };
+}
+
+/** The median over rounds of a ratio taken within each round, where both sides saw the same machine. */
+export function roundRatio(a: Measured, b: Measured): { median: number; each: number[] } {
+  const each = a.each.map((x, i) => x / b.each[i]);
+  return { median: [...each].sort((x, y) => x - y)[Math.floor(each.length / 2)], each };
+}
+
+async function measurePlacement(p: PlacementOptions, nullNode: string, mnt: string, log: (l: string) => void): Promise<Placement> {
+  const s: Record<string, Sample[]> = {};
+  const add = (xs: Sample[], prefix = '') => xs.forEach((x) => (s[prefix + x.name] ??= []).push(x));
+  const cpu = p.clientCpu;
+  for (let r = 0; r < p.rounds; r++) {
+    log(`fuse, client ${p.name}, round ${r + 1}/${p.rounds}`);
+    add(await client(['rt', nullNode, String(p.n)], undefined, cpu), 'bare.');
+    add(await client(['rt', join(mnt, 'dev/vfio/vfio'), String(p.n)], undefined, cpu), 'raw.');
+    add(await client(['check', String(p.n)], mnt, cpu));
+    add(await client(['interleave', nullNode, String(p.n)], mnt, cpu), 'il.');
+    add(await client(['spapr', '0', String(p.pairs), String(BATCH), String(p.batches)], mnt, cpu));
+    add(await client(['iommufd', bdf(1), String(p.pairs), String(BATCH), String(p.batches)], mnt, cpu));
+  }
+  return {
+    name: p.name,
+    clientCpu: cpu,
+    bare: combine(s['bare.rt']),
+    rawTcefs: combine(s['raw.rt']),
+    check: combine(s.check),
+    interleaved: { bare: combine(s['il.bare']), raw: combine(s['il.raw']), check: combine(s['il.check']) },
+    spaprMap: combine(s['spapr.map']),
+    spaprUnmap: combine(s['spapr.unmap']),
+    spaprBatchMap: combine(s['spapr.batch_map']),
+    spaprBatchUnmap: combine(s['spapr.batch_unmap']),
+    iommufdMap: combine(s['iommufd.map']),
+    iommufdUnmap: combine(s['iommufd.unmap']),
+    iommufdBatchMap: combine(s['iommufd.batch_map']),
+    iommufdBatchUnmap: combine(s['iommufd.batch_unmap']),
   };
 }
 
@@ -171,10 +271,10 @@ async function processCpu(pid: number): Promise<number> {
   return (Number(f[11]) + Number(f[12])) / 100;
 }
 
-/** `count` clients at once, released together once all have set up; ops/s each. */
-async function concurrent(count: number, argsOf: (i: number) => string[], mount: string | undefined, seconds: number, daemonPid?: number): Promise<Throughput> {
-  const procs = Array.from({ length: count }, (_, i) => {
-    const args = argsOf(i);
+/** Clients (one argv each) at once, released together once all have set up; ops/s each. */
+async function concurrent(label: string, twoNodes: boolean, argvs: string[][], mount: string | undefined, seconds: number, daemonPid?: number): Promise<Throughput> {
+  const count = argvs.length;
+  const procs = argvs.map((args, i) => {
     const p = mount ? spawn(process.execPath, [TCEFS, 'run', '--mount', mount, '--', CLIENT, ...args], { stdio: ['pipe', 'pipe', 'inherit'] }) : spawn(CLIENT, args, { stdio: ['pipe', 'pipe', 'inherit'] });
     let out = '';
     const ready = new Promise<void>((res, rej) => {
@@ -204,7 +304,9 @@ async function concurrent(count: number, argsOf: (i: number) => string[], mount:
   const cpu1 = daemonPid ? [await threadCpu(daemonPid), await processCpu(daemonPid)] : undefined;
   const perClient = results.map((r) => r.ops / (r.ns / 1e9));
   return {
+    label,
     clients: count,
+    twoNodes,
     seconds,
     total: perClient.reduce((a, b) => a + b, 0),
     perClient,
@@ -213,56 +315,51 @@ async function concurrent(count: number, argsOf: (i: number) => string[], mount:
   };
 }
 
-export async function measureFuse(o: FuseOptions = DEFAULT_FUSE_OPTIONS): Promise<FuseNumbers> {
+export async function measureFuse(o: FuseOptions): Promise<FuseNumbers> {
   const log = o.log ?? (() => undefined);
   await buildClient();
   const work = await mkdtemp(join(tmpdir(), 'tcefs-bench-'));
-  const topology = join(work, 'topology.json');
-  await writeFile(topology, JSON.stringify(BENCH_TOPOLOGY));
-  const servers: Server[] = [];
+  const running: Server[] = [];
   try {
-    const nullDir = join(work, 'null');
-    servers.push(await serve(['--import', 'tsx', join(ROOT, 'scripts', 'bench', 'null-fs.ts'), nullDir], nullDir, 'null', 'mounted'));
-    const mnt = join(work, 'tcefs');
-    const tcefs = await serve([TCEFS, 'mount', mnt, '--topology', topology], mnt, 'dev/iommu', 'mounted on');
-    servers.push(tcefs);
+    const pinned = await servers(work, 'pinned', 0);
+    running.push(...pinned.list);
+    const placements: Placement[] = [];
+    for (const p of o.placements) placements.push(await measurePlacement(p, pinned.nullNode, pinned.mnt, log));
+    const sys = Object.fromEntries((await client(['syscalls', pinned.nullNode, '20000'], undefined, 0)).map((x) => [x.name, x.median]));
+    for (const x of running.splice(0).reverse()) await x.stop();
 
-    const s: Record<string, Sample[]> = {};
-    const add = (xs: Sample[], prefix = '') => xs.forEach((x) => (s[prefix + x.name] ??= []).push(x));
-    for (let r = 0; r < o.rounds; r++) {
-      log(`fuse round ${r + 1}/${o.rounds}`);
-      add(await client(['rt', join(nullDir, 'null'), String(o.n)]), 'bare.');
-      add(await client(['rt', join(mnt, 'dev/vfio/vfio'), String(o.n)]), 'raw.');
-      add(await client(['check', String(o.n)], mnt));
-      add(await client(['spapr', '0', String(o.pairs), String(BATCH), String(o.batches)], mnt));
-      add(await client(['iommufd', bdf(1), String(o.pairs), String(BATCH), String(o.batches)], mnt));
-    }
-
+    const free = await servers(work, 'free');
+    running.push(...free.list);
+    const [nullServer, tcefsServer] = free.list;
     const throughput: Throughput[] = [];
     const nullThroughput: Throughput[] = [];
+    const sec = String(o.seconds);
+    const iommufdClients = (c: number) => Array.from({ length: c }, (_, i) => ['loop', bdf(i % 8), sec]);
+    const nullClients = (c: number) => Array.from({ length: c }, () => ['rtloop', free.nullNode, sec]);
     for (const c of o.clients) {
-      log(`throughput, ${c} client${c > 1 ? 's' : ''}`);
-      throughput.push(await concurrent(c, (i) => ['loop', bdf(i % 8), String(o.seconds)], mnt, o.seconds, tcefs.proc.pid));
-      nullThroughput.push(await concurrent(c, () => ['rtloop', join(nullDir, 'null'), String(o.seconds)], undefined, o.seconds, servers[0].proc.pid));
+      const label = c === 1 ? '1 client' : `${c} clients, one node`;
+      log(`throughput, ${label}`);
+      throughput.push(await concurrent(label, false, iommufdClients(c), free.mnt, o.seconds, tcefsServer.proc.pid));
+      nullThroughput.push(await concurrent(label, false, nullClients(c), undefined, o.seconds, nullServer.proc.pid));
     }
+    // Two clients whose frames go to different nodes: an iommufd and a SPAPR container; two null nodes.
+    log('throughput, 2 clients, two nodes');
+    throughput.push(await concurrent('2 clients, two nodes', true, [['loop', bdf(0), sec], ['sloop', '1', sec]], free.mnt, o.seconds, tcefsServer.proc.pid));
+    nullThroughput.push(await concurrent('2 clients, two nodes', true, [['rtloop', free.nullNode, sec], ['rtloop', free.nullNode + '2', sec]], undefined, o.seconds, nullServer.proc.pid));
 
     return {
-      bare: combine(s['bare.rt']),
-      rawTcefs: combine(s['raw.rt']),
-      check: combine(s.check),
-      spaprMap: combine(s['spapr.map']),
-      spaprUnmap: combine(s['spapr.unmap']),
-      spaprBatchMap: combine(s['spapr.batch_map']),
-      spaprBatchUnmap: combine(s['spapr.batch_unmap']),
-      iommufdMap: combine(s['iommufd.map']),
-      iommufdUnmap: combine(s['iommufd.unmap']),
-      iommufdBatchMap: combine(s['iommufd.batch_map']),
-      iommufdBatchUnmap: combine(s['iommufd.batch_unmap']),
+      placements,
+      syscalls: {
+        sigmaskPair: sys['sys.sigmask_pair'],
+        getpid: sys['sys.getpid'],
+        readlinkProcFd: sys['sys.readlink_proc_fd'],
+        processVmReadv: sys['sys.process_vm_readv'],
+      },
       throughput,
       nullThroughput,
     };
   } finally {
-    for (const x of servers.reverse()) await x.stop();
+    for (const x of running.reverse()) await x.stop();
     await rm(work, { recursive: true, force: true }).catch(() => undefined);
   }
 }

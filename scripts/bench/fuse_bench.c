@@ -3,12 +3,16 @@
 //
 //   fuse_bench rt PATH N              bare round trip: pwrite a 40-byte frame at 0, pread the reply
 //   fuse_bench check N                ioctl(VFIO_CHECK_EXTENSION) on /dev/vfio/vfio (run under the shim)
+//   fuse_bench interleave PATH N      the first two and `check`, alternated call by call (under the shim)
+//   fuse_bench syscalls PATH N        the client-side syscalls the shim adds to an ioctl, timed alone
 //   fuse_bench spapr GROUP N BATCH R  SPAPR v2 container: N single MAP_DMA/UNMAP_DMA pairs of one 4K page,
 //                                     then R frames of BATCH maps and R frames of BATCH unmaps
 //   fuse_bench iommufd BDF N BATCH R  the same with IOMMU_IOAS_MAP/UNMAP, device bound and attached
 //   fuse_bench loop BDF SECONDS       throughput: map/unmap pairs on its own iommufd (BDF's device bound
 //                                     and attached, or "none") for SECONDS, from a go byte on stdin
-//   fuse_bench rtloop PATH SECONDS    the same with bare round trips on the null node
+//   fuse_bench sloop GROUP SECONDS    the same with MAP_DMA/UNMAP_DMA on a SPAPR v2 container of GROUP
+//   fuse_bench rtloop PATH SECONDS    the same with raw round trips of one frame on PATH (a null node, or a
+//                                     tcefs node the frame goes to without the shim)
 //
 // Single calls go through plain ioctl(), so under `tcefs run` the preload shim does the marshalling as it
 // would for any program. Batches have no ioctl() equivalent, so the frame is built here from
@@ -22,7 +26,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -125,6 +132,88 @@ static void mode_check(size_t n)
 	}
 	report("check", s, n, 1);
 	close(c);
+}
+
+/* ---- the three, interleaved call by call ---- */
+
+/*
+ * One iteration = a bare round trip on the null node, the same frame raw on tcefs's /dev/vfio/vfio, and
+ * VFIO_CHECK_EXTENSION by ioctl(); run under the shim. Interleaving makes the three see the same state
+ * of the machine: on a shared VM a FUSE round trip can flip for seconds between fast and several times
+ * slower (vCPUs going idle between the hand-offs), and series measured one after the other would
+ * compare different states. The shim passes the null fd's pwrite/pread through after a table lookup.
+ */
+static void mode_interleave(const char *null_path, size_t n)
+{
+	int nfd = open(null_path, O_RDWR), c = open("/dev/vfio/vfio", O_RDWR);
+	if (nfd < 0 || c < 0)
+		die("open");
+	struct {
+		struct tcefs_frame_header h;
+		struct tcefs_request r;
+		__u64 pad;
+	} f = { { TCEFS_REQUEST_MAGIC, TCEFS_PROTOCOL_VERSION, 1, 40, (__u32)getpid() },
+		{ sizeof(struct tcefs_request), TCEFS_OP_IOCTL, 0, VFIO_CHECK_EXTENSION, 0, VFIO_SPAPR_TCE_v2_IOMMU }, 0 };
+	unsigned char reply[1024];
+	uint64_t *bare = samples(n), *raw = samples(n), *chk = samples(n);
+	for (size_t i = 0, w = warmup(n); i < n + w; i++) {
+		uint64_t t0 = now_ns();
+		if (pwrite(nfd, &f, 40, 0) != 40 || pread(nfd, reply, sizeof(reply), 0) < 48)
+			die("bare round trip");
+		uint64_t t1 = now_ns();
+		if (syscall(SYS_pwrite64, c, &f, 40, 0) != 40 || syscall(SYS_pread64, c, reply, sizeof(reply), 0) < 48)
+			die("raw round trip");
+		uint64_t t2 = now_ns();
+		if (ioctl(c, VFIO_CHECK_EXTENSION, VFIO_SPAPR_TCE_v2_IOMMU) != 1)
+			die("VFIO_CHECK_EXTENSION");
+		uint64_t t3 = now_ns();
+		if (i >= w)
+			bare[i - w] = t1 - t0, raw[i - w] = t2 - t1, chk[i - w] = t3 - t2;
+	}
+	report("bare", bare, n, 1);
+	report("raw", raw, n, 1);
+	report("check", chk, n, 1);
+}
+
+/* ---- what the shim's exchange adds on the client side, call by call ---- */
+
+/* libtcefs blocks every signal around an exchange, sends getpid() in each frame and reads struct
+ * arguments with process_vm_readv; the shim reads /proc/self/fd/N to confirm the fd is still a node of
+ * the mount before each ioctl. Time those syscalls alone so the shim's share can be explained. PATH is
+ * a file to hold open for the readlink (the mount's node, so the path is as long as the shim's). */
+static void mode_syscalls(const char *path, size_t n)
+{
+	uint64_t *mask = samples(n), *pid = samples(n), *vm = samples(n), *rl = samples(n);
+	int fd = open(path, O_RDONLY);
+	if (fd < 0)
+		die(path);
+	char link[48], buf[4096];
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	sigset_t all, old;
+	sigfillset(&all);
+	volatile uint32_t src = 7;
+	uint32_t dst;
+	for (size_t i = 0, w = warmup(n); i < n + w; i++) {
+		uint64_t t0 = now_ns();
+		pthread_sigmask(SIG_SETMASK, &all, &old);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		uint64_t t1 = now_ns();
+		(void)syscall(SYS_getpid);
+		uint64_t t2 = now_ns();
+		struct iovec l = { &dst, 4 }, r = { (void *)&src, 4 };
+		(void)syscall(SYS_process_vm_readv, getpid(), &l, 1, &r, 1, 0);
+		uint64_t t3 = now_ns();
+		if (readlink(link, buf, sizeof(buf)) <= 0)
+			die("readlink");
+		uint64_t t4 = now_ns();
+		if (i >= w)
+			mask[i - w] = t1 - t0, pid[i - w] = t2 - t1, vm[i - w] = t3 - t2, rl[i - w] = t4 - t3;
+	}
+	close(fd);
+	report("sys.sigmask_pair", mask, n, 1);
+	report("sys.getpid", pid, n, 1);
+	report("sys.process_vm_readv", vm, n, 1);
+	report("sys.readlink_proc_fd", rl, n, 1);
 }
 
 /* ---- batch frames, built by hand ---- */
@@ -416,18 +505,45 @@ static void mode_loop(const char *bdf, double seconds)
 	loop_report(ops, t - t0);
 }
 
+/* The same on a SPAPR v2 container: a client whose frames go to another node than /dev/iommu. */
+static void mode_sloop(int group_id, double seconds)
+{
+	struct spapr s;
+	spapr_setup(&s, group_id, 0x10000);
+	struct vfio_iommu_type1_dma_map m = { .argsz = sizeof(m), .flags = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE,
+					      .vaddr = (uintptr_t)s.va, .iova = s.window, .size = PAGE };
+	struct vfio_iommu_type1_dma_unmap u = { .argsz = sizeof(u), .iova = s.window, .size = PAGE };
+	ready_go();
+	uint64_t t0 = now_ns(), end = t0 + (uint64_t)(seconds * 1e9), t = t0;
+	unsigned long long ops = 0;
+	while (t < end) {
+		if (ioctl(s.c, VFIO_IOMMU_MAP_DMA, &m) || ioctl(s.c, VFIO_IOMMU_UNMAP_DMA, &u))
+			die("MAP_DMA/UNMAP_DMA");
+		ops += 2;
+		t = now_ns();
+	}
+	loop_report(ops, t - t0);
+}
+
 /* The same on the null node: how far the transport alone scales with several clients. */
 static void mode_rtloop(const char *path, double seconds)
 {
 	int fd = open(path, O_RDWR);
 	if (fd < 0)
 		die(path);
-	unsigned char frame[40] = { 0 }, reply[1024];
+	/* The frame of VFIO_CHECK_EXTENSION: a null node ignores it, a tcefs node answers it. */
+	struct {
+		struct tcefs_frame_header h;
+		struct tcefs_request r;
+		__u64 pad;
+	} frame = { { TCEFS_REQUEST_MAGIC, TCEFS_PROTOCOL_VERSION, 1, 40, (__u32)getpid() },
+		    { sizeof(struct tcefs_request), TCEFS_OP_IOCTL, 0, VFIO_CHECK_EXTENSION, 0, VFIO_SPAPR_TCE_v2_IOMMU }, 0 };
+	unsigned char reply[1024];
 	ready_go();
 	uint64_t t0 = now_ns(), end = t0 + (uint64_t)(seconds * 1e9), t = t0;
 	unsigned long long ops = 0;
 	while (t < end) {
-		if (pwrite(fd, frame, sizeof(frame), 0) != sizeof(frame) || pread(fd, reply, sizeof(reply), 0) < 0)
+		if (pwrite(fd, &frame, 40, 0) != 40 || pread(fd, reply, sizeof(reply), 0) < 0)
 			die("round trip");
 		ops++;
 		t = now_ns();
@@ -439,6 +555,10 @@ int main(int argc, char **argv)
 {
 	if (argc >= 4 && !strcmp(argv[1], "rt"))
 		mode_rt(argv[2], strtoul(argv[3], NULL, 0));
+	else if (argc >= 4 && !strcmp(argv[1], "interleave"))
+		mode_interleave(argv[2], strtoul(argv[3], NULL, 0));
+	else if (argc >= 4 && !strcmp(argv[1], "syscalls"))
+		mode_syscalls(argv[2], strtoul(argv[3], NULL, 0));
 	else if (argc >= 3 && !strcmp(argv[1], "check"))
 		mode_check(strtoul(argv[2], NULL, 0));
 	else if (argc >= 6 && !strcmp(argv[1], "spapr"))
@@ -447,6 +567,8 @@ int main(int argc, char **argv)
 		mode_iommufd(argv[2], strtoul(argv[3], NULL, 0), (unsigned)strtoul(argv[4], NULL, 0), (unsigned)strtoul(argv[5], NULL, 0));
 	else if (argc >= 4 && !strcmp(argv[1], "loop"))
 		mode_loop(argv[2], atof(argv[3]));
+	else if (argc >= 4 && !strcmp(argv[1], "sloop"))
+		mode_sloop(atoi(argv[2]), atof(argv[3]));
 	else if (argc >= 4 && !strcmp(argv[1], "rtloop"))
 		mode_rtloop(argv[2], atof(argv[3]));
 	else {

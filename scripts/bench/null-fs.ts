@@ -1,7 +1,8 @@
-// The floor tcefs is measured against: a fuse-native mount with one node, /null, whose write handler
-// accepts anything and whose read handler answers a fixed 48-byte reply frame. It is mounted exactly as
-// tcefs mounts (src/transport/fuse-fs.ts: direct_io through the same subclass trick, big_writes, the same
-// max_read/max_write), so a round trip here is what FUSE and fuse-native cost with no tcefs work at all.
+// The floor tcefs is measured against: a fuse-native mount with two nodes, /null and /null2 (for clients
+// that must not share an inode), whose write handler accepts anything and whose read handler answers a
+// fixed 48-byte reply frame. It is mounted exactly as tcefs mounts (src/transport/fuse-fs.ts: direct_io
+// through the same subclass trick, big_writes, the same max_read/max_write), so a round trip here is what
+// FUSE and fuse-native cost with no tcefs work at all.
 //
 // `node --import tsx scripts/bench/null-fs.ts MOUNTPOINT`: prints "mounted" once the node answers,
 // unmounts on SIGTERM or SIGINT. A separate process, like the tcefs daemon: a process that made
@@ -44,11 +45,11 @@ const fuse = new DirectIoFuse(
   {
     getattr(path: string, cb: Cb) {
       if (path === '/') return cb(0, stat(0o40755, 4096));
-      if (path === '/null') return cb(0, stat(0o100666, 0));
+      if (path === '/null' || path === '/null2') return cb(0, stat(0o100666, 0));
       cb(Fuse.ENOENT);
     },
     readdir(path: string, cb: Cb) {
-      cb(path === '/' ? 0 : Fuse.ENOENT, path === '/' ? ['null'] : undefined);
+      cb(path === '/' ? 0 : Fuse.ENOENT, path === '/' ? ['null', 'null2'] : undefined);
     },
     open(_path: string, _flags: number, cb: Cb) {
       cb(0, 1);
