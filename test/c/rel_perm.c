@@ -10,13 +10,9 @@
 //        rel_perm MNT fork GROUP
 //          set up a SPAPR v2 container on GROUP, fork, and let the child (another pid, same fd) try
 //          to map, register and unmap on it
-#define _GNU_SOURCE
-#include <errno.h>
-#include <fcntl.h>
+#include "tcefs_test.h"
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -24,23 +20,6 @@
 #include <linux/vfio.h>
 #include <tcefs/protocol.h>
 #include <tcefs/tcefs.h>
-
-static const char *mnt;
-
-static int node(const char *rel, int flags)
-{
-	char p[4096];
-	snprintf(p, sizeof(p), "%s/%s", mnt, rel);
-	return open(p, flags);
-}
-
-static void show(const char *key, long rc)
-{
-	if (rc >= 0)
-		printf("%s=%ld\n", key, rc);
-	else
-		printf("%s=-%s\n", key, strerrorname_np(errno));
-}
 
 static void opens(const char *pending)
 {
