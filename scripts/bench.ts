@@ -10,7 +10,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { dispatchRows, measureDispatch, type DispatchNumbers } from './bench/dispatch.ts';
-import { fuseOptions, measureFuse, type FuseNumbers } from './bench/fuse.ts';
+import { blockDiff, fuseOptions, measureFuse, type FuseNumbers } from './bench/fuse.ts';
 import { machine, ratios, renderMarkdown, renderScaleSvg, type Results } from './bench/report.ts';
 import { measureScale, scaleRows, type ScaleNumbers } from './bench/scale.ts';
 import { benchTce, type BenchResult } from './bench/tce.ts';
@@ -62,6 +62,8 @@ function fuseRows(f: FuseNumbers): BenchResult[] {
       { name: at('same frame, raw, to tcefs /dev/vfio/vfio'), value: us(p.rawTcefs), unit: 'us' },
       { name: at('VFIO_CHECK_EXTENSION via the shim'), value: us(p.check), unit: 'us' },
       { name: at('interleaved: bare / raw / CHECK_EXTENSION'), value: us(p.interleaved.bare), unit: `/ ${us(p.interleaved.raw).toFixed(1)} / ${us(p.interleaved.check).toFixed(1)} us` },
+      { name: at('in blocks: raw frame minus bare'), value: blockDiff(p.blocks.raw, p.blocks.bare) / 1000, unit: 'us' },
+      { name: at('in blocks: CHECK_EXTENSION minus raw frame'), value: blockDiff(p.blocks.check, p.blocks.raw) / 1000, unit: 'us' },
       { name: at('SPAPR v2 MAP_DMA 4K via the shim'), value: us(p.spaprMap), unit: 'us' },
       { name: at('SPAPR v2 UNMAP_DMA 4K via the shim'), value: us(p.spaprUnmap), unit: 'us' },
       { name: at('SPAPR v2 MAP_DMA in a frame of 1000'), value: us(p.spaprBatchMap), unit: 'us/map' },

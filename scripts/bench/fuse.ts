@@ -16,7 +16,9 @@
 // for seconds at a time. So latency is measured with the servers pinned to CPU 0 and the client pinned
 // first to CPU 0 ("same CPU"), then to CPU 1 ("across CPUs"), each in several rounds that run every
 // measurement once. The median of the round medians is reported, and ratios are taken within a round
-// and then their median. Throughput runs unpinned servers and clients, as a deployment would.
+// and then their median. The cheap ioctl is also compared with the floor in alternating blocks of calls
+// in one process, which keeps the machine's changing load out of the comparison; that is the ratio
+// held against the target. Throughput runs unpinned servers and clients, as a deployment would.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
@@ -74,6 +76,8 @@ export interface Placement {
   check: Measured;
   /** The three again, alternated call by call in one process. */
   interleaved: { bare: Measured; raw: Measured; check: Measured };
+  /** The three alternated in blocks of calls in one process: each block's median, ns, every round's blocks. */
+  blocks: { bare: number[]; raw: number[]; check: number[] };
   spaprMap: Measured;
   spaprUnmap: Measured;
   spaprBatchMap: Measured;
@@ -117,6 +121,9 @@ export interface PlacementOptions {
   pairs: number;
   /** Batch frames per round. */
   batches: number;
+  /** Block sets per round, and calls per block, for the blocked comparison. */
+  blockSets: number;
+  blockCalls: number;
 }
 
 export interface FuseOptions {
@@ -130,15 +137,15 @@ export interface FuseOptions {
 export function fuseOptions(quick: boolean): FuseOptions {
   const placements: PlacementOptions[] = [
     quick
-      ? { name: 'same CPU', clientCpu: 0, rounds: 2, n: 2000, pairs: 500, batches: 5 }
-      : { name: 'same CPU', clientCpu: 0, rounds: 7, n: 5000, pairs: 2000, batches: 15 },
+      ? { name: 'same CPU', clientCpu: 0, rounds: 2, n: 2000, pairs: 500, batches: 5, blockSets: 4, blockCalls: 500 }
+      : { name: 'same CPU', clientCpu: 0, rounds: 7, n: 5000, pairs: 2000, batches: 15, blockSets: 10, blockCalls: 1000 },
   ];
   // Cross-CPU round trips are several times slower: fewer iterations keep the run short.
   if (availableParallelism() > 1) {
     placements.push(
       quick
-        ? { name: 'across CPUs', clientCpu: 1, rounds: 1, n: 500, pairs: 200, batches: 3 }
-        : { name: 'across CPUs', clientCpu: 1, rounds: 3, n: 1500, pairs: 600, batches: 8 },
+        ? { name: 'across CPUs', clientCpu: 1, rounds: 1, n: 500, pairs: 200, batches: 3, blockSets: 2, blockCalls: 200 }
+        : { name: 'across CPUs', clientCpu: 1, rounds: 3, n: 1500, pairs: 600, batches: 8, blockSets: 5, blockCalls: 300 },
     );
   }
   return { placements, seconds: quick ? 1 : 3, clients: [1, 2, 8] };
@@ -221,6 +228,18 @@ function combine(samples: Sample[]): Measured {
   };
 }
 
+/** The median over blocks of check/bare (or raw/bare, ...): each block set ran within milliseconds. */
+export function blockRatio(num: number[], den: number[]): number {
+  return median(num.map((x, i) => x / den[i]));
+}
+
+/** The median over blocks of a difference, ns. */
+export function blockDiff(a: number[], b: number[]): number {
+  return median(a.map((x, i) => x - b[i]));
+}
+
+const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
+
 /** The median over rounds of a ratio taken within each round, where both sides saw the same machine. */
 export function roundRatio(a: Measured, b: Measured): { median: number; each: number[] } {
   const each = a.each.map((x, i) => x / b.each[i]);
@@ -230,6 +249,7 @@ export function roundRatio(a: Measured, b: Measured): { median: number; each: nu
 async function measurePlacement(p: PlacementOptions, nullNode: string, mnt: string, log: (l: string) => void): Promise<Placement> {
   const s: Record<string, Sample[]> = {};
   const add = (xs: Sample[], prefix = '') => xs.forEach((x) => (s[prefix + x.name] ??= []).push(x));
+  const blocks = { bare: [] as number[], raw: [] as number[], check: [] as number[] };
   const cpu = p.clientCpu;
   for (let r = 0; r < p.rounds; r++) {
     log(`fuse, client ${p.name}, round ${r + 1}/${p.rounds}`);
@@ -237,6 +257,8 @@ async function measurePlacement(p: PlacementOptions, nullNode: string, mnt: stri
     add(await client(['rt', join(mnt, 'dev/vfio/vfio'), String(p.n)], undefined, cpu), 'raw.');
     add(await client(['check', String(p.n)], mnt, cpu));
     add(await client(['interleave', nullNode, String(p.n)], mnt, cpu), 'il.');
+    const out = (await client(['blocks', nullNode, String(p.blockSets), String(p.blockCalls)], mnt, cpu)) as unknown as { bare: number; raw: number; check: number }[];
+    for (const b of out) blocks.bare.push(b.bare), blocks.raw.push(b.raw), blocks.check.push(b.check);
     add(await client(['spapr', '0', String(p.pairs), String(BATCH), String(p.batches)], mnt, cpu));
     add(await client(['iommufd', bdf(1), String(p.pairs), String(BATCH), String(p.batches)], mnt, cpu));
   }
@@ -247,6 +269,7 @@ async function measurePlacement(p: PlacementOptions, nullNode: string, mnt: stri
     rawTcefs: combine(s['raw.rt']),
     check: combine(s.check),
     interleaved: { bare: combine(s['il.bare']), raw: combine(s['il.raw']), check: combine(s['il.check']) },
+    blocks,
     spaprMap: combine(s['spapr.map']),
     spaprUnmap: combine(s['spapr.unmap']),
     spaprBatchMap: combine(s['spapr.batch_map']),
