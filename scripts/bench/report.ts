@@ -247,9 +247,10 @@ The machine is a VM shared with other work.
 |---|---:|---:|---|
 ${ratioRows}
 
-Ratios are taken within each round (both sides measured minutes apart could have seen a different
-machine) and the median over rounds is shown. What the rows mean, and why some are missed, follows;
-in short:
+Each ratio compares measurements taken close together (the cheap ioctl within sets of blocks of calls
+milliseconds apart, the others within a round) and shows the median over sets or rounds: measured
+minutes apart, the two sides could have seen a differently loaded machine. What the rows mean, and why
+some are missed, follows; in short:
 ${misses.length ? misses.map((x) => `\n- ${x}`).join('') : '\n- every target is met in this run.'}
 
 ## Through FUSE
@@ -267,8 +268,9 @@ also writes a TCE.
 
 **Where the processes run decides the floor.** On this VM a FUSE round trip costs
 ${us(same.bare.median)} µs when the client and the daemon share a CPU${across ? ` and ${us(across.bare.median)} µs when they do not` : ''}: a
-round trip is four hand-offs (client, kernel, libfuse's thread, the JS thread, and back), and a wake-up
-on another vCPU is expensive here. Left to itself the scheduler flips between the two for seconds at a
+round trip is two FUSE requests (the write and the read), each four wake-ups (libfuse's thread by the
+kernel, the JS thread by libfuse, libfuse's thread again by the JS callback, the client by the kernel),
+and a wake-up on another vCPU is expensive here. Left to itself the scheduler flips between the two for seconds at a
 time, which made unpinned measurements bimodal. So the servers are pinned to CPU 0 and the client to
 CPU ${same.clientCpu} ("${same.name}")${across ? ` or CPU ${across.clientCpu} ("${across.name}")` : ''}; each placement runs ${same.bare.rounds}${across ? ` and ${across.bare.rounds}` : ''} rounds, every
 round running every measurement once.
@@ -363,7 +365,7 @@ What this shows:
   reads, and everything around the round trip, still overlap.${null2one && null2two ? ` On the null mount, without
   tcefs, two clients make ${int(null2two.total)} round trips/s on two nodes against ${int(null2one.total)} on one (${more(null2two.total, null2one.total)})` : ''}${twoOne && twoTwo ? `;
   on tcefs an iommufd and a container make ${int(twoTwo.total)} ops/s against ${int(twoOne.total)} for two iommufds (${more(twoTwo.total, twoOne.total)})` : ''}.
-  ${lockBound ? 'Separate nodes pay off: the lock, not the CPUs, limited the clients on one node.' : `With ${m.nproc} CPUs, and cross-CPU hand-offs as slow as they are here, the CPUs limit before the lock does.`}
+  ${lockBound ? 'Separate nodes help: on one node the lock, and not only the CPUs, held the clients back.' : `With ${m.nproc} CPUs, and cross-CPU hand-offs as slow as they are here, the CPUs limit before the lock does.`}
 - ${one ? `One client alone makes ${int(one.total)} ops/s, ${us(1e9 / one.total, 0)} µs per op: unpinned, the client and the daemon mostly
   run on different CPUs (compare the latencies across CPUs above)` : 'One client: not measured'}.${eight ? ` Eight clients on ${m.nproc} CPUs make
   ${int(eight.total)} ops/s in all, ${int(eight.total / 8)} each, spread evenly (${int(Math.min(...eight.perClient))} to ${int(Math.max(...eight.perClient))}): nobody starves, and the
