@@ -19,7 +19,7 @@
 // and then their median. The cheap ioctl is also compared with the floor in alternating blocks of calls
 // in one process, which keeps the machine's changing load out of the comparison; that is the ratio
 // held against the target. Throughput runs unpinned servers and clients, as a deployment would.
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
@@ -141,7 +141,8 @@ export function fuseOptions(quick: boolean): FuseOptions {
       : { name: 'same CPU', clientCpu: 0, rounds: 7, n: 5000, pairs: 2000, batches: 15, blockSets: 10, blockCalls: 1000 },
   ];
   // Cross-CPU round trips are several times slower: fewer iterations keep the run short.
-  if (availableParallelism() > 1) {
+  if (!HAVE_TASKSET) placements[0].name = 'unpinned (no taskset)';
+  else if (availableParallelism() > 1) {
     placements.push(
       quick
         ? { name: 'across CPUs', clientCpu: 1, rounds: 1, n: 500, pairs: 200, batches: 3, blockSets: 2, blockCalls: 200 }
@@ -159,7 +160,10 @@ async function buildClient(): Promise<void> {
 }
 
 /** argv run on `cpu` (every thread it starts inherits the affinity), or anywhere. */
-const on = (cpu: number | undefined, argv: string[]): string[] => (cpu === undefined ? argv : ['taskset', '-c', String(cpu), ...argv]);
+const on = (cpu: number | undefined, argv: string[]): string[] => (cpu === undefined || !HAVE_TASKSET ? argv : ['taskset', '-c', String(cpu), ...argv]);
+
+/** taskset (util-linux) pins the processes; without it everything runs where the scheduler puts it. */
+const HAVE_TASKSET = spawnSync('taskset', ['-V']).status === 0;
 
 interface Server {
   proc: ChildProcess;
