@@ -69,8 +69,15 @@ export class Ioas implements IommufdObject {
     return a;
   }
 
+  /** Union of every domain's reserved ranges; it changes only when a domain comes or goes, so it is kept. */
+  private reservedUnion: Range[] = [];
+
   reservedRanges(): Range[] {
-    return union([...this.reserved.values()].flat());
+    return this.reservedUnion;
+  }
+
+  private reservedChanged(): void {
+    this.reservedUnion = union([...this.reserved.values()].flat());
   }
 
   /** IOMMU_IOAS_IOVA_RANGES: the holes of the reserved set (the allowed list does not show here). */
@@ -285,11 +292,13 @@ export class Ioas implements IommufdObject {
     }
     this.domains.add(d);
     this.reserved.set(d, reserved);
+    this.reservedChanged();
   }
 
   removeDomain(d: IoasDomain): void {
     if (!this.domains.delete(d)) return;
     this.reserved.delete(d);
+    this.reservedChanged();
     for (const a of this.areas.valuesArray()) {
       d.unmap(a);
       if (this.domains.size === 0) this.unpin(a);
