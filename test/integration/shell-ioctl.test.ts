@@ -1,30 +1,10 @@
 // `tcefs ioctl`: one call on one node from the command line, against a real mount.
-import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDaemon, TCEFS, type RunningDaemon } from '../helpers/daemon.ts';
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** The CLI in its own process, with stdin from `input` (so never a terminal). */
-function tcefs(args: string[], input = ''): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [TCEFS, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
-    p.on('error', reject);
-    p.on('close', (code) => resolve({ code, stdout, stderr }));
-    p.stdin.end(input);
-  });
-}
+import { tcefs } from '../helpers/cli.ts';
+import { startDaemon, type RunningDaemon } from '../helpers/daemon.ts';
 
 let d: RunningDaemon;
 let work: string;

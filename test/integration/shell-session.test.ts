@@ -1,33 +1,13 @@
 // `tcefs shell < script` and `tcefs replay` against real mounts: the SPAPR v2 sequence with named files,
 // handles, expectations and the TCE view; scripts that stop at the first unexpected result; transcripts
 // recorded on one fresh daemon and replayed on another, as recorded and tampered with.
-import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_TOPOLOGY_JSON } from '../../src/topology/topology.ts';
-import { startDaemon, TCEFS, type DaemonOptions, type RunningDaemon } from '../helpers/daemon.ts';
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** The CLI in its own process, with stdin from `input` (so never a terminal). */
-function tcefs(args: string[], input = ''): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [TCEFS, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
-    p.on('error', reject);
-    p.on('close', (code) => resolve({ code, stdout, stderr }));
-    p.stdin.end(input);
-  });
-}
+import { tcefs } from '../helpers/cli.ts';
+import { startDaemon, type DaemonOptions, type RunningDaemon } from '../helpers/daemon.ts';
 
 /** A fresh daemon for the length of fn: transcripts replay against the state they were recorded from. */
 async function withDaemon<T>(fn: (d: RunningDaemon) => Promise<T>, opts?: DaemonOptions): Promise<T> {
