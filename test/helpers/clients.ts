@@ -2,11 +2,10 @@
 // fed on stdin, and always waited for with a bound, so a client stuck on a dead mount fails a test
 // instead of hanging it.
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildC } from './c.ts';
-import { TCEFS, type RunningDaemon } from './daemon.ts';
 
 export interface Client {
   proc: ChildProcess;
@@ -71,52 +70,7 @@ export async function startC(name: string, args: string[], opts: SpawnOptions = 
   return watch(spawn(exe, args, { stdio: ['pipe', 'pipe', 'pipe'], ...opts }));
 }
 
-export interface MountOptions {
-  /** The mount point; a fresh one under a tcefs-test-* directory when absent (the global teardown detaches those). */
-  mnt?: string;
-  topology?: object;
-  /** More `tcefs mount` options (--allow-other, ...). */
-  args?: string[];
-  env?: Record<string, string>;
-}
-
 /** A directory named so that test/global-teardown.ts detaches whatever a failed test leaves mounted in it. */
 export async function testDir(): Promise<string> {
   return mkdtemp(join(tmpdir(), 'tcefs-test-'));
-}
-
-/**
- * `tcefs mount` with any options, in its own process, as test/helpers/daemon.ts starts it (which takes
- * no extra options); returns the same handle.
- */
-export async function mountDaemon(opts: MountOptions = {}): Promise<RunningDaemon> {
-  const mnt = opts.mnt ?? join(await testDir(), 'mnt');
-  const args = [TCEFS, 'mount', mnt, ...(opts.args ?? [])];
-  if (opts.topology) {
-    const t = join(await testDir(), 'topology.json');
-    await writeFile(t, JSON.stringify(opts.topology));
-    args.push('--topology', t);
-  }
-  const proc = spawn(process.execPath, args, { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  const c = watch(proc);
-  await c.waitForLine(/mounted on/, 20_000);
-  // FUSE INIT precedes the banner; make sure the tree answers before handing it out.
-  for (let i = 0; !(await readFile(join(mnt, 'sys/kernel/debug/tcefs/host.json')).then(() => true, () => false)); i++) {
-    if (i > 200) throw new Error(`mount ${mnt} does not answer:\n${c.stdout()}\n${c.stderr()}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  return {
-    mnt,
-    proc,
-    stdout: c.stdout,
-    stderr: c.stderr,
-    stop: async () => {
-      proc.kill('SIGTERM');
-      return c.exited(20_000);
-    },
-    kill: async () => {
-      proc.kill('SIGKILL');
-      await c.exited(20_000);
-    },
-  };
 }

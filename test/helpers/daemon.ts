@@ -24,6 +24,8 @@ export interface DaemonOptions {
   topology?: object;
   env?: Record<string, string>;
   mnt?: string;
+  /** More `tcefs mount` options (--allow-other, ...). */
+  args?: string[];
 }
 
 export async function isMounted(dir: string): Promise<boolean> {
@@ -34,7 +36,7 @@ export async function isMounted(dir: string): Promise<boolean> {
 export async function startDaemon(opts: DaemonOptions = {}): Promise<RunningDaemon> {
   const work = await mkdtemp(join(tmpdir(), 'tcefs-test-'));
   const mnt = opts.mnt ?? join(work, 'mnt');
-  const args = [TCEFS, 'mount', mnt];
+  const args = [TCEFS, 'mount', mnt, ...(opts.args ?? [])];
   if (opts.topology) {
     const t = join(work, 'topology.json');
     await writeFile(t, JSON.stringify(opts.topology));
@@ -65,6 +67,17 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<RunningDaem
     if (i > 100) throw new Error(`mount ${mnt} does not answer:\n${out}\n${err}`);
     await new Promise((r) => setTimeout(r, 20));
   }
+  // Every wait for the exit is bounded: a daemon that does not stop is killed and the wait fails.
+  const exit = (ms = 20_000) =>
+    Promise.race([
+      exited,
+      new Promise<never>((_, reject) =>
+        setTimeout(() => {
+          proc.kill('SIGKILL');
+          reject(new Error(`daemon still running after ${ms} ms:\n${out}\n${err}`));
+        }, ms).unref(),
+      ),
+    ]);
   const cleanup = async () => {
     if (!opts.mnt) await rm(work, { recursive: true, force: true }).catch(() => undefined);
   };
@@ -75,13 +88,13 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<RunningDaem
     stderr: () => err,
     stop: async () => {
       proc.kill('SIGTERM');
-      const code = await exited;
+      const code = await exit();
       await cleanup();
       return code;
     },
     kill: async () => {
       proc.kill('SIGKILL');
-      await exited;
+      await exit();
     },
   };
 }

@@ -11,8 +11,8 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeRequestFrame, Op, parseReplyFrame, type ClientRequest } from '../../src/transport/frame.ts';
 import { buildC, kv } from '../helpers/c.ts';
-import { mountDaemon, testDir } from '../helpers/clients.ts';
-import type { RunningDaemon } from '../helpers/daemon.ts';
+import { testDir } from '../helpers/clients.ts';
+import { startDaemon, type RunningDaemon } from '../helpers/daemon.ts';
 import { readViews, waitForClean, type Views } from '../helpers/leaks.ts';
 
 const exec = promisify(execFile);
@@ -28,7 +28,7 @@ beforeAll(async () => {
   perm = join(dir, 'rel_perm');
   await copyFile(await buildC('rel_perm'), perm);
   await chmod(perm, 0o755);
-  d = await mountDaemon({ mnt: join(dir, 'mnt'), args: ['--allow-other'] });
+  d = await startDaemon({ mnt: join(dir, 'mnt'), args: ['--allow-other'] });
   boot = await readViews(d.mnt);
 });
 afterAll(async () => {

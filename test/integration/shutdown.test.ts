@@ -5,8 +5,8 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { mountDaemon, startC, testDir, type Client } from '../helpers/clients.ts';
-import { isMounted, type RunningDaemon } from '../helpers/daemon.ts';
+import { startC, testDir, type Client } from '../helpers/clients.ts';
+import { isMounted, startDaemon, type RunningDaemon } from '../helpers/daemon.ts';
 import { readViews } from '../helpers/leaks.ts';
 
 const DEAD = ['-ENOTCONN', '-EIO'];
@@ -39,7 +39,7 @@ async function expectFreshMount(d: RunningDaemon) {
 describe('daemon shutdown with clients open', () => {
   it.each([['spapr4k'], ['iommufd']])('SIGTERM unmounts cleanly while a %s client holds its files; the client gets an error, the next mount works', async (mode) => {
     const mnt = join(await testDir(), 'mnt');
-    const d = await mountDaemon({ mnt });
+    const d = await startDaemon({ mnt });
     let d2: RunningDaemon | undefined;
     const c = await holder(mnt, mode);
     try {
@@ -50,7 +50,7 @@ describe('daemon shutdown with clients open', () => {
       // The client still holds its fds; its next call fails, promptly.
       expect(DEAD).toContain(await nextCall(c));
       // The same directory mounts again with no cleanup, while the old client still holds its fds.
-      d2 = await mountDaemon({ mnt });
+      d2 = await startDaemon({ mnt });
       await expectFreshMount(d2);
     } finally {
       c.proc.stdin!.end();
@@ -61,7 +61,7 @@ describe('daemon shutdown with clients open', () => {
 
   it('a daemon killed with SIGKILL leaves a dead mount: clients get ENOTCONN, the next mount replaces it', async () => {
     const mnt = join(await testDir(), 'mnt');
-    const d = await mountDaemon({ mnt });
+    const d = await startDaemon({ mnt });
     let d2: RunningDaemon | undefined;
     const c = await holder(mnt, 'spapr4k');
     try {
@@ -70,7 +70,7 @@ describe('daemon shutdown with clients open', () => {
       // readdir always reaches the daemon (a stat may be answered from the kernel's cache).
       expect(await readdir(mnt).catch((e) => e.code)).toBe('ENOTCONN');
       expect(await nextCall(c)).toBe('-ENOTCONN');
-      d2 = await mountDaemon({ mnt });
+      d2 = await startDaemon({ mnt });
       await expectFreshMount(d2);
     } finally {
       c.proc.stdin!.end();
