@@ -336,6 +336,46 @@ static void frame_send(int fd, struct frame *f)
 	}
 }
 
+/* ---- timing a call and its undo, one at a time and batched ---- */
+
+/* n rounds, after a warm-up, of one ioctl and the ioctl that undoes it; each is reported on its own. */
+static void time_pair(int fd, unsigned long do_req, void *do_arg, const char *do_name,
+		      unsigned long undo_req, void *undo_arg, const char *undo_name, size_t n)
+{
+	uint64_t *do_s = samples(n), *undo_s = samples(n);
+	for (size_t i = 0, w = warmup(n); i < n + w; i++) {
+		uint64_t t0 = now_ns();
+		if (ioctl(fd, do_req, do_arg))
+			die(do_name);
+		uint64_t t1 = now_ns();
+		if (ioctl(fd, undo_req, undo_arg))
+			die(undo_name);
+		uint64_t t2 = now_ns();
+		if (i >= w)
+			do_s[i - w] = t1 - t0, undo_s[i - w] = t2 - t1;
+	}
+	report(do_name, do_s, n, 1);
+	report(undo_name, undo_s, n, 1);
+}
+
+/* The same for two frames of `batch` calls each, reported per call. */
+static void time_frame_pair(int fd, struct frame *do_f, const char *do_name, struct frame *undo_f,
+			    const char *undo_name, unsigned reps, unsigned batch)
+{
+	uint64_t *do_s = samples(reps), *undo_s = samples(reps);
+	for (unsigned i = 0, w = reps / 5 + 1; i < reps + w; i++) {
+		uint64_t t0 = now_ns();
+		frame_send(fd, do_f);
+		uint64_t t1 = now_ns();
+		frame_send(fd, undo_f);
+		uint64_t t2 = now_ns();
+		if (i >= w)
+			do_s[i - w] = t1 - t0, undo_s[i - w] = t2 - t1;
+	}
+	report(do_name, do_s, reps, batch);
+	report(undo_name, undo_s, reps, batch);
+}
+
 /* ---- SPAPR v2 container ---- */
 
 struct spapr {
@@ -380,23 +420,10 @@ static void mode_spapr(int group_id, size_t n, unsigned batch, unsigned reps)
 {
 	struct spapr s;
 	spapr_setup(&s, group_id, ((size_t)batch * PAGE + 0xffff) & ~(size_t)0xffff);
-	uint64_t *map_s = samples(n), *unmap_s = samples(n);
 	struct vfio_iommu_type1_dma_map m = { .argsz = sizeof(m), .flags = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE,
 					      .vaddr = (uintptr_t)s.va, .iova = s.window, .size = PAGE };
 	struct vfio_iommu_type1_dma_unmap u = { .argsz = sizeof(u), .iova = s.window, .size = PAGE };
-	for (size_t i = 0, w = warmup(n); i < n + w; i++) {
-		uint64_t t0 = now_ns();
-		if (ioctl(s.c, VFIO_IOMMU_MAP_DMA, &m))
-			die("MAP_DMA");
-		uint64_t t1 = now_ns();
-		if (ioctl(s.c, VFIO_IOMMU_UNMAP_DMA, &u))
-			die("UNMAP_DMA");
-		uint64_t t2 = now_ns();
-		if (i >= w)
-			map_s[i - w] = t1 - t0, unmap_s[i - w] = t2 - t1;
-	}
-	report("spapr.map", map_s, n, 1);
-	report("spapr.unmap", unmap_s, n, 1);
+	time_pair(s.c, VFIO_IOMMU_MAP_DMA, &m, "spapr.map", VFIO_IOMMU_UNMAP_DMA, &u, "spapr.unmap", n);
 
 	struct frame fm = { 0 }, fu = { 0 };
 	frame_start(&fm, sizeof(struct tcefs_frame_header) + (size_t)batch * 64);
@@ -408,18 +435,7 @@ static void mode_spapr(int group_id, size_t n, unsigned batch, unsigned reps)
 		u.iova = m.iova;
 		frame_add(&fu, VFIO_IOMMU_UNMAP_DMA, &u, sizeof(u));
 	}
-	uint64_t *bm = samples(reps), *bu = samples(reps);
-	for (unsigned i = 0, w = reps / 5 + 1; i < reps + w; i++) {
-		uint64_t t0 = now_ns();
-		frame_send(s.c, &fm);
-		uint64_t t1 = now_ns();
-		frame_send(s.c, &fu);
-		uint64_t t2 = now_ns();
-		if (i >= w)
-			bm[i - w] = t1 - t0, bu[i - w] = t2 - t1;
-	}
-	report("spapr.batch_map", bm, reps, batch);
-	report("spapr.batch_unmap", bu, reps, batch);
+	time_frame_pair(s.c, &fm, "spapr.batch_map", &fu, "spapr.batch_unmap", reps, batch);
 }
 
 /* ---- iommufd with a bound, attached device ---- */
@@ -482,20 +498,7 @@ static void mode_iommufd(const char *bdf, size_t n, unsigned batch, unsigned rep
 	struct iommu_ioas_map m = { .size = sizeof(m), .flags = IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE,
 				    .ioas_id = s.ioas, .user_va = (uintptr_t)s.va, .length = PAGE, .iova = IOVA0 };
 	struct iommu_ioas_unmap u = { .size = sizeof(u), .ioas_id = s.ioas, .iova = IOVA0, .length = PAGE };
-	uint64_t *map_s = samples(n), *unmap_s = samples(n);
-	for (size_t i = 0, w = warmup(n); i < n + w; i++) {
-		uint64_t t0 = now_ns();
-		if (ioctl(s.i, IOMMU_IOAS_MAP, &m))
-			die("IOAS_MAP");
-		uint64_t t1 = now_ns();
-		if (ioctl(s.i, IOMMU_IOAS_UNMAP, &u))
-			die("IOAS_UNMAP");
-		uint64_t t2 = now_ns();
-		if (i >= w)
-			map_s[i - w] = t1 - t0, unmap_s[i - w] = t2 - t1;
-	}
-	report("iommufd.map", map_s, n, 1);
-	report("iommufd.unmap", unmap_s, n, 1);
+	time_pair(s.i, IOMMU_IOAS_MAP, &m, "iommufd.map", IOMMU_IOAS_UNMAP, &u, "iommufd.unmap", n);
 
 	struct frame fm = { 0 }, fu = { 0 };
 	frame_start(&fm, sizeof(struct tcefs_frame_header) + (size_t)batch * 64);
@@ -507,18 +510,7 @@ static void mode_iommufd(const char *bdf, size_t n, unsigned batch, unsigned rep
 		u.iova = m.iova;
 		frame_add(&fu, IOMMU_IOAS_UNMAP, &u, sizeof(u));
 	}
-	uint64_t *bm = samples(reps), *bu = samples(reps);
-	for (unsigned i = 0, w = reps / 5 + 1; i < reps + w; i++) {
-		uint64_t t0 = now_ns();
-		frame_send(s.i, &fm);
-		uint64_t t1 = now_ns();
-		frame_send(s.i, &fu);
-		uint64_t t2 = now_ns();
-		if (i >= w)
-			bm[i - w] = t1 - t0, bu[i - w] = t2 - t1;
-	}
-	report("iommufd.batch_map", bm, reps, batch);
-	report("iommufd.batch_unmap", bu, reps, batch);
+	time_frame_pair(s.i, &fm, "iommufd.batch_map", &fu, "iommufd.batch_unmap", reps, batch);
 }
 
 /* ---- throughput: one of several clients ---- */
