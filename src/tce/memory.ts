@@ -3,8 +3,15 @@
 
 import { EFAULT, EINVAL, ENOMEM, fail } from '../errno.ts';
 import type { FaultInjector } from './faults.ts';
-import { PinRuns } from './pin-runs.ts';
+import { PinRuns, type PinRun } from './pin-runs.ts';
 import { U64_MAX } from './tce-entry.ts';
+
+const ADDRESS_END = U64_MAX + 1n;
+
+interface Span {
+  start: bigint;
+  end: bigint;
+}
 
 /** RLIM_INFINITY. */
 export const MEMLOCK_UNLIMITED = U64_MAX;
@@ -15,6 +22,7 @@ export const MEMLOCK_UNLIMITED = U64_MAX;
  */
 export class LockedMemoryAccount {
   lockedPages = 0n;
+  private readonly shift: bigint;
   /** Times an uncharge asked for more than was charged; the kernel WARNs there. Leak checks want 0. */
   underflows = 0;
 
@@ -25,17 +33,19 @@ export class LockedMemoryAccount {
     readonly hostPageShift: number,
     /** CAP_IPC_LOCK: charges always succeed. */
     public capIpcLock = false,
-  ) {}
+  ) {
+    this.shift = BigInt(hostPageShift);
+  }
 
   /** Locked bytes, whole host pages. */
   get locked(): bigint {
-    return this.lockedPages << BigInt(this.hostPageShift);
+    return this.lockedPages << this.shift;
   }
 
   /** Charges bytes >> hostPageShift pages, or throws ENOMEM leaving the count unchanged. */
   charge(bytes: bigint): bigint {
     const pages = this.pagesOf(bytes);
-    if (!this.capIpcLock && this.lockedPages + pages > this.limit >> BigInt(this.hostPageShift)) {
+    if (!this.capIpcLock && this.lockedPages + pages > this.limit >> this.shift) {
       fail(ENOMEM, `${this.owner}: locking ${pages} more pages exceeds RLIMIT_MEMLOCK`);
     }
     this.lockedPages += pages;
@@ -55,7 +65,7 @@ export class LockedMemoryAccount {
 
   private pagesOf(bytes: bigint): bigint {
     if (bytes < 0n) fail(EINVAL, 'negative byte count');
-    return bytes >> BigInt(this.hostPageShift);
+    return bytes >> this.shift;
   }
 }
 
@@ -78,13 +88,18 @@ export class HostMemory {
   private readonly slots = new Map<string, bigint>();
   private readonly freeSlots: bigint[] = [];
   private nextSlot = 0n;
+  readonly pageSize: bigint;
+  private readonly pageMask: bigint;
+  /** ~pageMask: clears the offset inside a page. */
+  private readonly pageFrame: bigint;
+  /** pin and unpin never nest, so they share one span instead of allocating one per call. */
+  private readonly span: Span = { start: 0n, end: 0n };
 
   constructor(readonly hostPageShift = 16, private readonly faults?: FaultInjector) {
     if (hostPageShift !== 12 && hostPageShift !== 16) fail(EINVAL, `host page shift ${hostPageShift} unsupported`);
-  }
-
-  get pageSize(): bigint {
-    return 1n << BigInt(this.hostPageShift);
+    this.pageSize = 1n << BigInt(hostPageShift);
+    this.pageMask = this.pageSize - 1n;
+    this.pageFrame = ~this.pageMask;
   }
 
   /**
@@ -93,25 +108,23 @@ export class HostMemory {
    * A zero length pins nothing and returns 0n.
    */
   pin(owner: string, ua: bigint, length: bigint): bigint {
-    const [start, end] = this.pageSpan(ua, length);
+    this.pageSpan(ua, length, this.span);
+    const { start, end } = this.span;
     this.faults?.check('pin');
     if (start === end) return 0n;
+    // Everything that can fail is checked before the runs change, so a failed pin leaves nothing to undo.
+    if (end > OWNER_SPAN) fail(ENOMEM, `0x${(end - 1n).toString(16)} is beyond the emulated host's 48-bit reach`);
+    const base = this.slotBase(owner);
     let runs = this.owners.get(owner);
     if (!runs) this.owners.set(owner, (runs = new PinRuns()));
-    const saved = runs.snapshot();
-    try {
-      runs.pin(start, end, (s, len) => this.allocate(owner, s, len));
-    } catch (e) {
-      runs.restore(saved);
-      if (runs.runs.length === 0) this.forget(owner);
-      throw e;
-    }
+    runs.pin(start, end, (s) => base + s);
     return this.hpaOf(owner, ua);
   }
 
   /** Drops one pin from every host page touched by the range; EINVAL (and no change) if any is not pinned. */
   unpin(owner: string, ua: bigint, length: bigint): void {
-    const [start, end] = this.pageSpan(ua, length);
+    this.pageSpan(ua, length, this.span);
+    const { start, end } = this.span;
     if (start === end) return;
     const runs = this.owners.get(owner);
     if (!runs) fail(EINVAL, `${owner} has nothing pinned`);
@@ -128,9 +141,15 @@ export class HostMemory {
 
   /** Host-physical address behind a pinned user address; EFAULT when the page is not pinned. */
   hpaOf(owner: string, ua: bigint): bigint {
+    const run = this.runAt(owner, ua);
+    return run.hpa + (ua - run.start);
+  }
+
+  /** The run of pinned pages holding `ua`: physically contiguous, one pin count; EFAULT when not pinned. */
+  runAt(owner: string, ua: bigint): PinRun {
     const run = this.owners.get(owner)?.find(ua);
     if (!run) fail(EFAULT, `${owner}: 0x${ua.toString(16)} is not pinned`);
-    return run.hpa + (ua - run.start);
+    return run;
   }
 
   pinCount(owner: string, ua: bigint): number {
@@ -157,19 +176,23 @@ export class HostMemory {
     return [...this.owners.keys()].sort();
   }
 
-  private pageSpan(ua: bigint, length: bigint): [bigint, bigint] {
-    if (ua < 0n || length < 0n || ua + length > U64_MAX + 1n) fail(EFAULT, 'range outside the address space');
-    const mask = this.pageSize - 1n;
-    if (length === 0n) return [ua, ua];
-    return [ua & ~mask, (ua + length + mask) & ~mask];
+  /** The host pages [start, end) that [ua, ua + length) touches, into `span`; empty for a zero length. */
+  private pageSpan(ua: bigint, length: bigint, span: Span): void {
+    const end = ua + length;
+    if (ua < 0n || length < 0n || end > ADDRESS_END) fail(EFAULT, 'range outside the address space');
+    if (length === 0n) {
+      span.start = span.end = ua;
+      return;
+    }
+    span.start = ua & this.pageFrame;
+    span.end = (end + this.pageMask) & this.pageFrame;
   }
 
   /**
-   * Frames for [ua, ua + length) of `owner`: its slot's base plus the address. Stable for as long as the
+   * Where `owner`'s frames start: the frame of user address ua is this plus ua. Stable for as long as the
    * owner has anything pinned, never another live owner's, and hpa ≡ ua modulo HPA_COLOUR.
    */
-  private allocate(owner: string, ua: bigint, length: bigint): bigint {
-    if (ua + length > OWNER_SPAN) fail(ENOMEM, `0x${ua.toString(16)} is beyond the emulated host's 48-bit reach`);
+  private slotBase(owner: string): bigint {
     let slot = this.slots.get(owner);
     if (slot === undefined) {
       slot = this.freeSlots.pop() ?? this.nextSlot++;
@@ -179,7 +202,7 @@ export class HostMemory {
       }
       this.slots.set(owner, slot);
     }
-    return HPA_BASE + slot * OWNER_SPAN + ua;
+    return HPA_BASE + slot * OWNER_SPAN;
   }
 
   /** The owner has nothing pinned any more: its slot goes back for reuse. */

@@ -15,18 +15,10 @@ export interface PinRun {
 }
 
 export class PinRuns {
-  private list: PinRun[] = [];
+  private readonly list: PinRun[] = [];
 
   get runs(): readonly PinRun[] {
     return this.list;
-  }
-
-  snapshot(): PinRun[] {
-    return this.list.map((r) => ({ ...r }));
-  }
-
-  restore(saved: PinRun[]): void {
-    this.list = saved;
   }
 
   get bytes(): bigint {
@@ -55,7 +47,7 @@ export class PinRuns {
 
   /**
    * Adds one pin to every page of [start, end). Pages not pinned yet get frames from `allocate`,
-   * one call per uncovered gap.
+   * one call per uncovered gap; it must not throw (the runs are mid-change while it is called).
    */
   pin(start: bigint, end: bigint, allocate: (start: bigint, length: bigint) => bigint): void {
     this.splitAt(start);
