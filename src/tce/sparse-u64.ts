@@ -74,22 +74,32 @@ export class SparseU64 {
 
   /** Zeroes every word with from <= idx < to, first showing each non-zero one to `visit`, in index order. */
   take(from: number, to: number, visit?: (idx: number, value: bigint) => void): void {
-    for (const key of this.keysIn(from, to)) {
-      const c = this.chunks.get(key);
-      if (!c) continue;
-      const base = key * CHUNK_ENTRIES;
-      const lo = Math.max(from - base, 0);
-      const hi = Math.min(to - base, CHUNK_ENTRIES);
-      for (let i = lo; i < hi && c.nonZero > 0; i++) {
-        const v = c.view.getBigUint64(i * 8, false);
-        if (v === 0n) continue;
-        visit?.(base + i, v);
-        c.view.setBigUint64(i * 8, 0n, false);
-        c.nonZero--;
-        this.nonZero--;
-      }
-      if (c.nonZero === 0) this.chunks.delete(key);
+    if (to <= from) return;
+    const first = chunkKey(from);
+    const last = chunkKey(to - 1);
+    // Unmaps are mostly a page or a few: walking the spanned keys directly allocates nothing.
+    if (last - first + 1 <= this.chunks.size) {
+      for (let key = first; key <= last; key++) this.takeIn(key, from, to, visit);
+    } else {
+      for (const key of this.keysIn(from, to)) this.takeIn(key, from, to, visit);
     }
+  }
+
+  private takeIn(key: number, from: number, to: number, visit?: (idx: number, value: bigint) => void): void {
+    const c = this.chunks.get(key);
+    if (!c) return;
+    const base = key * CHUNK_ENTRIES;
+    const lo = Math.max(from - base, 0);
+    const hi = Math.min(to - base, CHUNK_ENTRIES);
+    for (let i = lo; i < hi && c.nonZero > 0; i++) {
+      const v = c.view.getBigUint64(i * 8, false);
+      if (v === 0n) continue;
+      visit?.(base + i, v);
+      c.view.setBigUint64(i * 8, 0n, false);
+      c.nonZero--;
+      this.nonZero--;
+    }
+    if (c.nonZero === 0) this.chunks.delete(key);
   }
 
   /** Keys of existing chunks overlapping [from, to), ascending. */

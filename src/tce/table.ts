@@ -6,7 +6,7 @@ import { EINVAL, fail } from '../errno.ts';
 import type { FaultInjector } from './faults.ts';
 import { SparseU64 } from './sparse-u64.ts';
 import {
-  buildTce, DmaDirection, platformPerm, TCE_PERM_MASK, U64_MAX, type Flavour,
+  buildTce, directionToPerm, DmaDirection, platformPerm, TCE_PERM_MASK, U64_MAX, type Flavour,
 } from './tce-entry.ts';
 
 /**
@@ -86,7 +86,12 @@ export class TceTable {
   private readonly faults?: FaultInjector;
   /** TCE bits between the permissions and the page number, which must stay clear. */
   private readonly subPageMask: bigint;
-  private readonly shift: bigint;
+  /** pageShift as a bigint, for IOVA arithmetic. */
+  readonly shift: bigint;
+  readonly pageSize: bigint;
+  readonly pageMask: bigint;
+  /** Permission bits per DmaDirection on this platform. */
+  private readonly perms: bigint[];
   /** size as a plain number, for index arithmetic (reach stays below 2^53). */
   private readonly sizeIndex: number;
   private freed = false;
@@ -115,13 +120,12 @@ export class TceTable {
     if (this.reach > BigInt(Number.MAX_SAFE_INTEGER)) fail(EINVAL, 'table reach beyond 2^53 entries');
     this.subPageMask = ((1n << BigInt(spec.pageShift)) - 1n) & ~TCE_PERM_MASK;
     this.shift = BigInt(spec.pageShift);
+    this.pageSize = 1n << this.shift;
+    this.pageMask = this.pageSize - 1n;
+    this.perms = [DmaDirection.BIDIRECTIONAL, DmaDirection.TO_DEVICE, DmaDirection.FROM_DEVICE].map((d) => platformPerm(directionToPerm(d), this.flavour));
     this.sizeIndex = Number(spec.size);
     this.hwNodes = new LevelNodes(spec.levels, Number(spec.levelSize));
     this.uaNodes = new LevelNodes(spec.levels, Number(spec.levelSize));
-  }
-
-  get pageSize(): bigint {
-    return 1n << this.shift;
   }
 
   get liveCount(): number {
@@ -149,6 +153,9 @@ export class TceTable {
 
   /** A TCE for this table's platform and page size. */
   makeTce(hpa: bigint, dir: DmaDirection): bigint {
+    const perm = this.perms[dir];
+    // The common case checked here; anything unusual gets buildTce's checks and errors.
+    if (perm !== undefined && hpa > 0n && hpa <= U64_MAX && (hpa & this.pageMask) === 0n) return hpa | perm;
     return buildTce(hpa, dir, this.flavour, this.pageShift);
   }
 
@@ -184,6 +191,23 @@ export class TceTable {
   }
 
   /**
+   * Maps one page: what xchg(entry, makeTce(hpa, dir), ua) does, for the map paths that build the TCE
+   * from a pinned page and so need not check it twice. Anything unusual takes xchg's path and errors.
+   */
+  mapPage(entry: bigint, hpa: bigint, dir: DmaDirection, ua: bigint): void {
+    const perm = this.perms[dir];
+    if (perm === undefined || !this.userView || hpa <= 0n || hpa > U64_MAX || (hpa & this.pageMask) !== 0n || ua <= 0n || ua > U64_MAX) {
+      this.xchg(entry, this.makeTce(hpa, dir), ua);
+      return;
+    }
+    const idx = this.indexOf(entry);
+    this.uaNodes.ensure(idx, this.faults);
+    this.hwNodes.ensure(idx, this.faults);
+    this.tces.set(idx, hpa | perm);
+    this.uas.set(idx, ua);
+  }
+
+  /**
    * Clears `count` entries from an absolute entry, TCEs and shadow alike, and returns the entries that
    * were live. The whole range is bounds-checked before anything changes.
    */
@@ -197,6 +221,15 @@ export class TceTable {
     this.tces.take(first, end, (idx, tce) => cleared.push(this.describe(idx, tce, this.uas.get(idx))));
     this.uas.take(first, end);
     return cleared;
+  }
+
+  /** Clears `count` entries from an absolute entry, TCEs and shadow alike (clearRange without the report). */
+  clear(entry: bigint, count: number): void {
+    if (count <= 0) return;
+    const first = this.indexOf(entry);
+    const end = this.indexOf(entry + BigInt(count - 1)) + 1;
+    this.tces.take(first, end);
+    this.uas.take(first, end);
   }
 
   /** Live TCEs in entry order. */

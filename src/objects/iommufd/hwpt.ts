@@ -27,6 +27,7 @@ export class HwptPaging implements IommufdObject, IoasDomain {
   readonly windows: [TceTable | null, TceTable | null] = [null, null];
   /** PEs the windows are programmed into, with the number of attached devices behind each. */
   private readonly pes = new Map<Pe, number>();
+  private apertureList?: Range[];
 
   private constructor(
     readonly host: TceHost,
@@ -78,7 +79,9 @@ export class HwptPaging implements IommufdObject, IoasDomain {
   }
 
   apertures(): Range[] {
-    return this.windows.filter((t): t is TceTable => !!t).map((t) => ({ start: t.startAddr, last: t.endAddr - 1n }));
+    // Windows are set when the domain is made and go when it is destroyed; every map asks for these.
+    this.apertureList ??= this.windows.filter((t): t is TceTable => !!t).map((t) => ({ start: t.startAddr, last: t.endAddr - 1n }));
+    return this.apertureList;
   }
 
   private direction(area: Area): DmaDirection {
@@ -90,30 +93,35 @@ export class HwptPaging implements IommufdObject, IoasDomain {
     // Every byte must be inside some window; the IOAS's reserved ranges normally guarantee it.
     if (!this.covers(area)) throw new Errno(EINVAL, 'area outside the domain apertures');
     const dir = this.direction(area);
-    const done: [TceTable, bigint, bigint][] = [];
+    const memory = this.host.memory;
+    // What each window got, so a failure part way can clear it again.
+    const done: [TceTable, bigint, number][] = [];
     try {
       for (const t of this.windows) {
         if (!t) continue;
         const start = area.start > t.startAddr ? area.start : t.startAddr;
         const last = area.last < t.endAddr - 1n ? area.last : t.endAddr - 1n;
         if (start > last) continue;
-        const mask = t.pageSize - 1n;
-        if (start & mask || (last + 1n) & mask) throw new Errno(EINVAL, `0x${start.toString(16)}-0x${last.toString(16)} is not aligned to the window's ${t.pageSize}-byte pages`);
+        if ((start | (last + 1n)) & t.pageMask) throw new Errno(EINVAL, `0x${start.toString(16)}-0x${last.toString(16)} is not aligned to the window's ${t.pageSize}-byte pages`);
         const first = t.entryOf(start);
-        const count = (last - start + 1n) >> BigInt(t.pageShift);
-        for (let k = 0n; k < count; k++) {
-          const ua = area.userVa + (start - area.start) + (k << BigInt(t.pageShift));
-          t.xchg(first + k, t.makeTce(this.host.memory.hpaOf(area.owner, ua), dir), ua);
-          done.push([t, first + k, 1n]);
+        const count = Number((last - start + 1n) >> t.shift);
+        const entry: [TceTable, bigint, number] = [t, first, 0];
+        done.push(entry);
+        let ua = area.userVa + (start - area.start);
+        let run = memory.runAt(area.owner, ua);
+        for (let k = 0; k < count; k++, ua += t.pageSize) {
+          if (ua >= run.end) run = memory.runAt(area.owner, ua);
+          t.mapPage(first + BigInt(k), run.hpa + (ua - run.start), dir, ua);
+          entry[2] = k + 1;
         }
       }
     } catch (e) {
-      for (const [t, entry, n] of done) t.clearRange(entry, n);
+      for (const [t, entry, n] of done) t.clear(entry, n);
       throw e;
     }
   }
-
   private covers(area: Area): boolean {
+    for (const t of this.windows) if (t && area.start >= t.startAddr && area.last < t.endAddr) return true;
     let covered = 0n;
     for (const a of this.apertures()) {
       const s = area.start > a.start ? area.start : a.start;
@@ -129,7 +137,7 @@ export class HwptPaging implements IommufdObject, IoasDomain {
       const start = area.start > t.startAddr ? area.start : t.startAddr;
       const last = area.last < t.endAddr - 1n ? area.last : t.endAddr - 1n;
       if (start > last) continue;
-      t.clearRange(t.entryOf(start), ((last - start) >> BigInt(t.pageShift)) + 1n);
+      t.clear(t.entryOf(start), Number((last - start) >> t.shift) + 1);
     }
   }
 
@@ -183,6 +191,7 @@ export class HwptPaging implements IommufdObject, IoasDomain {
       this.creator.freeTable(t, this.account);
       this.windows[slot] = null;
     }
+    this.apertureList = undefined;
   }
 
   destroy(): void {

@@ -54,30 +54,40 @@ export class Ioas implements IommufdObject {
   readonly domains = new Set<IoasDomain>();
   private readonly reserved = new Map<object, Range[]>();
   allowed: Range[] = [];
-  hugePages = true;
+  private huge = true;
+  readonly pageSize: bigint;
+  private readonly pageMask: bigint;
+  private readonly pageFrame: bigint;
+  // Both change only when a domain comes or goes (or huge pages are switched), so they are kept.
+  private alignment = 1n;
+  private reservedUnion: Range[] = [];
 
-  constructor(readonly host: TceHost) {}
+  constructor(readonly host: TceHost) {
+    this.pageSize = 1n << BigInt(host.hostPageShift);
+    this.pageMask = this.pageSize - 1n;
+    this.pageFrame = ~this.pageMask;
+  }
 
-  get pageSize(): bigint {
-    return 1n << BigInt(this.host.hostPageShift);
+  /** IOMMU_OPTION HUGE_PAGES (on by default). */
+  get hugePages(): boolean {
+    return this.huge;
   }
 
   /** 1 with no domain; the largest of the domains' smallest pages; PAGE_SIZE with huge pages off. */
   get iovaAlignment(): bigint {
-    let a = this.hugePages ? 1n : this.pageSize;
-    for (const d of this.domains) if (d.minPageSize > a) a = d.minPageSize;
-    return a;
+    return this.alignment;
   }
 
-  /** Union of every domain's reserved ranges; it changes only when a domain comes or goes, so it is kept. */
-  private reservedUnion: Range[] = [];
-
+  /** Union of every domain's reserved ranges. */
   reservedRanges(): Range[] {
     return this.reservedUnion;
   }
 
-  private reservedChanged(): void {
+  private domainsChanged(): void {
     this.reservedUnion = union([...this.reserved.values()].flat());
+    let a = this.huge ? 1n : this.pageSize;
+    for (const d of this.domains) if (d.minPageSize > a) a = d.minPageSize;
+    this.alignment = a;
   }
 
   /** IOMMU_IOAS_IOVA_RANGES: the holes of the reserved set (the allowed list does not show here). */
@@ -103,7 +113,7 @@ export class Ioas implements IommufdObject {
     if (srcAddr !== 0n) align = align < lowestBit(srcAddr) ? align : lowestBit(srcAddr);
     if (align > THP_SIZE) align = THP_SIZE;
     if (align < this.iovaAlignment) throw new Errno(EINVAL, `alignment ${align} below the IOAS's ${this.iovaAlignment}`);
-    const subPage = srcAddr & (this.pageSize - 1n);
+    const subPage = srcAddr & this.pageMask;
     const space = this.allowed.length ? this.allowed : [{ start: this.pageSize, last: U64_MAX - this.pageSize }];
     const holes = complement([...this.reservedRanges(), ...this.areas.valuesArray()]);
     for (const s of space) {
@@ -138,7 +148,7 @@ export class Ioas implements IommufdObject {
       if (this.reservedRanges().some((x) => overlaps(x, r))) throw new Errno(EINVAL, 'range is reserved');
       if (this.overlapsArea(r)) throw new Errno(EEXIST, 'range already mapped');
     } else iova = this.allocate(length, srcAddr);
-    if ((srcAddr & (this.pageSize - 1n)) % align) throw new Errno(EINVAL, 'sub-page offset not a multiple of the IOVA alignment');
+    if ((srcAddr & this.pageMask) % align) throw new Errno(EINVAL, 'sub-page offset not a multiple of the IOVA alignment');
     return iova;
   }
 
@@ -168,11 +178,12 @@ export class Ioas implements IommufdObject {
   private pin(area: Area): void {
     const len = area.last - area.start + 1n;
     const account = this.host.account(area.owner);
-    account.charge(this.pagesOf(area.userVa, len));
+    const bytes = this.pagesOf(area.userVa, len);
+    account.charge(bytes);
     try {
       this.host.memory.pin(area.owner, area.userVa, len);
     } catch (e) {
-      account.uncharge(this.pagesOf(area.userVa, len));
+      account.uncharge(bytes);
       throw e;
     }
   }
@@ -185,8 +196,7 @@ export class Ioas implements IommufdObject {
 
   /** Bytes of host pages spanned by [ua, ua + len). */
   private pagesOf(ua: bigint, len: bigint): bigint {
-    const mask = this.pageSize - 1n;
-    return ((ua + len + mask) & ~mask) - (ua & ~mask);
+    return ((ua + len + this.pageMask) & this.pageFrame) - (ua & this.pageFrame);
   }
 
   map(userVa: bigint, length: bigint, fixedIova: bigint | undefined, flags: number, owner: string): bigint {
@@ -219,11 +229,15 @@ export class Ioas implements IommufdObject {
   unmap(iova: bigint, length: bigint): bigint {
     const last = iova + length - 1n;
     let removed = 0n;
-    // Ascending order: the lowest area still intersecting the range, until none is left.
-    for (let a = this.lowestIntersecting(iova, last); a; a = this.lowestIntersecting(iova, last)) {
+    // Ascending order, each area found from the one before it (areas never overlap).
+    let a = this.lowestIntersecting(iova, last);
+    while (a) {
       if (a.start < iova || a.last > last) throw new Errno(ENOENT, `area 0x${a.start.toString(16)}-0x${a.last.toString(16)} is not inside the range`);
       this.remove(a);
       removed += a.last - a.start + 1n;
+      if (a.last >= last) break;
+      const next = this.areas.nextHigherPair(a.last);
+      a = next && next[0] <= last ? next[1] : undefined;
     }
     return removed;
   }
@@ -267,7 +281,7 @@ export class Ioas implements IommufdObject {
     }
     const align = d.minPageSize > this.iovaAlignment ? d.minPageSize : this.iovaAlignment;
     for (const a of this.areas.valuesArray()) {
-      if (a.start % align || (a.last + 1n) % align || (a.userVa & (this.pageSize - 1n)) % align) throw new Errno(EADDRINUSE, 'an area is not aligned for the domain');
+      if (a.start % align || (a.last + 1n) % align || (a.userVa & this.pageMask) % align) throw new Errno(EADDRINUSE, 'an area is not aligned for the domain');
     }
     const first = this.domains.size === 0;
     const areas = this.areas.valuesArray();
@@ -292,13 +306,13 @@ export class Ioas implements IommufdObject {
     }
     this.domains.add(d);
     this.reserved.set(d, reserved);
-    this.reservedChanged();
+    this.domainsChanged();
   }
 
   removeDomain(d: IoasDomain): void {
     if (!this.domains.delete(d)) return;
     this.reserved.delete(d);
-    this.reservedChanged();
+    this.domainsChanged();
     for (const a of this.areas.valuesArray()) {
       d.unmap(a);
       if (this.domains.size === 0) this.unpin(a);
@@ -307,13 +321,14 @@ export class Ioas implements IommufdObject {
 
   /** IOMMU_OPTION HUGE_PAGES. */
   setHugePages(on: boolean): void {
-    if (on === this.hugePages) return;
+    if (on === this.huge) return;
     if (!on) {
       if (this.domains.size && this.areas.size) throw new Errno(EINVAL, 'domains and areas present');
-      const m = this.pageSize - 1n;
+      const m = this.pageMask;
       if (this.areas.valuesArray().some((a) => a.start & m || (a.last + 1n) & m || a.userVa & m)) throw new Errno(EADDRINUSE, 'an area is not page aligned');
     }
-    this.hugePages = on;
+    this.huge = on;
+    this.domainsChanged();
   }
 
   destroy(): void {
