@@ -63,7 +63,7 @@ export class IoctlCall {
     // From the pool rather than a zeroed allocation of its own: the copied bytes, then zeros to the end.
     const k = Buffer.allocUnsafe(size);
     this.user.copy(k, 0, 0, len);
-    k.fill(0, len);
+    if (len < size) k.fill(0, len);
     this.kbuf = k;
     return k;
   }
@@ -103,24 +103,34 @@ export class IoctlCall {
 
   /** copy_to_user(arg + offset, bytes). */
   writeUser(offset: number, bytes: Buffer): void {
-    if (offset + bytes.length > this.user.length) throw new Errno(EFAULT, `copy-back past the ${this.user.length}-byte argument`);
+    this.copyBack(offset, bytes, 0, bytes.length);
+  }
+
+  /** copy_to_user(arg + offset, src[from, to)). */
+  private copyBack(offset: number, src: Buffer, from: number, to: number): void {
+    const end = offset + to - from;
+    if (end > this.user.length) throw new Errno(EFAULT, `copy-back past the ${this.user.length}-byte argument`);
     if (!this.userOwned) {
-      this.user = Buffer.from(this.user);
+      const own = Buffer.allocUnsafe(this.user.length);
+      // Only the bytes the copy-back leaves alone come from the request.
+      if (offset > 0) this.user.copy(own, 0, 0, offset);
+      if (end < this.user.length) this.user.copy(own, end, end);
+      this.user = own;
       this.userOwned = true;
     }
-    bytes.copy(this.user, offset);
-    this.userDirtyEnd = Math.max(this.userDirtyEnd, offset + bytes.length);
+    src.copy(this.user, offset, from, to);
+    if (end > this.userDirtyEnd) this.userDirtyEnd = end;
   }
 
   /** Copy the first len bytes of the kernel struct back to the user. */
   copyOut(len: number): void {
-    this.writeUser(0, this.kbuf.subarray(0, len));
+    this.copyBack(0, this.kbuf, 0, len);
   }
 
   /** Copy back one field only (e.g. IOMMU_OPTION writes val64 alone). */
   copyOutField(field: string): void {
     const f = this.struct.byName.get(field)!;
-    this.writeUser(f.offset, this.kbuf.subarray(f.offset, f.offset + f.size));
+    this.copyBack(f.offset, this.kbuf, f.offset, f.offset + f.size);
   }
 
   /** The iommufd reply: the whole kernel struct truncated to the user's size. */
@@ -156,6 +166,7 @@ export class IoctlCall {
 
   /** The bytes to copy back into the client's argument: the call's own copy, never the request's bytes. */
   userOut(): Buffer {
-    return this.userDirtyEnd === 0 ? NOTHING : this.user.subarray(0, this.userDirtyEnd);
+    if (this.userDirtyEnd === 0) return NOTHING;
+    return this.userDirtyEnd === this.user.length ? this.user : this.user.subarray(0, this.userDirtyEnd);
   }
 }

@@ -121,14 +121,59 @@ export function writeField(buf: Buffer, layout: StructLayout, name: string, valu
   writeScalar(buf, f.type as Scalar, base + f.offset, value);
 }
 
+// 64-bit fields go through one 8-byte scratch word: a byte copy and a typed-array access cost less than
+// Buffer's BigInt readers and writers, and storing into a BigUint64Array wraps like a C cast. The host's
+// byte order is the wire's (little-endian); on a big-endian host the Buffer methods are used instead.
+const scratch = new ArrayBuffer(8);
+const scratchU64 = new BigUint64Array(scratch);
+const scratchS64 = new BigInt64Array(scratch);
+const scratchBytes = new Uint8Array(scratch);
+const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+function loadScratch(buf: Buffer, at: number): void {
+  if (at < 0 || at + 8 > buf.length) throw new RangeError(`8-byte read at ${at} outside a ${buf.length}-byte buffer`);
+  for (let i = 0; i < 8; i++) scratchBytes[i] = buf[at + i];
+}
+
+function storeScratch(buf: Buffer, at: number): void {
+  if (at < 0 || at + 8 > buf.length) throw new RangeError(`8-byte write at ${at} outside a ${buf.length}-byte buffer`);
+  for (let i = 0; i < 8; i++) buf[at + i] = scratchBytes[i];
+}
+
+export function readU64(buf: Buffer, at: number): bigint {
+  if (!LITTLE_ENDIAN_HOST) return buf.readBigUInt64LE(at);
+  loadScratch(buf, at);
+  return scratchU64[0];
+}
+
+export function readS64(buf: Buffer, at: number): bigint {
+  if (!LITTLE_ENDIAN_HOST) return buf.readBigInt64LE(at);
+  loadScratch(buf, at);
+  return scratchS64[0];
+}
+
+/** Stores the value modulo 2^64 (either signedness). */
+export function writeU64(buf: Buffer, at: number, value: bigint): void {
+  if (!LITTLE_ENDIAN_HOST) return void buf.writeBigUInt64LE(BigInt.asUintN(64, value), at);
+  scratchU64[0] = value;
+  storeScratch(buf, at);
+}
+
+/** A 32-bit field's value modulo 2^32; numbers must be integers, as BigInt() would insist. */
+function low32(value: Value): number {
+  if (typeof value === 'bigint') return Number(BigInt.asUintN(32, value));
+  if (!Number.isInteger(value)) throw new RangeError(`${value} is not an integer`);
+  return value >>> 0;
+}
+
 export function readScalar(buf: Buffer, t: Scalar, at: number): Value {
   switch (t) {
     case 'u8': return buf.readUInt8(at);
     case 'u16': return buf.readUInt16LE(at);
     case 'u32': return buf.readUInt32LE(at);
     case 's32': return buf.readInt32LE(at);
-    case 'u64': return buf.readBigUInt64LE(at);
-    case 's64': return buf.readBigInt64LE(at);
+    case 'u64': return readU64(buf, at);
+    case 's64': return readS64(buf, at);
   }
 }
 
@@ -136,10 +181,10 @@ export function writeScalar(buf: Buffer, t: Scalar, at: number, value: Value): v
   switch (t) {
     case 'u8': buf.writeUInt8(Number(value) & 0xff, at); break;
     case 'u16': buf.writeUInt16LE(Number(value) & 0xffff, at); break;
-    case 'u32': buf.writeUInt32LE(Number(BigInt.asUintN(32, BigInt(value))), at); break;
-    case 's32': buf.writeInt32LE(Number(BigInt.asIntN(32, BigInt(value))), at); break;
-    case 'u64': buf.writeBigUInt64LE(BigInt.asUintN(64, BigInt(value)), at); break;
-    case 's64': buf.writeBigInt64LE(BigInt.asIntN(64, BigInt(value)), at); break;
+    case 'u32': buf.writeUInt32LE(low32(value), at); break;
+    case 's32': buf.writeInt32LE(low32(value) | 0, at); break;
+    case 'u64':
+    case 's64': writeU64(buf, at, typeof value === 'bigint' ? value : BigInt(value)); break;
   }
 }
 
