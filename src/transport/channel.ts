@@ -29,11 +29,11 @@ export class FrameChannel {
       if (offset >= REGION_BASE && this.expected === 0) return this.file.regionWrite(BigInt(offset), Buffer.from(data));
       if (this.expected === 0) {
         this.start(data, offset);
-        // The usual case: the whole frame came in one write. Parsing copies out everything it keeps, and
-        // runs before fuse-native reuses the buffer, so the frame is read in place instead of copied twice.
+        // The usual case: the whole frame came in one write, parsed from fuse-native's buffer (the parser
+        // makes its own copy) instead of being copied here first.
         if (data.length === this.expected) {
           this.expected = 0;
-          this.run(data);
+          this.run(data, false);
           return data.length;
         }
       } else if (offset !== this.nextOffset) {
@@ -50,7 +50,7 @@ export class FrameChannel {
       if (this.received === this.expected) {
         const frame = Buffer.concat(this.chunks, this.received);
         this.reset();
-        this.run(frame);
+        this.run(frame, true);
       }
       return data.length;
     } catch (e) {
@@ -60,8 +60,8 @@ export class FrameChannel {
   }
 
   /** Parse, run and encode; a frame that fails to parse leaves the previous reply in place. */
-  private run(frame: Buffer) {
-    const answers = runFrame(this.file, parseRequestFrame(frame));
+  private run(frame: Buffer, owned: boolean) {
+    const answers = runFrame(this.file, parseRequestFrame(frame, owned));
     this.reply = encodeReplyFrame(answers);
     this.replyPos = 0;
   }

@@ -56,7 +56,7 @@ export interface Request {
   request: number;
   /** Scalar argument of value ioctls; region offset for region ops. */
   arg: bigint;
-  /** The argument bytes as sent (a copy the handler may not modify). */
+  /** The argument bytes as sent (a view of the frame's private copy; the handler may not modify it). */
   argData: Buffer;
   blobs: Blob[];
 }
@@ -116,13 +116,8 @@ const B_LENGTH = at(blobHeader, 'length', 'u32');
 /** Argument of a request that sent none: nothing can be written into a zero-length buffer, so one serves all. */
 const NO_BYTES = Buffer.alloc(0);
 
-/** A private copy of buf[from, from + n): the caller's buffer may be reused (fuse-native recycles its own). */
-function copyOf(buf: Buffer, from: number, n: number): Buffer {
-  if (n === 0) return NO_BYTES;
-  const b = Buffer.allocUnsafe(n);
-  buf.copy(b, 0, from, from + n);
-  return b;
-}
+/** Blobs of a request that sent none; frozen, as every request without blobs shares it. */
+const NO_BLOBS = Object.freeze([]) as unknown as Blob[];
 
 function bad(detail: string): never {
   throw new Errno(EBADMSG, detail);
@@ -143,8 +138,14 @@ export function frameLengthOf(first: Buffer): number {
   return length;
 }
 
-/** Validate and decode a complete request frame. Throws Errno (EBADMSG, EPROTONOSUPPORT, E2BIG). */
-export function parseRequestFrame(buf: Buffer): RequestFrame {
+/**
+ * Validate and decode a complete request frame. Throws Errno (EBADMSG, EPROTONOSUPPORT, E2BIG).
+ * Arguments and blobs are views of one private copy of the frame, made here unless the caller says
+ * `buf` is its own already (fuse-native recycles its write buffer; one copy of the frame costs less
+ * than a copy per request).
+ */
+export function parseRequestFrame(input: Buffer, owned = false): RequestFrame {
+  const buf = owned ? input : Buffer.from(input);
   if (buf.length < frameHeader.size) bad(`frame of ${buf.length} bytes is shorter than its header`);
   if (buf.readUInt32LE(H_MAGIC) !== REQUEST_MAGIC) bad('bad magic');
   const version = buf.readUInt16LE(H_VERSION);
@@ -165,17 +166,17 @@ export function parseRequestFrame(buf: Buffer): RequestFrame {
     const argLen = buf.readUInt32LE(rec + R_ARG_LEN);
     let p = rec + requestHeader.size;
     if (p + pad8(argLen) > end) bad(`request ${i} argument of ${argLen} bytes overruns its record`);
-    const argData = copyOf(buf, p, argLen);
+    const argData = argLen ? buf.subarray(p, p + argLen) : NO_BYTES;
     p += pad8(argLen);
     const nblobs = buf.readUInt16LE(rec + R_NBLOBS);
-    const blobs: Blob[] = [];
+    const blobs: Blob[] = nblobs ? [] : NO_BLOBS;
     for (let b = 0; b < nblobs; b++) {
       if (p + blobHeader.size > end) bad(`request ${i} blob ${b} header overruns its record`);
       const fieldOffset = buf.readUInt32LE(p + B_FIELD_OFFSET);
       const blen = buf.readUInt32LE(p + B_LENGTH);
       p += blobHeader.size;
       if (p + pad8(blen) > end) bad(`request ${i} blob ${b} of ${blen} bytes overruns its record`);
-      blobs.push({ fieldOffset, data: Buffer.from(buf.subarray(p, p + blen)) });
+      blobs.push({ fieldOffset, data: buf.subarray(p, p + blen) });
       p += pad8(blen);
     }
     if (p !== end) bad(`request ${i} has ${end - p} unaccounted bytes`);

@@ -94,7 +94,7 @@ export function type1MapDma(call: IoctlCall, ioasOf: () => Ioas): void {
   if (call.get('argsz') < call.decl.minsz! || flags & ~(VFIO.VFIO_DMA_MAP_FLAG_READ | VFIO.VFIO_DMA_MAP_FLAG_WRITE)) throw new Errno(EINVAL, 'argsz or flags');
   const ioas = ioasOf();
   const prot = (flags & VFIO.VFIO_DMA_MAP_FLAG_READ ? IOMMUFD.IOMMU_IOAS_MAP_READABLE : 0) | (flags & VFIO.VFIO_DMA_MAP_FLAG_WRITE ? IOMMUFD.IOMMU_IOAS_MAP_WRITEABLE : 0);
-  ioas.map(call.get64('vaddr'), call.get64('size'), call.get64('iova'), prot, `pid:${call.pid}`);
+  ioas.map(call.get64('vaddr'), call.get64('size'), call.get64('iova'), prot, call.owner);
 }
 
 export function type1UnmapDma(call: IoctlCall, ioasOf: () => Ioas): void {

@@ -146,11 +146,6 @@ export class IommufdFile extends OpenFile {
     }
   }
 
-  /** The process a request comes from, whose memory a MAP pins. */
-  owner(call: IoctlCall): string {
-    return `pid:${call.pid}`;
-  }
-
   ioas(id: number): Ioas {
     return this.objects.get<Ioas>(id, 'ioas');
   }
@@ -184,7 +179,7 @@ export class IommufdFile extends OpenFile {
     if (!(flags & RW)) throw new Errno(EINVAL, 'neither READABLE nor WRITEABLE');
     const ioas = this.ioas(call.get('ioas_id'));
     const fixed = flags & IOMMUFD.IOMMU_IOAS_MAP_FIXED_IOVA ? iova : undefined;
-    call.set('iova', ioas.map(call.get64('user_va'), length, fixed, flags, this.owner(call)));
+    call.set('iova', ioas.map(call.get64('user_va'), length, fixed, flags, call.owner));
     call.respond();
   }
 
@@ -301,7 +296,7 @@ export class IommufdFile extends OpenFile {
     let windows = HwptPaging.defaultWindows(pe);
     if (type === TCEFS_EXT.IOMMU_HWPT_DATA_SPAPR_TCE) windows = spaprWindows(call.readPointer('data_uptr'));
     else if (type !== IOMMUFD.IOMMU_HWPT_DATA_NONE) throw new Errno(EOPNOTSUPP, `data_type 0x${type.toString(16)}`);
-    const hwpt = HwptPaging.create(this.daemon.host, pt as Ioas, pe, windows, false, this.daemon.host.account(this.owner(call)));
+    const hwpt = HwptPaging.create(this.daemon.host, pt as Ioas, pe, windows, false, this.daemon.host.account(call.owner));
     call.set('out_hwpt_id', this.objects.insert(hwpt).id);
     call.respond();
   }

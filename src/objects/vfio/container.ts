@@ -29,7 +29,7 @@ export class ContainerFile extends OpenFile {
     {
       VFIO_GET_API_VERSION: () => VFIO.VFIO_API_VERSION,
       VFIO_CHECK_EXTENSION: (f, call) => f.checkExtension(Number(BigInt.asUintN(32, call.arg))),
-      VFIO_SET_IOMMU: (f, call) => f.setIommu(Number(BigInt.asUintN(32, call.arg)), `pid:${call.pid}`),
+      VFIO_SET_IOMMU: (f, call) => f.setIommu(Number(BigInt.asUintN(32, call.arg)), call.owner),
     },
     EINVAL,
   );

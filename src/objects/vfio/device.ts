@@ -182,7 +182,7 @@ export class DeviceFile extends OpenFile {
     const dev = this.iommufd!;
     const target = dev.ctx.objects.find(call.get('pt_id'));
     if (!target) throw new Errno(ENOENT, `no object ${call.get('pt_id')}`);
-    const hwpt = dev.attach(target, `pid:${call.pid}`);
+    const hwpt = dev.attach(target, call.owner);
     call.set('pt_id', hwpt.id);
     call.copyOutField('pt_id');
   }

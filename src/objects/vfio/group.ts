@@ -51,7 +51,7 @@ export class GroupFile extends OpenFile {
     if (!target) throw new Errno(EBADF, `no file with handle ${handle.toString(16)}`);
     if (this.group.container) throw new Errno(EINVAL, 'group already has a container');
     if (!(target instanceof ContainerFile) && !(target instanceof IommufdFile)) throw new Errno(EBADFD, `${target.kind} is not a container`);
-    target.addGroup(this.group, `pid:${call.pid}`);
+    target.addGroup(this.group, call.owner);
     this.group.container = target;
     return 0;
   }
@@ -80,7 +80,7 @@ export class GroupFile extends OpenFile {
       try {
         dev.iommufd = IommufdDevice.bind(container, fn);
         if (!container.compatIoas) throw new Errno(EINVAL, 'the iommufd lost its compat IOAS');
-        dev.iommufd.attach(container.compatIoas, `pid:${call.pid}`);
+        dev.iommufd.attach(container.compatIoas, call.owner);
       } catch (e) {
         dev.release();
         throw e;

@@ -18,7 +18,6 @@ import type { MmContext, PreregRegion } from './prereg.ts';
 const PAGE_SHIFT_4K = 12;
 
 /** The mm a request comes from: tcefs knows a process by the pid in its frames. */
-export const ownerOf = (call: IoctlCall) => `pid:${call.pid}`;
 
 export class SpaprIommu {
   enabled = false;
@@ -107,15 +106,15 @@ export class SpaprIommu {
 
   /** Every ioctl but CHECK_EXTENSION: a container bound to one process refuses all others. */
   private checkMm(call: IoctlCall): void {
-    if (this.mm && this.mm.owner !== ownerOf(call)) throw new Errno(EPERM, `container bound to ${this.mm.owner}`);
+    if (this.mm && this.mm.owner !== call.owner) throw new Errno(EPERM, `container bound to ${this.mm.owner}`);
   }
 
   private bindMm(call: IoctlCall): void {
     if (this.mm) {
-      if (this.mm.owner !== ownerOf(call)) throw new Errno(EPERM, 'container bound to another process');
+      if (this.mm.owner !== call.owner) throw new Errno(EPERM, 'container bound to another process');
       return;
     }
-    this.mm = this.daemon.mmAcquire(ownerOf(call));
+    this.mm = this.daemon.mmAcquire(call.owner);
   }
 
   /** A container's table is programmed into the PEs of its groups and nowhere else. */
