@@ -50,6 +50,7 @@ export class PinRuns {
    * one call per uncovered gap; it must not throw (the runs are mid-change while it is called).
    */
   pin(start: bigint, end: bigint, allocate: (start: bigint, length: bigint) => bigint): void {
+    if (this.pinGap(start, end, allocate)) return;
     this.splitAt(start);
     this.splitAt(end);
     let i = this.firstEndingAfter(start);
@@ -72,6 +73,7 @@ export class PinRuns {
 
   /** Drops one pin from every page of [start, end); all of them must be pinned. */
   unpin(start: bigint, end: bigint): void {
+    if (this.unpinInside(start, end)) return;
     if (!this.covers(start, end)) fail(EINVAL, 'unpinning pages that are not pinned');
     this.splitAt(start);
     this.splitAt(end);
@@ -82,6 +84,47 @@ export class PinRuns {
       else i++;
     }
     this.mergeAround(first, i);
+  }
+
+  // The common cases of pin and unpin, done without splitting and merging: pinning pages nothing holds
+  // yet (often right after the last pinned page), unpinning pages from a run only they hold. Each leaves
+  // the list exactly as the general path would: runs that could merge never end up side by side.
+
+  /** Pins [start, end) if no run overlaps it; false (nothing done) otherwise. */
+  private pinGap(start: bigint, end: bigint, allocate: (start: bigint, length: bigint) => bigint): boolean {
+    const i = this.firstEndingAfter(start);
+    const next = this.list[i];
+    if (next && next.start < end) return false;
+    const hpa = allocate(start, end - start);
+    const prev = this.list[i - 1];
+    const joinsPrev = prev && prev.end === start && prev.count === 1 && prev.hpa + (start - prev.start) === hpa;
+    const joinsNext = next && next.start === end && next.count === 1 && hpa + (end - start) === next.hpa;
+    if (joinsPrev && joinsNext) {
+      prev.end = next.end;
+      this.list.splice(i, 1);
+    } else if (joinsPrev) prev.end = end;
+    else if (joinsNext) {
+      next.start = start;
+      next.hpa = hpa;
+    } else this.list.splice(i, 0, { start, end, hpa, count: 1 });
+    return true;
+  }
+
+  /** Unpins [start, end) if it lies inside one run with a single pin; false (nothing done) otherwise. */
+  private unpinInside(start: bigint, end: bigint): boolean {
+    const i = this.firstEndingAfter(start);
+    const r = this.list[i];
+    if (!r || r.start > start || r.end < end || r.count !== 1) return false;
+    if (r.start === start && r.end === end) this.list.splice(i, 1);
+    else if (r.start === start) {
+      r.hpa += end - start;
+      r.start = end;
+    } else if (r.end === end) r.end = start;
+    else {
+      this.list.splice(i + 1, 0, { start: end, end: r.end, hpa: r.hpa + (end - r.start), count: 1 });
+      r.end = start;
+    }
+    return true;
   }
 
   /** Index of the first run whose end lies after `addr`. */
