@@ -118,7 +118,7 @@ export class HostMemory {
     let runs = this.owners.get(owner);
     if (!runs) this.owners.set(owner, (runs = new PinRuns()));
     runs.pin(start, end, (s) => base + s);
-    return this.hpaOf(owner, ua);
+    return base + ua;
   }
 
   /** Drops one pin from every host page touched by the range; EINVAL (and no change) if any is not pinned. */

@@ -36,26 +36,33 @@ export class SparseU64 {
 
   /** Stores `value` and returns the previous word. */
   set(idx: number, value: bigint): bigint {
+    const old = this.get(idx);
+    if (old !== value) this.put(idx, value);
+    return old;
+  }
+
+  /** Stores `value` (set without reading the old word back as a bigint, which allocates one). */
+  put(idx: number, value: bigint): void {
     const key = chunkKey(idx);
     let c = this.chunks.get(key);
     if (!c) {
-      if (value === 0n) return 0n;
+      if (value === 0n) return;
       c = { view: new DataView(new ArrayBuffer(CHUNK_BYTES)), nonZero: 0 };
       this.chunks.set(key, c);
     }
     const off = (idx & CHUNK_MASK) * 8;
-    const old = c.view.getBigUint64(off, false);
-    if (old === value) return old;
+    const wasZero = isZero(c.view, off);
     c.view.setBigUint64(off, value, false);
-    if (old === 0n) {
-      c.nonZero++;
-      this.nonZero++;
+    if (wasZero) {
+      if (value !== 0n) {
+        c.nonZero++;
+        this.nonZero++;
+      }
     } else if (value === 0n) {
       c.nonZero--;
       this.nonZero--;
       if (c.nonZero === 0) this.chunks.delete(key);
     }
-    return old;
   }
 
   /** Non-zero words with from <= idx < to, in index order. */
@@ -92,10 +99,10 @@ export class SparseU64 {
     const lo = Math.max(from - base, 0);
     const hi = Math.min(to - base, CHUNK_ENTRIES);
     for (let i = lo; i < hi && c.nonZero > 0; i++) {
-      const v = c.view.getBigUint64(i * 8, false);
-      if (v === 0n) continue;
-      visit?.(base + i, v);
-      c.view.setBigUint64(i * 8, 0n, false);
+      if (isZero(c.view, i * 8)) continue;
+      visit?.(base + i, c.view.getBigUint64(i * 8, false));
+      c.view.setUint32(i * 8, 0);
+      c.view.setUint32(i * 8 + 4, 0);
       c.nonZero--;
       this.nonZero--;
     }
@@ -122,6 +129,11 @@ export class SparseU64 {
     this.chunks.clear();
     this.nonZero = 0;
   }
+}
+
+/** Whether the word at byte `off` is 0, tested without making a bigint of it. */
+function isZero(view: DataView, off: number): boolean {
+  return (view.getUint32(off) | view.getUint32(off + 4)) === 0;
 }
 
 function chunkKey(idx: number): number {

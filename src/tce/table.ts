@@ -9,6 +9,8 @@ import {
   buildTce, directionToPerm, DmaDirection, platformPerm, TCE_PERM_MASK, U64_MAX, type Flavour,
 } from './tce-entry.ts';
 
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
 /**
  * window: entries outside [offset, offset + size) are refused with EINVAL (recommended).
  * kernel: like the kernel, which never checks the end of a range, entries up to levelSize^levels are
@@ -92,8 +94,11 @@ export class TceTable {
   readonly pageMask: bigint;
   /** Permission bits per DmaDirection on this platform. */
   private readonly perms: bigint[];
-  /** size as a plain number, for index arithmetic (reach stays below 2^53). */
+  /** size and reach as plain numbers, for index arithmetic (reach stays below 2^53). */
   private readonly sizeIndex: number;
+  private readonly reachIndex: number;
+  /** offset as a plain number, or -1 where it does not fit one exactly. */
+  private readonly offsetIndex: number;
   private freed = false;
 
   constructor(spec: TceTableSpec) {
@@ -124,6 +129,8 @@ export class TceTable {
     this.pageMask = this.pageSize - 1n;
     this.perms = [DmaDirection.BIDIRECTIONAL, DmaDirection.TO_DEVICE, DmaDirection.FROM_DEVICE].map((d) => platformPerm(directionToPerm(d), this.flavour));
     this.sizeIndex = Number(spec.size);
+    this.reachIndex = Number(this.reach);
+    this.offsetIndex = spec.offset <= MAX_SAFE ? Number(spec.offset) : -1;
     this.hwNodes = new LevelNodes(spec.levels, Number(spec.levelSize));
     this.uaNodes = new LevelNodes(spec.levels, Number(spec.levelSize));
   }
@@ -203,8 +210,8 @@ export class TceTable {
     const idx = this.indexOf(entry);
     this.uaNodes.ensure(idx, this.faults);
     this.hwNodes.ensure(idx, this.faults);
-    this.tces.set(idx, hpa | perm);
-    this.uas.set(idx, ua);
+    this.tces.put(idx, hpa | perm);
+    this.uas.put(idx, ua);
   }
 
   /**
@@ -279,12 +286,16 @@ export class TceTable {
 
   private indexOf(entry: bigint): number {
     this.alive();
-    const idx = entry - this.offset;
-    const limit = this.boundsMode === 'kernel' ? this.reach : this.size;
-    if (idx < 0n || idx >= limit) {
-      fail(EINVAL, `entry 0x${entry.toString(16)} outside the ${this.boundsMode === 'kernel' ? 'table reach' : 'window'}`);
+    const kernel = this.boundsMode === 'kernel';
+    // Entries of 4K-or-larger pages fit a double exactly; so do offsets and limits (reach < 2^53).
+    if (entry >= 0n && entry <= MAX_SAFE && this.offsetIndex >= 0) {
+      const idx = Number(entry) - this.offsetIndex;
+      if (idx >= 0 && idx < (kernel ? this.reachIndex : this.sizeIndex)) return idx;
+    } else {
+      const idx = entry - this.offset;
+      if (idx >= 0n && idx < (kernel ? this.reach : this.size)) return Number(idx);
     }
-    return Number(idx);
+    fail(EINVAL, `entry 0x${entry.toString(16)} outside the ${kernel ? 'table reach' : 'window'}`);
   }
 
   /** Validates a TCE as the exchange path expects it and applies the platform's permission rule. */

@@ -90,38 +90,62 @@ export class HwptPaging implements IommufdObject, IoasDomain {
   }
 
   map(area: Area): void {
-    // Every byte must be inside some window; the IOAS's reserved ranges normally guarantee it.
-    if (!this.covers(area)) throw new Errno(EINVAL, 'area outside the domain apertures');
     const dir = this.direction(area);
-    const memory = this.host.memory;
-    // What each window got, so a failure part way can clear it again.
-    const done: [TceTable, bigint, number][] = [];
+    // Most areas lie inside one window.
+    for (const t of this.windows) if (t && area.start >= t.startAddr && area.last < t.endAddr) return this.fill(t, area, area.start, area.last, dir);
+    // Otherwise every byte must still be inside some window; the IOAS's reserved ranges normally see to it.
+    if (!this.covers(area)) throw new Errno(EINVAL, 'area outside the domain apertures');
+    const done: [TceTable, bigint, bigint][] = [];
     try {
       for (const t of this.windows) {
-        if (!t) continue;
-        const start = area.start > t.startAddr ? area.start : t.startAddr;
-        const last = area.last < t.endAddr - 1n ? area.last : t.endAddr - 1n;
-        if (start > last) continue;
-        if ((start | (last + 1n)) & t.pageMask) throw new Errno(EINVAL, `0x${start.toString(16)}-0x${last.toString(16)} is not aligned to the window's ${t.pageSize}-byte pages`);
-        const first = t.entryOf(start);
-        const count = Number((last - start + 1n) >> t.shift);
-        const entry: [TceTable, bigint, number] = [t, first, 0];
-        done.push(entry);
-        let ua = area.userVa + (start - area.start);
-        let run = memory.runAt(area.owner, ua);
-        for (let k = 0; k < count; k++, ua += t.pageSize) {
-          if (ua >= run.end) run = memory.runAt(area.owner, ua);
-          t.mapPage(first + BigInt(k), run.hpa + (ua - run.start), dir, ua);
-          entry[2] = k + 1;
-        }
+        const piece = t && this.inWindow(t, area);
+        if (!piece) continue;
+        this.fill(t, area, piece[0], piece[1], dir);
+        done.push([t, ...piece]);
       }
     } catch (e) {
-      for (const [t, entry, n] of done) t.clear(entry, n);
+      for (const [t, start, last] of done) this.clearPiece(t, start, last);
       throw e;
     }
   }
+
+  /** The part of `area` inside window `t`, if any. */
+  private inWindow(t: TceTable, area: Area): [bigint, bigint] | undefined {
+    const start = area.start > t.startAddr ? area.start : t.startAddr;
+    const last = area.last < t.endAddr - 1n ? area.last : t.endAddr - 1n;
+    return start <= last ? [start, last] : undefined;
+  }
+
+  /** Write the TCEs of [start, last], a part of `area` inside window `t`; all of them or, failing, none. */
+  private fill(t: TceTable, area: Area, start: bigint, last: bigint, dir: DmaDirection): void {
+    if ((start | (last + 1n)) & t.pageMask) throw new Errno(EINVAL, `0x${start.toString(16)}-0x${last.toString(16)} is not aligned to the window's ${t.pageSize}-byte pages`);
+    const memory = this.host.memory;
+    const first = t.entryOf(start);
+    const count = Number((last - start) >> t.shift) + 1;
+    let ua = start === area.start ? area.userVa : area.userVa + (start - area.start);
+    let entry = first;
+    let done = 0;
+    try {
+      // A pin run is physically contiguous, so it is looked up once for all the pages it holds.
+      let run = memory.runAt(area.owner, ua);
+      for (;;) {
+        if (ua >= run.end) run = memory.runAt(area.owner, ua);
+        t.mapPage(entry, run.hpa + (ua - run.start), dir, ua);
+        if (++done === count) break;
+        entry += 1n;
+        ua += t.pageSize;
+      }
+    } catch (e) {
+      if (done) t.clear(first, done);
+      throw e;
+    }
+  }
+
+  private clearPiece(t: TceTable, start: bigint, last: bigint): void {
+    t.clear(t.entryOf(start), Number((last - start) >> t.shift) + 1);
+  }
+
   private covers(area: Area): boolean {
-    for (const t of this.windows) if (t && area.start >= t.startAddr && area.last < t.endAddr) return true;
     let covered = 0n;
     for (const a of this.apertures()) {
       const s = area.start > a.start ? area.start : a.start;
@@ -134,10 +158,9 @@ export class HwptPaging implements IommufdObject, IoasDomain {
   unmap(area: Area): void {
     for (const t of this.windows) {
       if (!t) continue;
-      const start = area.start > t.startAddr ? area.start : t.startAddr;
-      const last = area.last < t.endAddr - 1n ? area.last : t.endAddr - 1n;
-      if (start > last) continue;
-      t.clear(t.entryOf(start), Number((last - start) >> t.shift) + 1);
+      if (area.start >= t.startAddr && area.last < t.endAddr) return this.clearPiece(t, area.start, area.last);
+      const piece = this.inWindow(t, area);
+      if (piece) this.clearPiece(t, ...piece);
     }
   }
 

@@ -58,6 +58,8 @@ export class Ioas implements IommufdObject {
   readonly pageSize: bigint;
   private readonly pageMask: bigint;
   private readonly pageFrame: bigint;
+  /** Longest MAP: the kernel refuses lengths within a page of 2^64. */
+  private readonly maxLength: bigint;
   // Both change only when a domain comes or goes (or huge pages are switched), so they are kept.
   private alignment = 1n;
   private reservedUnion: Range[] = [];
@@ -66,6 +68,7 @@ export class Ioas implements IommufdObject {
     this.pageSize = 1n << BigInt(host.hostPageShift);
     this.pageMask = this.pageSize - 1n;
     this.pageFrame = ~this.pageMask;
+    this.maxLength = U64_MAX - this.pageSize;
   }
 
   /** IOMMU_OPTION HUGE_PAGES (on by default). */
@@ -137,16 +140,16 @@ export class Ioas implements IommufdObject {
   /** Checks shared by MAP, MAP_FILE and COPY's destination, after the caller's own checks. */
   place(length: bigint, srcAddr: bigint, fixedIova: bigint | undefined): bigint {
     const align = this.iovaAlignment;
-    if (length === 0n || length > U64_MAX - this.pageSize) throw new Errno(EINVAL, `length ${length}`);
+    if (length === 0n || length > this.maxLength) throw new Errno(EINVAL, `length ${length}`);
     if (length % align) throw new Errno(EINVAL, `length not a multiple of ${align}`);
     let iova: bigint;
     if (fixedIova !== undefined) {
       iova = fixedIova;
       if (iova % align) throw new Errno(EINVAL, `iova not a multiple of ${align}`);
-      if (iova + length - 1n > U64_MAX) throw new Errno(EOVERFLOW, 'iova + length wraps');
-      const r = { start: iova, last: iova + length - 1n };
-      if (this.reservedRanges().some((x) => overlaps(x, r))) throw new Errno(EINVAL, 'range is reserved');
-      if (this.overlapsArea(r)) throw new Errno(EEXIST, 'range already mapped');
+      const last = iova + length - 1n;
+      if (last > U64_MAX) throw new Errno(EOVERFLOW, 'iova + length wraps');
+      for (const x of this.reservedUnion) if (x.start <= last && iova <= x.last) throw new Errno(EINVAL, 'range is reserved');
+      if (this.overlapsArea({ start: iova, last })) throw new Errno(EEXIST, 'range already mapped');
     } else iova = this.allocate(length, srcAddr);
     if ((srcAddr & this.pageMask) % align) throw new Errno(EINVAL, 'sub-page offset not a multiple of the IOVA alignment');
     return iova;
