@@ -23,6 +23,8 @@ export function ownerName(pid: number): string {
   return lastOwner;
 }
 
+const NO_BLOBS = Object.freeze([]) as unknown as Blob[];
+
 /** Before anything is copied in; a zero-length buffer cannot be written, so every call can share it. */
 const NOTHING = Buffer.alloc(0);
 
@@ -39,7 +41,10 @@ export class IoctlCall {
   private user: Buffer;
   private userOwned = false;
   private userDirtyEnd = 0;
-  readonly outBlobs: Blob[] = [];
+  /** The user image is kbuf itself, until either is written again. */
+  private userIsKbuf = false;
+  /** Data written through pointer fields; most calls write none and share the empty list. */
+  outBlobs: Blob[] = NO_BLOBS;
   /** Handle of a file this call created for the client (ioctls that return an fd). */
   newHandle = 0;
   handleField = 0;
@@ -119,6 +124,7 @@ export class IoctlCall {
     return typeof v === 'bigint' ? v : BigInt(v);
   }
   set(field: string, value: Value): void {
+    if (this.userIsKbuf) this.separateUser();
     writeField(this.kbuf, this.struct, field, value);
   }
 
@@ -131,6 +137,14 @@ export class IoctlCall {
   private copyBack(offset: number, src: Buffer, from: number, to: number): void {
     const end = offset + to - from;
     if (end > this.user.length) throw new Errno(EFAULT, `copy-back past the ${this.user.length}-byte argument`);
+    if (this.userIsKbuf) this.separateUser();
+    if (src === this.kbuf && offset === 0 && from === 0 && to === src.length && to === this.user.length) {
+      // The whole struct over the whole argument (the usual iommufd reply): the image is the struct.
+      this.user = this.kbuf;
+      this.userOwned = this.userIsKbuf = true;
+      this.userDirtyEnd = to;
+      return;
+    }
     if (!this.userOwned) {
       const own = Buffer.allocUnsafe(this.user.length);
       // Only the bytes the copy-back leaves alone come from the request.
@@ -142,6 +156,12 @@ export class IoctlCall {
     if (from === 0 && to === src.length) this.user.set(src, offset);
     else src.copy(this.user, offset, from, to);
     if (end > this.userDirtyEnd) this.userDirtyEnd = end;
+  }
+
+  /** kbuf or the user image is about to change on its own: give the image its own bytes. */
+  private separateUser(): void {
+    this.user = Buffer.from(this.user);
+    this.userIsKbuf = false;
   }
 
   /** Copy the first len bytes of the kernel struct back to the user. */
@@ -183,6 +203,7 @@ export class IoctlCall {
     if (data.length === 0) return;
     if (this.get64(field) === 0n) throw new Errno(EFAULT, `${field} is NULL`);
     const off = this.struct.byName.get(field)!.offset;
+    if (this.outBlobs === NO_BLOBS) this.outBlobs = [];
     this.outBlobs.push({ fieldOffset: off, data: Buffer.from(data) });
   }
 

@@ -1,6 +1,7 @@
 // Dispatch by file kind without FUSE: the iommufd size rules, fallbacks, and what each colliding number
 // means on each kind.
 import { describe, expect, it } from 'vitest';
+import { IoctlCall } from '../../src/dispatch/call.ts';
 import { runRequest } from '../../src/dispatch/dispatch.ts';
 import { E2BIG, EFAULT, EINVAL, ENOENT, ENOTTY } from '../../src/errno.ts';
 import { Daemon } from '../../src/daemon.ts';
@@ -8,7 +9,7 @@ import { IommufdFile } from '../../src/objects/iommufd/context.ts';
 import { ContainerFile } from '../../src/objects/vfio/container.ts';
 import { defaultTopology } from '../../src/topology/topology.ts';
 import { Op } from '../../src/transport/frame.ts';
-import { ioctlsFor, requestValue, type FileKind } from '../../src/uapi/ioctls.ts';
+import { ioctl as declOf, ioctlsFor, requestValue, type FileKind } from '../../src/uapi/ioctls.ts';
 
 const ioctl = (file: IommufdFile | ContainerFile, request: number, argData = Buffer.alloc(0), arg = 0n) =>
   runRequest(file, { op: Op.IOCTL, request, arg, argData, blobs: [] }, 1);
@@ -64,4 +65,53 @@ describe('the collision table: what each colliding number means on each file kin
       expect(requestValue(Number(nr), 'powerpc')).toBe((0x20003b00 | Number(nr)) >>> 0);
     });
   }
+});
+
+describe('IoctlCall copy-back (copy_to_user into the argument image)', () => {
+  const decl = declOf('IOMMU_IOAS_MAP');
+  const size = decl.struct!.size;
+  const user = () => {
+    const b = Buffer.alloc(size, 0xaa);
+    b.writeUInt32LE(size, 0);
+    return b;
+  };
+  const call = (arg: Buffer) => {
+    const c = new IoctlCall(decl, { op: Op.IOCTL, request: 0, arg: 0n, argData: arg, blobs: [] }, 1);
+    c.extensibleCopyIn();
+    return c;
+  };
+
+  it('returns the whole struct after respond(), and leaves the request bytes alone', () => {
+    const arg = user();
+    const c = call(arg);
+    c.set('iova', 0x1234n);
+    c.respond();
+    expect(c.userOut().readBigUInt64LE(decl.struct!.byName.get('iova')!.offset)).toBe(0x1234n);
+    expect(arg.readBigUInt64LE(decl.struct!.byName.get('iova')!.offset)).toBe(0xaaaaaaaaaaaaaaaan);
+  });
+
+  it('a field set after the reply was copied back does not reach the user', () => {
+    const c = call(user());
+    c.set('iova', 1n);
+    c.respond();
+    c.set('iova', 2n);
+    expect(c.get64('iova')).toBe(2n);
+    expect(c.userOut().readBigUInt64LE(decl.struct!.byName.get('iova')!.offset)).toBe(1n);
+  });
+
+  it('a later copy-back of one field changes the user image, not the kernel struct', () => {
+    const c = call(user());
+    c.respond();
+    c.writeUser(0, Buffer.from([9, 9, 9, 9]));
+    expect(c.userOut().readUInt32LE(0)).toBe(0x09090909);
+    expect(c.get('size')).toBe(size);
+  });
+
+  it('copies back only what the user sent room for', () => {
+    const short = user().subarray(0, decl.minsz!);
+    short.writeUInt32LE(decl.minsz!, 0);
+    const c = call(short);
+    c.respond();
+    expect(c.userOut().length).toBe(decl.minsz);
+  });
 });

@@ -63,6 +63,8 @@ export class Ioas implements IommufdObject {
   // Both change only when a domain comes or goes (or huge pages are switched), so they are kept.
   private alignment = 1n;
   private reservedUnion: Range[] = [];
+  /** The domains as an array, for the map and unmap loops. */
+  private domainList: IoasDomain[] = [];
 
   constructor(readonly host: TceHost) {
     this.pageSize = 1n << BigInt(host.hostPageShift);
@@ -87,6 +89,7 @@ export class Ioas implements IommufdObject {
   }
 
   private domainsChanged(): void {
+    this.domainList = [...this.domains];
     this.reservedUnion = union([...this.reserved.values()].flat());
     let a = this.huge ? 1n : this.pageSize;
     for (const d of this.domains) if (d.minPageSize > a) a = d.minPageSize;
@@ -157,24 +160,23 @@ export class Ioas implements IommufdObject {
 
   /** Insert an area and mirror it into every domain; undo everything on failure. */
   insert(area: Area): void {
-    if (this.domains.size) this.pin(area);
-    const done: IoasDomain[] = [];
+    const domains = this.domainList;
+    if (domains.length) this.pin(area);
+    let done = 0;
     try {
-      for (const d of this.domains) {
-        d.map(area);
-        done.push(d);
-      }
+      for (; done < domains.length; done++) domains[done].map(area);
     } catch (e) {
-      for (const d of done) d.unmap(area);
-      if (this.domains.size) this.unpin(area);
+      for (let i = 0; i < done; i++) domains[i].unmap(area);
+      if (domains.length) this.unpin(area);
       throw e;
     }
     this.areas.set(area.start, area);
   }
 
   private remove(area: Area): void {
-    for (const d of this.domains) d.unmap(area);
-    if (this.domains.size) this.unpin(area);
+    const domains = this.domainList;
+    for (let i = 0; i < domains.length; i++) domains[i].unmap(area);
+    if (domains.length) this.unpin(area);
     this.areas.delete(area.start);
   }
 
