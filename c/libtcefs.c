@@ -51,11 +51,28 @@ static ssize_t sys_readlink(const char *p, char *b, size_t n)
 	return syscall(SYS_readlinkat, AT_FDCWD, p, b, n);
 }
 
+/*
+ * This process's pid, for frames and for reading its own memory. getpid() costs a system call per
+ * ioctl, so it is kept; a fork's child clears it (below). A vfork child or a raw clone() shares the
+ * parent's memory and would send the parent's pid, which names the same memory anyway until exec.
+ */
+static pid_t cached_pid;
+
+static pid_t self_pid(void)
+{
+	pid_t p = __atomic_load_n(&cached_pid, __ATOMIC_RELAXED);
+	if (!p) {
+		p = (pid_t)syscall(SYS_getpid);
+		__atomic_store_n(&cached_pid, p, __ATOMIC_RELAXED);
+	}
+	return p;
+}
+
 /* The client's own memory is read and written like the kernel does, with faults reported, not taken. */
 static size_t mem_read(void *dst, uint64_t src, size_t n)
 {
 	struct iovec l = { dst, n }, r = { (void *)(uintptr_t)src, n };
-	ssize_t got = src && n ? syscall(SYS_process_vm_readv, getpid(), &l, 1, &r, 1, 0) : 0;
+	ssize_t got = src && n ? syscall(SYS_process_vm_readv, self_pid(), &l, 1, &r, 1, 0) : 0;
 	return got < 0 ? 0 : (size_t)got;
 }
 
@@ -64,7 +81,7 @@ static int mem_write(uint64_t dst, const void *src, size_t n)
 	struct iovec l = { (void *)src, n }, r = { (void *)(uintptr_t)dst, n };
 	if (n == 0)
 		return 0;
-	return dst && syscall(SYS_process_vm_writev, getpid(), &l, 1, &r, 1, 0) == (ssize_t)n ? 0 : -1;
+	return dst && syscall(SYS_process_vm_writev, self_pid(), &l, 1, &r, 1, 0) == (ssize_t)n ? 0 : -1;
 }
 
 /* The node path behind fd; *rel points at its part inside the mount ("/dev/..." or "/.tcefs/..."). */
@@ -102,9 +119,15 @@ static void wire_unlock(void)
 	pthread_mutex_unlock(&wire);
 }
 
+static void wire_child(void)
+{
+	cached_pid = 0;
+	wire_unlock();
+}
+
 __attribute__((constructor)) static void wire_init(void)
 {
-	pthread_atfork(wire_lock, wire_unlock, wire_unlock);
+	pthread_atfork(wire_lock, wire_unlock, wire_child);
 }
 
 struct reply {
@@ -189,7 +212,7 @@ static size_t pad8(size_t n)
 
 static struct tcefs_frame_header frame_header(size_t len)
 {
-	return (struct tcefs_frame_header){ TCEFS_REQUEST_MAGIC, TCEFS_PROTOCOL_VERSION, 1, (__u32)len, (__u32)getpid() };
+	return (struct tcefs_frame_header){ TCEFS_REQUEST_MAGIC, TCEFS_PROTOCOL_VERSION, 1, (__u32)len, (__u32)self_pid() };
 }
 
 /* One request with no argument: HANDLE answers the handle in result and the kind in handle_field. */

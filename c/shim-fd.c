@@ -1,8 +1,12 @@
 // The shim's fd table: which descriptors refer to files of the mount, and what kind each is.
 //
 // The table is only a fast filter. Before an fd is treated as a tcefs file (its ioctl served, its
-// read taken as a region access, its stat dressed as a device), /proc/self/fd says what it refers to
-// now, so an entry left stale by a close the shim did not see can never capture a pipe or a socket.
+// read taken as a region access, its stat dressed as a device), the shim checks what it refers to
+// now, so an entry left stale by a close the shim did not see (fclose, closedir and other closes
+// inside libc, raw syscalls) can never capture a pipe or a socket. The check on the hot paths is the
+// file's identity (device and inode, by a statx that never reaches the daemon) against the one seen
+// when the fd was tracked; only when that differs, or statx is unavailable, does /proc/self/fd say
+// what the fd is now.
 // The table lives in ordinary memory: a forked child inherits it together with the open files, which
 // is right because parent and child share each open file (and its daemon-side state).
 #define _GNU_SOURCE
@@ -13,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -25,7 +30,44 @@ struct slot {
 	unsigned char tracked;
 	/* TCEFS_KIND_* bit; 0 for files that take no frames; -1 until the daemon has said (claimed files) */
 	signed char kind;
+	/* dev and ino are the file's identity when it was tracked (0 if statx could not tell) */
+	unsigned char identified;
+	uint32_t dev_major, dev_minor;
+	uint64_t ino;
 };
+
+struct identity {
+	uint32_t dev_major, dev_minor;
+	uint64_t ino;
+};
+
+/* What fd refers to, without a round trip to the daemon (a FUSE file's cached attributes do). */
+static int identify(int fd, struct identity *id)
+{
+	struct statx sx;
+	if (syscall(SYS_statx, fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_INO, &sx) != 0 || !(sx.stx_mask & STATX_INO))
+		return -1;
+	*id = (struct identity){ sx.stx_dev_major, sx.stx_dev_minor, sx.stx_ino };
+	return 0;
+}
+
+static void remember_identity(int fd, struct slot *s)
+{
+	struct identity id;
+	s->identified = identify(fd, &id) == 0;
+	if (s->identified) {
+		s->dev_major = id.dev_major;
+		s->dev_minor = id.dev_minor;
+		s->ino = id.ino;
+	}
+}
+
+/* Whether fd still refers to the file its slot was tracked for: a statx of the fd, no path lookup. */
+static int still_same(int fd, const struct slot *s)
+{
+	struct identity id;
+	return s->identified && identify(fd, &id) == 0 && id.ino == s->ino && id.dev_major == s->dev_major && id.dev_minor == s->dev_minor;
+}
 
 /* Two levels, pages mapped on first use, so a process with a high fd limit pays only for fds it uses. */
 #define PAGE_SLOTS 1024
@@ -68,16 +110,22 @@ void fd_track(int fd, const char *rel)
 {
 	int e = errno;
 	struct slot *s = slot(fd, 1);
-	if (s)
-		*s = (struct slot){ 1, (signed char)tcefs__path_kind(rel) };
+	if (s) {
+		*s = (struct slot){ .tracked = 1, .kind = (signed char)tcefs__path_kind(rel) };
+		remember_identity(fd, s);
+	}
 	errno = e;
 }
 
 void fd_track_claimed(int fd)
 {
+	int e = errno;
 	struct slot *s = slot(fd, 1);
-	if (s)
-		*s = (struct slot){ 1, -1 };
+	if (s) {
+		*s = (struct slot){ .tracked = 1, .kind = -1 };
+		remember_identity(fd, s);
+	}
+	errno = e;
 }
 
 void fd_forget(int fd)
@@ -130,28 +178,36 @@ static int kind_now(int fd, struct slot *s, const char *rel)
 	return kind;
 }
 
+/* What kind of mount file fd is now (0: none, or one that takes no frames), the table brought up to date. */
+static int current_kind(int fd, struct slot *s)
+{
+	/* The hot path: a tracked fd whose kind is known and which is still the same file. */
+	if (s && s->tracked && s->kind >= 0 && still_same(fd, s))
+		return s->kind;
+	char buf[PATH_MAX];
+	const char *rel = mount_rel(fd, buf, sizeof(buf));
+	if (!rel) {
+		if (s)
+			s->tracked = 0;
+		return 0;
+	}
+	/* Untracked, or tracked for a file this fd no longer is: start over from its path. */
+	if (!s || !s->tracked || (s->identified && !still_same(fd, s))) {
+		fd_track(fd, rel);
+		s = slot(fd, 0);
+	}
+	return kind_now(fd, s, rel);
+}
+
 int fd_ioctl_kind(int fd, unsigned long request)
 {
 	struct slot *s = slot(fd, 0);
-	int tracked = s && s->tracked;
 	/* An fd the table does not know is looked at only for a VFIO/iommufd number (type ';'): ioctls
 	 * like TCGETS on a tty are the hot path of many programs and must cost nothing extra. */
-	if (!tracked && ((request >> 8) & 0xff) != 0x3b)
+	if (!(s && s->tracked) && ((request >> 8) & 0xff) != 0x3b)
 		return 0;
 	int e = errno;
-	char buf[PATH_MAX];
-	const char *rel = mount_rel(fd, buf, sizeof(buf));
-	int kind = 0;
-	if (!rel) {
-		if (tracked)
-			s->tracked = 0;
-	} else {
-		if (!tracked) {
-			fd_track(fd, rel);
-			s = slot(fd, 0);
-		}
-		kind = kind_now(fd, s, rel);
-	}
+	int kind = current_kind(fd, s);
 	errno = e;
 	return kind;
 }
@@ -159,17 +215,11 @@ int fd_ioctl_kind(int fd, unsigned long request)
 int fd_is_region(int fd)
 {
 	struct slot *s = slot(fd, 0);
-	/* read() is hot: only a device, or a claimed file of still unknown kind, costs a lookup */
+	/* read() is hot: only a device, or a claimed file of still unknown kind, costs a check */
 	if (!s || !s->tracked || (s->kind >= 0 && s->kind != TCEFS_KIND_DEVICE))
 		return 0;
 	int e = errno;
-	char buf[PATH_MAX];
-	const char *rel = mount_rel(fd, buf, sizeof(buf));
-	int kind = 0;
-	if (!rel)
-		s->tracked = 0;
-	else
-		kind = kind_now(fd, s, rel);
+	int kind = current_kind(fd, s);
 	errno = e;
 	return kind == TCEFS_KIND_DEVICE;
 }

@@ -13,6 +13,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <linux/iommufd.h>
 #include <linux/vfio.h>
 
 /* GROUP_GET_STATUS's flags, or -1 with errno. */
@@ -143,6 +144,16 @@ int main(int argc, char **argv)
 	int raw = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDWR, 0);
 	show("raw_open_api", ioctl(raw, VFIO_GET_API_VERSION));
 	show("raw_open_ext_v2", ioctl(raw, VFIO_CHECK_EXTENSION, VFIO_SPAPR_TCE_v2_IOMMU));
+	/* A close the shim never saw, then the number reused, behind its back, by a mount file of another kind. */
+	int c3 = open("/dev/vfio/vfio", O_RDWR);
+	show("container3_api", ioctl(c3, VFIO_GET_API_VERSION));
+	syscall(SYS_close, c3);
+	snprintf(path, sizeof(path), "%s/dev/iommu", getenv("TCEFS_MOUNT"));
+	int io = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDWR, 0);
+	check("iommufd_took_the_number", io == c3);
+	struct iommu_ioas_alloc alloc = { .size = sizeof(alloc) };
+	show("ioas_alloc_on_reused_number", ioctl(io, IOMMU_IOAS_ALLOC, &alloc));
+	show("ioas_id", alloc.out_ioas_id);
 	shared_container = open("/dev/vfio/vfio", O_RDWR);
 	pthread_t th[4];
 	long wrong = 0;
