@@ -72,12 +72,14 @@ export interface Placement {
   name: string;
   clientCpu: number;
   bare: Measured;
+  /** The bare round trip on a null node mounted with tcefs's own options (fuse-mount.ts). */
+  bareTuned: Measured;
   rawTcefs: Measured;
   check: Measured;
   /** The three again, alternated call by call in one process. */
   interleaved: { bare: Measured; raw: Measured; check: Measured };
-  /** The three alternated in blocks of calls in one process: each block's median, ns, every round's blocks. */
-  blocks: { bare: number[]; raw: number[]; check: number[] };
+  /** The four alternated in blocks of calls in one process: each block's median, ns, every round's blocks. */
+  blocks: { bare: number[]; tuned: number[]; raw: number[]; check: number[] };
   spaprMap: Measured;
   spaprUnmap: Measured;
   spaprBatchMap: Measured;
@@ -106,7 +108,7 @@ export interface Throughput {
 export interface FuseNumbers {
   placements: Placement[];
   /** The syscalls the shim adds to an ioctl, timed alone (ns, median). */
-  syscalls: { sigmaskPair: number; getpid: number; readlinkProcFd: number; processVmReadv: number };
+  syscalls: { sigmaskPair: number; statx: number; readlinkProcFd: number; processVmReadv: number };
   throughput: Throughput[];
   nullThroughput: Throughput[];
 }
@@ -198,15 +200,17 @@ async function serve(args: string[], dir: string, probe: string, banner: string,
 }
 
 /** The null mount and a tcefs mount with the bench topology, both on `cpu` if given. */
-async function servers(work: string, tag: string, cpu?: number): Promise<{ nullNode: string; mnt: string; list: Server[] }> {
+async function servers(work: string, tag: string, cpu?: number): Promise<{ nullNode: string; tunedNode: string; mnt: string; list: Server[] }> {
   const topology = join(work, 'topology.json');
   await writeFile(topology, JSON.stringify(BENCH_TOPOLOGY));
   const list: Server[] = [];
   const nullDir = join(work, `null-${tag}`);
   list.push(await serve(['--import', 'tsx', NULL_FS, nullDir], nullDir, 'null', 'mounted', cpu));
+  const tunedDir = join(work, `null-tuned-${tag}`);
+  list.push(await serve(['--import', 'tsx', NULL_FS, tunedDir, '--tuned'], tunedDir, 'null', 'mounted', cpu));
   const mnt = join(work, `tcefs-${tag}`);
   list.push(await serve([TCEFS, 'mount', mnt, '--topology', topology], mnt, 'dev/iommu', 'mounted on', cpu));
-  return { nullNode: join(nullDir, 'null'), mnt, list };
+  return { nullNode: join(nullDir, 'null'), tunedNode: join(tunedDir, 'null'), mnt, list };
 }
 
 /** Run fuse_bench on `cpu` (under `tcefs run --mount` when `mount` is given) and collect its JSON lines. */
@@ -250,19 +254,20 @@ export function roundRatio(a: Measured, b: Measured): { median: number; each: nu
   return { median: [...each].sort((x, y) => x - y)[Math.floor(each.length / 2)], each };
 }
 
-async function measurePlacement(p: PlacementOptions, nullNode: string, mnt: string, log: (l: string) => void): Promise<Placement> {
+async function measurePlacement(p: PlacementOptions, nullNode: string, tunedNode: string, mnt: string, log: (l: string) => void): Promise<Placement> {
   const s: Record<string, Sample[]> = {};
   const add = (xs: Sample[], prefix = '') => xs.forEach((x) => (s[prefix + x.name] ??= []).push(x));
-  const blocks = { bare: [] as number[], raw: [] as number[], check: [] as number[] };
+  const blocks = { bare: [] as number[], tuned: [] as number[], raw: [] as number[], check: [] as number[] };
   const cpu = p.clientCpu;
   for (let r = 0; r < p.rounds; r++) {
     log(`fuse, client ${p.name}, round ${r + 1}/${p.rounds}`);
     add(await client(['rt', nullNode, String(p.n)], undefined, cpu), 'bare.');
+    add(await client(['rt', tunedNode, String(p.n)], undefined, cpu), 'tuned.');
     add(await client(['rt', join(mnt, 'dev/vfio/vfio'), String(p.n)], undefined, cpu), 'raw.');
     add(await client(['check', String(p.n)], mnt, cpu));
     add(await client(['interleave', nullNode, String(p.n)], mnt, cpu), 'il.');
-    const out = (await client(['blocks', nullNode, String(p.blockSets), String(p.blockCalls)], mnt, cpu)) as unknown as { bare: number; raw: number; check: number }[];
-    for (const b of out) blocks.bare.push(b.bare), blocks.raw.push(b.raw), blocks.check.push(b.check);
+    const out = (await client(['blocks', nullNode, tunedNode, String(p.blockSets), String(p.blockCalls)], mnt, cpu)) as unknown as { bare: number; tuned: number; raw: number; check: number }[];
+    for (const b of out) blocks.bare.push(b.bare), blocks.tuned.push(b.tuned), blocks.raw.push(b.raw), blocks.check.push(b.check);
     add(await client(['spapr', '0', String(p.pairs), String(BATCH), String(p.batches)], mnt, cpu));
     add(await client(['iommufd', bdf(1), String(p.pairs), String(BATCH), String(p.batches)], mnt, cpu));
   }
@@ -270,6 +275,7 @@ async function measurePlacement(p: PlacementOptions, nullNode: string, mnt: stri
     name: p.name,
     clientCpu: cpu,
     bare: combine(s['bare.rt']),
+    bareTuned: combine(s['tuned.rt']),
     rawTcefs: combine(s['raw.rt']),
     check: combine(s.check),
     interleaved: { bare: combine(s['il.bare']), raw: combine(s['il.raw']), check: combine(s['il.check']) },
@@ -351,13 +357,13 @@ export async function measureFuse(o: FuseOptions): Promise<FuseNumbers> {
     const pinned = await servers(work, 'pinned', 0);
     running.push(...pinned.list);
     const placements: Placement[] = [];
-    for (const p of o.placements) placements.push(await measurePlacement(p, pinned.nullNode, pinned.mnt, log));
-    const sys = Object.fromEntries((await client(['syscalls', pinned.nullNode, '20000'], undefined, 0)).map((x) => [x.name, x.median]));
+    for (const p of o.placements) placements.push(await measurePlacement(p, pinned.nullNode, pinned.tunedNode, pinned.mnt, log));
+    const sys = Object.fromEntries((await client(['syscalls', join(pinned.mnt, 'dev/vfio/vfio'), '20000'], undefined, 0)).map((x) => [x.name, x.median]));
     for (const x of running.splice(0).reverse()) await x.stop();
 
     const free = await servers(work, 'free');
     running.push(...free.list);
-    const [nullServer, tcefsServer] = free.list;
+    const [nullServer, , tcefsServer] = free.list;
     const throughput: Throughput[] = [];
     const nullThroughput: Throughput[] = [];
     const sec = String(o.seconds);
@@ -378,7 +384,7 @@ export async function measureFuse(o: FuseOptions): Promise<FuseNumbers> {
       placements,
       syscalls: {
         sigmaskPair: sys['sys.sigmask_pair'],
-        getpid: sys['sys.getpid'],
+        statx: sys['sys.statx'],
         readlinkProcFd: sys['sys.readlink_proc_fd'],
         processVmReadv: sys['sys.process_vm_readv'],
       },

@@ -4,7 +4,9 @@
 //   fuse_bench rt PATH N              bare round trip: pwrite a 40-byte frame at 0, pread the reply
 //   fuse_bench check N                ioctl(VFIO_CHECK_EXTENSION) on /dev/vfio/vfio (run under the shim)
 //   fuse_bench interleave PATH N      the first two and `check`, alternated call by call (under the shim)
-//   fuse_bench blocks PATH NB BLOCK   the same three alternated in blocks of BLOCK calls, NB times
+//   fuse_bench blocks PATH TUNED NB BLOCK  bare round trips on PATH and on TUNED (a null node mounted with
+//                                     tcefs's options), the raw frame and `check`, in blocks of BLOCK
+//                                     calls, NB times
 //   fuse_bench syscalls PATH N        the client-side syscalls the shim adds to an ioctl, timed alone
 //   fuse_bench spapr GROUP N BATCH R  SPAPR v2 container: N single MAP_DMA/UNMAP_DMA pairs of one 4K page,
 //                                     then R frames of BATCH maps and R frames of BATCH unmaps
@@ -27,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -191,10 +194,10 @@ static uint64_t median_of(uint64_t *s, size_t n)
  * between separate runs cannot show up as a difference between them. The first fifth of each block is
  * left out (the daemon warming up again after the other two blocks); each block's median is printed.
  */
-static void mode_blocks(const char *null_path, size_t nblocks, size_t block)
+static void mode_blocks(const char *null_path, const char *tuned_path, size_t nblocks, size_t block)
 {
-	int nfd = open(null_path, O_RDWR), c = open("/dev/vfio/vfio", O_RDWR);
-	if (nfd < 0 || c < 0)
+	int nfd = open(null_path, O_RDWR), tfd = open(tuned_path, O_RDWR), c = open("/dev/vfio/vfio", O_RDWR);
+	if (nfd < 0 || tfd < 0 || c < 0)
 		die("open");
 	struct {
 		struct tcefs_frame_header h;
@@ -205,37 +208,38 @@ static void mode_blocks(const char *null_path, size_t nblocks, size_t block)
 	unsigned char reply[1024];
 	uint64_t *s = samples(block);
 	size_t skip = block / 5;
+	/* bare and tuned null nodes, the raw frame to tcefs, the ioctl through the shim */
+	int raw_fd[3] = { nfd, tfd, c };
 	for (size_t b = 0; b < nblocks + 1; b++) {
-		uint64_t m[3];
-		for (int kind = 0; kind < 3; kind++) {
+		uint64_t m[4];
+		for (int kind = 0; kind < 4; kind++) {
 			for (size_t i = 0; i < block; i++) {
 				uint64_t t0 = now_ns();
-				if (kind == 0 && (pwrite(nfd, &f, 40, 0) != 40 || pread(nfd, reply, sizeof(reply), 0) < 48))
-					die("bare round trip");
-				if (kind == 1 && (syscall(SYS_pwrite64, c, &f, 40, 0) != 40 || syscall(SYS_pread64, c, reply, sizeof(reply), 0) < 48))
-					die("raw round trip");
-				if (kind == 2 && ioctl(c, VFIO_CHECK_EXTENSION, VFIO_SPAPR_TCE_v2_IOMMU) != 1)
+				if (kind < 3) {
+					if (syscall(SYS_pwrite64, raw_fd[kind], &f, 40, 0) != 40 || syscall(SYS_pread64, raw_fd[kind], reply, sizeof(reply), 0) < 48)
+						die("round trip");
+				} else if (ioctl(c, VFIO_CHECK_EXTENSION, VFIO_SPAPR_TCE_v2_IOMMU) != 1)
 					die("VFIO_CHECK_EXTENSION");
 				s[i] = now_ns() - t0;
 			}
 			m[kind] = median_of(s + skip, block - skip);
 		}
 		if (b > 0) /* the first set only warms up */
-			printf("{\"name\":\"block\",\"bare\":%llu,\"raw\":%llu,\"check\":%llu}\n", (unsigned long long)m[0],
-			       (unsigned long long)m[1], (unsigned long long)m[2]);
+			printf("{\"name\":\"block\",\"bare\":%llu,\"tuned\":%llu,\"raw\":%llu,\"check\":%llu}\n", (unsigned long long)m[0],
+			       (unsigned long long)m[1], (unsigned long long)m[2], (unsigned long long)m[3]);
 	}
 	fflush(stdout);
 }
 
 /* ---- what the shim's exchange adds on the client side, call by call ---- */
 
-/* libtcefs blocks every signal around an exchange, sends getpid() in each frame and reads struct
- * arguments with process_vm_readv; the shim reads /proc/self/fd/N to confirm the fd is still a node of
- * the mount before each ioctl. Time those syscalls alone so the shim's share can be explained. PATH is
- * a file to hold open for the readlink (the mount's node, so the path is as long as the shim's). */
+/* libtcefs blocks every signal around an exchange and reads struct arguments with process_vm_readv; the
+ * shim checks with a statx (AT_STATX_DONT_SYNC) that the fd is still the file it tracked before each
+ * ioctl. Time those syscalls alone so the shim's share can be explained, and the readlink of
+ * /proc/self/fd/N the statx replaced. PATH is a file of the mount to hold open for both. */
 static void mode_syscalls(const char *path, size_t n)
 {
-	uint64_t *mask = samples(n), *pid = samples(n), *vm = samples(n), *rl = samples(n);
+	uint64_t *mask = samples(n), *sx = samples(n), *vm = samples(n), *rl = samples(n);
 	int fd = open(path, O_RDONLY);
 	if (fd < 0)
 		die(path);
@@ -245,12 +249,14 @@ static void mode_syscalls(const char *path, size_t n)
 	sigfillset(&all);
 	volatile uint32_t src = 7;
 	uint32_t dst;
+	struct statx st;
 	for (size_t i = 0, w = warmup(n); i < n + w; i++) {
 		uint64_t t0 = now_ns();
 		pthread_sigmask(SIG_SETMASK, &all, &old);
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 		uint64_t t1 = now_ns();
-		(void)syscall(SYS_getpid);
+		if (syscall(SYS_statx, fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_INO, &st) != 0)
+			die("statx");
 		uint64_t t2 = now_ns();
 		struct iovec l = { &dst, 4 }, r = { (void *)&src, 4 };
 		(void)syscall(SYS_process_vm_readv, getpid(), &l, 1, &r, 1, 0);
@@ -259,11 +265,11 @@ static void mode_syscalls(const char *path, size_t n)
 			die("readlink");
 		uint64_t t4 = now_ns();
 		if (i >= w)
-			mask[i - w] = t1 - t0, pid[i - w] = t2 - t1, vm[i - w] = t3 - t2, rl[i - w] = t4 - t3;
+			mask[i - w] = t1 - t0, sx[i - w] = t2 - t1, vm[i - w] = t3 - t2, rl[i - w] = t4 - t3;
 	}
 	close(fd);
 	report("sys.sigmask_pair", mask, n, 1);
-	report("sys.getpid", pid, n, 1);
+	report("sys.statx", sx, n, 1);
 	report("sys.process_vm_readv", vm, n, 1);
 	report("sys.readlink_proc_fd", rl, n, 1);
 }
@@ -599,8 +605,8 @@ int main(int argc, char **argv)
 {
 	if (argc >= 4 && !strcmp(argv[1], "rt"))
 		mode_rt(argv[2], strtoul(argv[3], NULL, 0));
-	else if (argc >= 5 && !strcmp(argv[1], "blocks"))
-		mode_blocks(argv[2], strtoul(argv[3], NULL, 0), strtoul(argv[4], NULL, 0));
+	else if (argc >= 6 && !strcmp(argv[1], "blocks"))
+		mode_blocks(argv[2], argv[3], strtoul(argv[4], NULL, 0), strtoul(argv[5], NULL, 0));
 	else if (argc >= 4 && !strcmp(argv[1], "interleave"))
 		mode_interleave(argv[2], strtoul(argv[3], NULL, 0));
 	else if (argc >= 4 && !strcmp(argv[1], "syscalls"))

@@ -1,22 +1,16 @@
 // The floor tcefs is measured against: a fuse-native mount with two nodes, /null and /null2 (for clients
 // that must not share an inode), whose write handler accepts anything and whose read handler answers a
-// fixed 48-byte reply frame. It is mounted exactly as tcefs mounts (src/transport/fuse-fs.ts: direct_io
-// through the same subclass trick, big_writes, the same max_read/max_write), so a round trip here is what
-// FUSE and fuse-native cost with no tcefs work at all.
+// fixed 48-byte reply frame. It is mounted through the same subclass as tcefs (src/transport/fuse-mount.ts:
+// direct_io, big_writes, the same max_read/max_write), so a round trip here is what FUSE and fuse-native
+// cost with no tcefs work at all. By default it keeps fuse-native's own per-request timeout, which tcefs
+// turns off: the bare fuse-native floor. With --tuned it takes tcefs's options whole.
 //
-// `node --import tsx scripts/bench/null-fs.ts MOUNTPOINT`: prints "mounted" once the node answers,
+// `node --import tsx scripts/bench/null-fs.ts MOUNTPOINT [--tuned]`: prints "mounted" once the node answers,
 // unmounts on SIGTERM or SIGINT. A separate process, like the tcefs daemon: a process that made
 // synchronous calls into a mount served by its own event loop would deadlock.
 import { mkdirSync } from 'node:fs';
 import Fuse from 'fuse-native';
-
-class DirectIoFuse extends Fuse {
-  _fuseOptions(): string {
-    const opts = super._fuseOptions().replace(/^-o/, '').split(',').filter((o: string) => o && o !== 'debug');
-    opts.push('direct_io', 'big_writes', 'max_write=131072', 'max_read=131072');
-    return '-o' + opts.join(',');
-  }
-}
+import { FUSE_TUNING, TunedFuse } from '../../src/transport/fuse-mount.ts';
 
 type Cb = (...args: any[]) => void;
 
@@ -32,15 +26,16 @@ REPLY.writeUInt32LE(0x3b65, 24);
 REPLY.writeBigInt64LE(1n, 32);
 
 const mnt = process.argv[2];
+const tuned = process.argv.includes('--tuned');
 if (!mnt) {
-  console.error('usage: null-fs.ts MOUNTPOINT');
+  console.error('usage: null-fs.ts MOUNTPOINT [--tuned]');
   process.exit(2);
 }
 mkdirSync(mnt, { recursive: true });
 
 const now = new Date();
 const stat = (mode: number, size: number) => ({ mode, size, uid: process.getuid!(), gid: process.getgid!(), atime: now, mtime: now, ctime: now, nlink: 1 });
-const fuse = new DirectIoFuse(
+const fuse = new TunedFuse(
   mnt,
   {
     getattr(path: string, cb: Cb) {
@@ -65,7 +60,7 @@ const fuse = new DirectIoFuse(
       cb(REPLY.length);
     },
   },
-  { force: true, mkdir: true, fsname: 'tcefs-null', subtype: 'tcefs-null' },
+  { ...(tuned ? FUSE_TUNING : {}), force: true, mkdir: true, fsname: 'tcefs-null', subtype: 'tcefs-null' },
 );
 
 fuse.mount((err: Error | null) => {

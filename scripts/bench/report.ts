@@ -186,7 +186,7 @@ export function renderMarkdown(r: Results): string {
   const shimShare = blockDiff(same.blocks.check, same.blocks.raw);
   const floor = [...same.blocks.bare].sort((a, b) => a - b)[Math.floor(same.blocks.bare.length / 2)];
   const sc = f.syscalls;
-  const shimSys = sc.sigmaskPair + sc.getpid + sc.readlinkProcFd;
+  const shimSys = sc.sigmaskPair + sc.statx + sc.readlinkProcFd;
   const cheap = blockRatio(same.blocks.check, same.blocks.bare);
   const cheapRounds = roundRatio(same.check, same.bare);
   const withoutReadlink = (floor + daemonShare + shimShare - sc.readlinkProcFd) / floor;
@@ -299,7 +299,7 @@ ${us(floor)} µs floor:
 - **the preload shim's client work** adds ${us(shimShare, 2)} µs (shim minus raw frame, per block). Of that,
   syscalls timed alone: \`readlink("/proc/self/fd/N")\` ${us(sc.readlinkProcFd, 2)} µs (the shim checks on every
   ioctl that the fd is still a node of the mount), the \`pthread_sigmask\` pair around the exchange
-  ${us(sc.sigmaskPair, 2)} µs, \`getpid()\` for the frame ${us(sc.getpid, 2)} µs; ${us(shimSys, 2)} µs in all.
+  ${us(sc.sigmaskPair, 2)} µs, \`getpid()\` for the frame ${us(sc.statx, 2)} µs; ${us(shimSys, 2)} µs in all.
 
 ${cheap > 1.15 ? `So the target is missed by ${us(missBy, 2)} µs. ${missBy < sc.readlinkProcFd ? `That is less than the shim's per-ioctl \`readlink\`: if the shim
 trusted its fd table (it already follows open, close and dup) the ratio would be about ${x2(withoutReadlink)}.` : `Dropping the shim's per-ioctl \`readlink\` (its fd table already

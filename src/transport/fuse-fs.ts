@@ -1,14 +1,10 @@
-// The FUSE side: serves the daemon's tree through fuse-native.
-//
-// fuse-native cannot ask for direct_io, and without it reads of a size-0 node never reach us, so a
-// subclass appends it to the mount options. It also adds big_writes (else the kernel splits every
-// write into 4 KiB chunks) and drops libfuse's own debug mode, which fuse-native turns on whenever
-// DEBUG contains '*' (DEBUG=tcefs:* must not flood stderr with libfuse traces).
+// The FUSE side: serves the daemon's tree through fuse-native, mounted as fuse-mount.ts says.
 import { exec } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import createDebug from 'debug';
 import Fuse from 'fuse-native';
+import { FUSE_TUNING, TunedFuse } from './fuse-mount.ts';
 import { EACCES, EBUSY, EISDIR, ENOENT, ENOTCONN, Errno } from '../errno.ts';
 import type { Daemon } from '../daemon.ts';
 import { FrameChannel } from './channel.ts';
@@ -23,15 +19,6 @@ const DEBUG_ROOT = DEBUG_DIR.slice(0, DEBUG_DIR.lastIndexOf('/'));
 /** How long an open that finds its object busy waits for an in-flight release before failing EBUSY. */
 const BUSY_OPEN_WAIT_MS = 500;
 const run = promisify(exec);
-
-class DirectIoFuse extends Fuse {
-  _fuseOptions(): string {
-    const opts = super._fuseOptions().replace(/^-o/, '').split(',').filter((o: string) => o && o !== 'debug');
-    if (process.env.TCEFS_FUSE_DEBUG) opts.push('debug');
-    opts.push('direct_io', 'big_writes', 'max_write=131072', 'max_read=131072');
-    return '-o' + opts.join(',');
-  }
-}
 
 type Cb = (...args: any[]) => void;
 
@@ -56,7 +43,8 @@ export class TcefsFs {
 
   async mount(options: MountOptions = {}): Promise<void> {
     await replaceStaleMount(this.mountpoint);
-    const fuse = new DirectIoFuse(this.mountpoint, this.ops(), {
+    const fuse = new TunedFuse(this.mountpoint, this.ops(), {
+      ...FUSE_TUNING,
       force: false,
       mkdir: true,
       allowOther: !!options.allowOther,
@@ -154,19 +142,21 @@ export class TcefsFs {
         attempt();
       },
       read(_path: string, fh: number, buf: Buffer, len: number, pos: number, cb: Cb) {
-        const t = self.texts.get(fh) ?? (self.controls.has(fh) ? { content: Buffer.from(self.controlStatus()) } : undefined);
-        if (t) {
-          const n = t.content.copy(buf, 0, Math.min(pos, t.content.length), Math.min(pos + len, t.content.length));
-          return cb(n);
-        }
+        // Frame channels first: they are the hot path.
         const ch = self.channels.get(fh);
-        if (!ch) return cb(Fuse.EBADF);
-        const r = ch.read(len, pos);
-        if (typeof r === 'number') return cb(r);
-        r.copy(buf);
-        cb(r.length);
+        if (ch) {
+          const r = ch.read(len, pos);
+          if (typeof r === 'number') return cb(r);
+          r.copy(buf);
+          return cb(r.length);
+        }
+        const t = self.texts.get(fh) ?? (self.controls.has(fh) ? { content: Buffer.from(self.controlStatus()) } : undefined);
+        if (!t) return cb(Fuse.EBADF);
+        cb(t.content.copy(buf, 0, Math.min(pos, t.content.length), Math.min(pos + len, t.content.length)));
       },
       write(_path: string, fh: number, buf: Buffer, len: number, pos: number, cb: Cb) {
+        const ch = self.channels.get(fh);
+        if (ch) return cb(ch.write(len === buf.length ? buf : buf.subarray(0, len), pos));
         if (self.texts.has(fh)) return cb(Fuse.EACCES);
         if (self.controls.has(fh)) {
           try {
@@ -177,9 +167,7 @@ export class TcefsFs {
             return cb(e instanceof Errno ? -e.errno : Fuse.EIO);
           }
         }
-        const ch = self.channels.get(fh);
-        if (!ch) return cb(Fuse.EBADF);
-        cb(ch.write(buf.subarray(0, len), pos));
+        cb(Fuse.EBADF);
       },
       release(_path: string, fh: number, cb: Cb) {
         if (self.texts.delete(fh) || self.controls.delete(fh)) {
