@@ -50,7 +50,7 @@ export class PinRuns {
    * one call per uncovered gap; it must not throw (the runs are mid-change while it is called).
    */
   pin(start: bigint, end: bigint, allocate: (start: bigint, length: bigint) => bigint): void {
-    if (this.pinGap(start, end, allocate)) return;
+    if (this.pinGap(start, end, allocate) || this.recount(start, end, 1)) return;
     this.splitAt(start);
     this.splitAt(end);
     let i = this.firstEndingAfter(start);
@@ -73,7 +73,7 @@ export class PinRuns {
 
   /** Drops one pin from every page of [start, end); all of them must be pinned. */
   unpin(start: bigint, end: bigint): void {
-    if (this.unpinInside(start, end)) return;
+    if (this.unpinInside(start, end) || this.recount(start, end, -1)) return;
     if (!this.covers(start, end)) fail(EINVAL, 'unpinning pages that are not pinned');
     this.splitAt(start);
     this.splitAt(end);
@@ -87,8 +87,33 @@ export class PinRuns {
   }
 
   // The common cases of pin and unpin, done without splitting and merging: pinning pages nothing holds
-  // yet (often right after the last pinned page), unpinning pages from a run only they hold. Each leaves
-  // the list exactly as the general path would: runs that could merge never end up side by side.
+  // yet (often right after the last pinned page), unpinning pages from a run only they hold, and pinning
+  // or unpinning exactly one run again (small maps sharing a large host page). Each leaves the list
+  // exactly as the general path would: runs that could merge never end up side by side.
+
+  /** Adds `by` to the count of the run that is exactly [start, end), if there is one and it stays pinned. */
+  private recount(start: bigint, end: bigint, by: 1 | -1): boolean {
+    const i = this.firstEndingAfter(start);
+    const r = this.list[i];
+    if (!r || r.start !== start || r.end !== end || r.count + by === 0) return false;
+    r.count += by;
+    // A neighbour with the same count and contiguous frames now belongs to the same run.
+    const next = this.list[i + 1];
+    if (next && this.joins(r, next)) {
+      r.end = next.end;
+      this.list.splice(i + 1, 1);
+    }
+    const prev = this.list[i - 1];
+    if (prev && this.joins(prev, r)) {
+      prev.end = r.end;
+      this.list.splice(i, 1);
+    }
+    return true;
+  }
+
+  private joins(a: PinRun, b: PinRun): boolean {
+    return a.end === b.start && a.count === b.count && a.hpa + (a.end - a.start) === b.hpa;
+  }
 
   /** Pins [start, end) if no run overlaps it; false (nothing done) otherwise. */
   private pinGap(start: bigint, end: bigint, allocate: (start: bigint, length: bigint) => bigint): boolean {
