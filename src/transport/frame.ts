@@ -241,16 +241,24 @@ function writeFrameHeader(out: Buffer, magic: number, count: number, pid: number
   put32(out, H_PID, pid);
 }
 
+/** Bytes of one answer record: lengths here are of the daemon's own buffers, far below 2^31. */
+function answerSize(a: Answer): number {
+  let n = answerHeader.size + ((a.out.length + 7) & ~7);
+  if (a.blobs.length) n += recordsLength(a.blobs);
+  return n;
+}
+
 export function encodeReplyFrame(answers: Answer[]): Buffer {
   let total = frameHeader.size;
-  for (const a of answers) total += answerHeader.size + pad8(a.out.length) + recordsLength(a.blobs);
+  for (let i = 0; i < answers.length; i++) total += answerSize(answers[i]);
   // From Buffer's pool for small replies and not zeroed: every header byte is written below, and the
   // only other bytes, the padding after copy-backs and blobs, are zeroed where they occur.
   const out = Buffer.allocUnsafe(total);
   writeFrameHeader(out, REPLY_MAGIC, answers.length, 0);
   let rec = frameHeader.size;
-  for (const a of answers) {
-    const size = answerHeader.size + pad8(a.out.length) + recordsLength(a.blobs);
+  for (let i = 0; i < answers.length; i++) {
+    const a = answers[i];
+    const size = answerSize(a);
     put32(out, rec + A_LENGTH, size);
     put16(out, rec + A_OP, a.op);
     put16(out, rec + A_NBLOBS, a.blobs.length);
@@ -260,7 +268,7 @@ export function encodeReplyFrame(answers: Answer[]): Buffer {
     put32(out, rec + A_NEW_HANDLE, a.newHandle);
     put32(out, rec + A_HANDLE_FIELD, a.handleField);
     if (a.out.length) {
-      a.out.copy(out, rec + answerHeader.size);
+      out.set(a.out, rec + answerHeader.size);
       zeroPad(out, rec + answerHeader.size, a.out.length);
     }
     if (a.blobs.length) writeBlobs(out, rec + answerHeader.size + pad8(a.out.length), a.blobs);
