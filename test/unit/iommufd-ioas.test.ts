@@ -259,3 +259,33 @@ describe('VFIO container calls on an iommufd (compat)', () => {
     expect(unmap({ iova: 0x20000n, size: 0x10000n })).toMatchObject({ result: 0, out: { size: 0x10000n } });
   });
 });
+
+describe('IOAS areas against a list of intervals, in any order', () => {
+  it('refuses exactly the maps that overlap, whatever order areas came and went in', () => {
+    const ioas = alloc();
+    // xorshift32, so a failure can be replayed
+    let x = 12345;
+    const next = (n: number) => {
+      x ^= x << 13;
+      x >>>= 0;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      x >>>= 0;
+      return x % n;
+    };
+    const live: [bigint, bigint][] = [];
+    for (let step = 0; step < 3000; step++) {
+      const start = BigInt(next(200)) * PAGE;
+      const last = start + BigInt(1 + next(4)) * PAGE - 1n;
+      if (next(3)) {
+        const clash = live.some(([s, l]) => s <= last && start <= l);
+        expect(map(ioas, 0x1000_0000n, last - start + 1n, start).result, `map ${start}-${last}`).toBe(clash ? -EEXIST : 0);
+        if (!clash) live.push([start, last]);
+      } else if (live.length) {
+        const [s, l] = live.splice(next(live.length), 1)[0];
+        expect(unmap(ioas, s, l - s + 1n).result).toBe(0);
+      }
+    }
+    expect(live.length).toBeGreaterThan(10);
+  });
+});

@@ -63,6 +63,8 @@ export class Ioas implements IommufdObject {
   // Both change only when a domain comes or goes (or huge pages are switched), so they are kept.
   private alignment = 1n;
   private reservedUnion: Range[] = [];
+  /** topArea()'s answer; null when it must be looked up again. */
+  private top: Area | undefined | null = null;
   /** The domains as an array, for the map and unmap loops. */
   private domainList: IoasDomain[] = [];
 
@@ -107,6 +109,9 @@ export class Ioas implements IommufdObject {
   }
 
   private overlapsArea(r: Range): boolean {
+    // Sequential maps land above every area: the highest one answers without a search.
+    const top = this.topArea();
+    if (!top || r.start > top.last) return false;
     const p = this.areas.getPairOrNextLower(r.last);
     return !!p && p[1].last >= r.start;
   }
@@ -171,6 +176,16 @@ export class Ioas implements IommufdObject {
       throw e;
     }
     this.areas.set(area.start, area);
+    if (this.top !== null && (this.top === undefined || area.start > this.top.start)) this.top = area;
+  }
+
+  /** The area with the highest IOVA (no area ends above its end), kept between maps. */
+  private topArea(): Area | undefined {
+    if (this.top === null) {
+      const k = this.areas.maxKey();
+      this.top = k === undefined ? undefined : this.areas.get(k);
+    }
+    return this.top;
   }
 
   private remove(area: Area): void {
@@ -178,6 +193,7 @@ export class Ioas implements IommufdObject {
     for (let i = 0; i < domains.length; i++) domains[i].unmap(area);
     if (domains.length) this.unpin(area);
     this.areas.delete(area.start);
+    if (this.top === area) this.top = null;
   }
 
   private pin(area: Area): void {
