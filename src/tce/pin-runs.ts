@@ -50,7 +50,8 @@ export class PinRuns {
    * one call per uncovered gap; it must not throw (the runs are mid-change while it is called).
    */
   pin(start: bigint, end: bigint, allocate: (start: bigint, length: bigint) => bigint): void {
-    if (this.pinGap(start, end, allocate) || this.recount(start, end, 1)) return;
+    const at = this.firstEndingAfter(start);
+    if (this.pinGap(at, start, end, allocate) || this.recount(at, start, end, 1)) return;
     this.splitAt(start);
     this.splitAt(end);
     let i = this.firstEndingAfter(start);
@@ -73,7 +74,8 @@ export class PinRuns {
 
   /** Drops one pin from every page of [start, end); all of them must be pinned. */
   unpin(start: bigint, end: bigint): void {
-    if (this.unpinInside(start, end) || this.recount(start, end, -1)) return;
+    const at = this.firstEndingAfter(start);
+    if (this.unpinInside(at, start, end) || this.recount(at, start, end, -1)) return;
     if (!this.covers(start, end)) fail(EINVAL, 'unpinning pages that are not pinned');
     this.splitAt(start);
     this.splitAt(end);
@@ -91,9 +93,10 @@ export class PinRuns {
   // or unpinning exactly one run again (small maps sharing a large host page). Each leaves the list
   // exactly as the general path would: runs that could merge never end up side by side.
 
+  // Each takes i, the index of the first run ending after start.
+
   /** Adds `by` to the count of the run that is exactly [start, end), if there is one and it stays pinned. */
-  private recount(start: bigint, end: bigint, by: 1 | -1): boolean {
-    const i = this.firstEndingAfter(start);
+  private recount(i: number, start: bigint, end: bigint, by: 1 | -1): boolean {
     const r = this.list[i];
     if (!r || r.start !== start || r.end !== end || r.count + by === 0) return false;
     r.count += by;
@@ -116,8 +119,7 @@ export class PinRuns {
   }
 
   /** Pins [start, end) if no run overlaps it; false (nothing done) otherwise. */
-  private pinGap(start: bigint, end: bigint, allocate: (start: bigint, length: bigint) => bigint): boolean {
-    const i = this.firstEndingAfter(start);
+  private pinGap(i: number, start: bigint, end: bigint, allocate: (start: bigint, length: bigint) => bigint): boolean {
     const next = this.list[i];
     if (next && next.start < end) return false;
     const hpa = allocate(start, end - start);
@@ -136,8 +138,7 @@ export class PinRuns {
   }
 
   /** Unpins [start, end) if it lies inside one run with a single pin; false (nothing done) otherwise. */
-  private unpinInside(start: bigint, end: bigint): boolean {
-    const i = this.firstEndingAfter(start);
+  private unpinInside(i: number, start: bigint, end: bigint): boolean {
     const r = this.list[i];
     if (!r || r.start > start || r.end < end || r.count !== 1) return false;
     if (r.start === start && r.end === end) this.list.splice(i, 1);
