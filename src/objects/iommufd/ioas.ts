@@ -43,6 +43,8 @@ const pow2Ceil = (v: bigint) => {
 };
 const lowestBit = (v: bigint) => v & -v;
 
+const ADDRESS_END = U64_MAX + 1n;
+
 /** Largest alignment auto-allocation asks for: the transparent huge page of a POWER9 radix host. */
 const THP_SIZE = 2n << 20n;
 
@@ -62,6 +64,7 @@ export class Ioas implements IommufdObject {
   private readonly maxLength: bigint;
   // Both change only when a domain comes or goes (or huge pages are switched), so they are kept.
   private alignment = 1n;
+  private alignMask = 0n;
   private reservedUnion: Range[] = [];
   /** topArea()'s answer; null when it must be looked up again. */
   private top: Area | undefined | null = null;
@@ -96,6 +99,7 @@ export class Ioas implements IommufdObject {
     let a = this.huge ? 1n : this.pageSize;
     for (const d of this.domains) if (d.minPageSize > a) a = d.minPageSize;
     this.alignment = a;
+    this.alignMask = a - 1n;
   }
 
   /** IOMMU_IOAS_IOVA_RANGES: the holes of the reserved set (the allowed list does not show here). */
@@ -149,17 +153,18 @@ export class Ioas implements IommufdObject {
   place(length: bigint, srcAddr: bigint, fixedIova: bigint | undefined): bigint {
     const align = this.iovaAlignment;
     if (length === 0n || length > this.maxLength) throw new Errno(EINVAL, `length ${length}`);
-    if (length % align) throw new Errno(EINVAL, `length not a multiple of ${align}`);
+    // The alignment is a power of two: masks instead of divisions.
+    if (length & this.alignMask) throw new Errno(EINVAL, `length not a multiple of ${align}`);
     let iova: bigint;
     if (fixedIova !== undefined) {
       iova = fixedIova;
-      if (iova % align) throw new Errno(EINVAL, `iova not a multiple of ${align}`);
+      if (iova & this.alignMask) throw new Errno(EINVAL, `iova not a multiple of ${align}`);
       const last = iova + length - 1n;
       if (last > U64_MAX) throw new Errno(EOVERFLOW, 'iova + length wraps');
       for (const x of this.reservedUnion) if (x.start <= last && iova <= x.last) throw new Errno(EINVAL, 'range is reserved');
       if (this.overlapsArea({ start: iova, last })) throw new Errno(EEXIST, 'range already mapped');
     } else iova = this.allocate(length, srcAddr);
-    if ((srcAddr & this.pageMask) % align) throw new Errno(EINVAL, 'sub-page offset not a multiple of the IOVA alignment');
+    if (srcAddr & this.pageMask & this.alignMask) throw new Errno(EINVAL, 'sub-page offset not a multiple of the IOVA alignment');
     return iova;
   }
 
@@ -221,7 +226,7 @@ export class Ioas implements IommufdObject {
   }
 
   map(userVa: bigint, length: bigint, fixedIova: bigint | undefined, flags: number, owner: string): bigint {
-    if (userVa + length - 1n > U64_MAX && length > 0n) throw new Errno(EOVERFLOW, 'user_va + length wraps');
+    if (length > 0n && userVa + length > ADDRESS_END) throw new Errno(EOVERFLOW, 'user_va + length wraps');
     const iova = this.place(length, userVa, fixedIova);
     this.insert({
       start: iova, last: iova + length - 1n, userVa, owner,
