@@ -15,6 +15,30 @@ interface Chunk {
 export class SparseU64 {
   private readonly chunks = new Map<number, Chunk>();
   private nonZero = 0;
+  // The chunk last looked up: maps and unmaps walk entries in order, mostly within one chunk.
+  private lastKey = -1;
+  private lastChunk: Chunk | undefined;
+
+  private chunkAt(key: number): Chunk | undefined {
+    if (key !== this.lastKey) {
+      this.lastChunk = this.chunks.get(key);
+      this.lastKey = key;
+    }
+    return this.lastChunk;
+  }
+
+  private addChunk(key: number): Chunk {
+    const c = { view: new DataView(new ArrayBuffer(CHUNK_BYTES)), nonZero: 0 };
+    this.chunks.set(key, c);
+    this.lastKey = key;
+    this.lastChunk = c;
+    return c;
+  }
+
+  private dropChunk(key: number): void {
+    this.chunks.delete(key);
+    if (key === this.lastKey) this.lastChunk = undefined;
+  }
 
   get count(): number {
     return this.nonZero;
@@ -30,7 +54,7 @@ export class SparseU64 {
   }
 
   get(idx: number): bigint {
-    const c = this.chunks.get(chunkKey(idx));
+    const c = this.chunkAt(chunkKey(idx));
     return c ? c.view.getBigUint64((idx & CHUNK_MASK) * 8, false) : 0n;
   }
 
@@ -44,11 +68,10 @@ export class SparseU64 {
   /** Stores `value` (set without reading the old word back as a bigint, which allocates one). */
   put(idx: number, value: bigint): void {
     const key = chunkKey(idx);
-    let c = this.chunks.get(key);
+    let c = this.chunkAt(key);
     if (!c) {
       if (value === 0n) return;
-      c = { view: new DataView(new ArrayBuffer(CHUNK_BYTES)), nonZero: 0 };
-      this.chunks.set(key, c);
+      c = this.addChunk(key);
     }
     const off = (idx & CHUNK_MASK) * 8;
     const wasZero = isZero(c.view, off);
@@ -61,7 +84,7 @@ export class SparseU64 {
     } else if (value === 0n) {
       c.nonZero--;
       this.nonZero--;
-      if (c.nonZero === 0) this.chunks.delete(key);
+      if (c.nonZero === 0) this.dropChunk(key);
     }
   }
 
@@ -93,7 +116,7 @@ export class SparseU64 {
   }
 
   private takeIn(key: number, from: number, to: number, visit?: (idx: number, value: bigint) => void): void {
-    const c = this.chunks.get(key);
+    const c = this.chunkAt(key);
     if (!c) return;
     const base = key * CHUNK_ENTRIES;
     const lo = Math.max(from - base, 0);
@@ -106,7 +129,7 @@ export class SparseU64 {
       c.nonZero--;
       this.nonZero--;
     }
-    if (c.nonZero === 0) this.chunks.delete(key);
+    if (c.nonZero === 0) this.dropChunk(key);
   }
 
   /** Keys of existing chunks overlapping [from, to), ascending. */
@@ -127,6 +150,8 @@ export class SparseU64 {
 
   clear(): void {
     this.chunks.clear();
+    this.lastKey = -1;
+    this.lastChunk = undefined;
     this.nonZero = 0;
   }
 }
