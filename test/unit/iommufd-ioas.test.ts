@@ -9,6 +9,7 @@ import { IOMMUFD, VFIO } from '../../src/uapi/constants.ts';
 import { ioctl as decl } from '../../src/uapi/ioctls.ts';
 import { encode } from '../../src/uapi/layout.ts';
 import { Harness } from '../helpers/direct.ts';
+import { seededRandom } from '../helpers/random.ts';
 
 const { IOMMU_IOAS_MAP_FIXED_IOVA: FIXED, IOMMU_IOAS_MAP_READABLE: R, IOMMU_IOAS_MAP_WRITEABLE: W } = IOMMUFD;
 const U64_MAX = (1n << 64n) - 1n;
@@ -263,16 +264,7 @@ describe('VFIO container calls on an iommufd (compat)', () => {
 describe('IOAS areas against a list of intervals, in any order', () => {
   it('refuses exactly the maps that overlap, whatever order areas came and went in', () => {
     const ioas = alloc();
-    // xorshift32, so a failure can be replayed
-    let x = 12345;
-    const next = (n: number) => {
-      x ^= x << 13;
-      x >>>= 0;
-      x ^= x >>> 17;
-      x ^= x << 5;
-      x >>>= 0;
-      return x % n;
-    };
+    const next = seededRandom(12345);
     const live: [bigint, bigint][] = [];
     for (let step = 0; step < 3000; step++) {
       const start = BigInt(next(200)) * PAGE;

@@ -3,23 +3,12 @@
 // canonical form (no two neighbouring runs that could be one), whichever path, fast or general, ran.
 import { describe, expect, it } from 'vitest';
 import { PinRuns } from '../../../src/tce/pin-runs.ts';
+import { seededRandom } from '../../helpers/random.ts';
 
 const PAGE = 0x1000n;
 /** Frames as HostMemory hands them out: a fixed base plus the address. */
 const BASE = 1n << 40n;
 const allocate = (start: bigint) => BASE + start;
-
-function rng(seed: number) {
-  let x = seed >>> 0 || 1;
-  return (n: number) => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x % n;
-  };
-}
 
 function check(runs: PinRuns, model: Map<number, number>, pages: number) {
   for (let p = 0; p < pages; p++) {
@@ -41,7 +30,7 @@ function check(runs: PinRuns, model: Map<number, number>, pages: number) {
 describe('PinRuns', () => {
   for (const seed of [3, 99, 2024]) {
     it(`matches a page model through random pins and unpins (seed ${seed})`, () => {
-      const next = rng(seed);
+      const next = seededRandom(seed);
       const pages = 96;
       const runs = new PinRuns();
       const model = new Map<number, number>();
