@@ -1,6 +1,7 @@
 // A sparse array of big-endian u64 words, stored in fixed chunks that exist only while they hold a
 // non-zero word. This is what keeps a 1 TiB window cheap until it is used: cost follows the live
-// entries, never the declared size.
+// entries, never the declared size. The last chunk to empty is kept (all zero) for the next one needed,
+// so a map and unmap of one page in a loop does not allocate and free a chunk each time.
 
 export const CHUNK_ENTRIES = 512;
 // Low-bit masking stays exact for indices up to 2^53: ToInt32 keeps the low 32 bits.
@@ -18,6 +19,8 @@ export class SparseU64 {
   // The chunk last looked up: maps and unmaps walk entries in order, mostly within one chunk.
   private lastKey = -1;
   private lastChunk: Chunk | undefined;
+  /** An emptied chunk, every word zero, waiting to be used again. */
+  private spare: Chunk | undefined;
 
   private chunkAt(key: number): Chunk | undefined {
     if (key !== this.lastKey) {
@@ -28,7 +31,8 @@ export class SparseU64 {
   }
 
   private addChunk(key: number): Chunk {
-    const c = { view: new DataView(new ArrayBuffer(CHUNK_BYTES)), nonZero: 0 };
+    const c = this.spare ?? { view: new DataView(new ArrayBuffer(CHUNK_BYTES)), nonZero: 0 };
+    this.spare = undefined;
     this.chunks.set(key, c);
     this.lastKey = key;
     this.lastChunk = c;
@@ -36,6 +40,7 @@ export class SparseU64 {
   }
 
   private dropChunk(key: number): void {
+    this.spare = this.chunks.get(key);
     this.chunks.delete(key);
     if (key === this.lastKey) this.lastChunk = undefined;
   }
@@ -46,7 +51,7 @@ export class SparseU64 {
 
   /** Bytes of chunk storage held right now. */
   get bytes(): number {
-    return this.chunks.size * CHUNK_BYTES;
+    return (this.chunks.size + (this.spare ? 1 : 0)) * CHUNK_BYTES;
   }
 
   get chunkCount(): number {
@@ -150,6 +155,7 @@ export class SparseU64 {
 
   clear(): void {
     this.chunks.clear();
+    this.spare = undefined;
     this.lastKey = -1;
     this.lastChunk = undefined;
     this.nonZero = 0;

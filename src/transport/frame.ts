@@ -154,8 +154,10 @@ export function frameLengthOf(first: Buffer): number {
  * `buf` is its own already (fuse-native recycles its write buffer; one copy of the frame costs less
  * than a copy per request).
  */
-export function parseRequestFrame(input: Buffer, owned = false): RequestFrame {
-  const buf = owned ? input : Buffer.from(input);
+export function parseRequestFrame(buf: Buffer, owned = false): RequestFrame {
+  // Made when the first view is: frames of value ioctls (no argument bytes) need no copy at all.
+  // (Not in a closure: a captured buf would be read through a context on every access below.)
+  let own: Buffer | undefined = owned ? buf : undefined;
   if (buf.length < frameHeader.size) bad(`frame of ${buf.length} bytes is shorter than its header`);
   if (buf.readUInt32LE(H_MAGIC) !== REQUEST_MAGIC) bad('bad magic');
   const version = buf.readUInt16LE(H_VERSION);
@@ -176,7 +178,8 @@ export function parseRequestFrame(input: Buffer, owned = false): RequestFrame {
     const argLen = get32(buf, rec + R_ARG_LEN);
     let p = rec + requestHeader.size;
     if (p + pad8(argLen) > end) bad(`request ${i} argument of ${argLen} bytes overruns its record`);
-    const argData = argLen ? buf.subarray(p, p + argLen) : NO_BYTES;
+    let argData: Buffer = NO_BYTES;
+    if (argLen) argData = (own ??= Buffer.from(buf)).subarray(p, p + argLen);
     p += pad8(argLen);
     const nblobs = get16(buf, rec + R_NBLOBS);
     const blobs: Blob[] = nblobs ? [] : NO_BLOBS;
@@ -186,7 +189,7 @@ export function parseRequestFrame(input: Buffer, owned = false): RequestFrame {
       const blen = get32(buf, p + B_LENGTH);
       p += blobHeader.size;
       if (p + pad8(blen) > end) bad(`request ${i} blob ${b} of ${blen} bytes overruns its record`);
-      blobs.push({ fieldOffset, data: buf.subarray(p, p + blen) });
+      blobs.push({ fieldOffset, data: (own ??= Buffer.from(buf)).subarray(p, p + blen) });
       p += pad8(blen);
     }
     if (p !== end) bad(`request ${i} has ${end - p} unaccounted bytes`);

@@ -165,7 +165,7 @@ describe('TceTable levels', () => {
 });
 
 describe('TceTable storage', () => {
-  it('holds nothing until written and one chunk per touched region', () => {
+  it('holds nothing until written, one chunk per touched region, and one emptied chunk per array after', () => {
     const t = pnvTable(0n, 12, GiB, 1);
     expect(t.allocatedBytes()).toBe(0);
     t.xchg(0n, 0x1003n);
@@ -173,8 +173,14 @@ describe('TceTable storage', () => {
     expect(t.allocatedBytes()).toBe(CHUNK_BYTES);
     t.xchg(512n, 0x3003n, 0x1000n);
     expect(t.allocatedBytes()).toBe(3 * CHUNK_BYTES);
+    // The TCEs' two chunks and the shadow's one empty; each array keeps one for its next chunk.
     t.clearRange(0n, t.size);
-    expect(t.allocatedBytes()).toBe(0);
+    expect(t.allocatedBytes()).toBe(2 * CHUNK_BYTES);
+    t.xchg(5000n, 0x4003n, 0x2000n);
+    expect(t.allocatedBytes()).toBe(2 * CHUNK_BYTES);
+    expect(t.get(5000n)).toBe(0x4003n);
+    expect([t.get(4999n), t.get(5001n), t.ua(5001n), t.get(0n)]).toEqual([0n, 0n, 0n, 0n]);
+    expect(t.ua(512n)).toBe(0n);
   });
 
   it('lists live entries in order with their IOVA, TCE and shadow', () => {
