@@ -140,7 +140,7 @@ export function fuseOptions(quick: boolean): FuseOptions {
   const placements: PlacementOptions[] = [
     quick
       ? { name: 'same CPU', clientCpu: 0, rounds: 2, n: 2000, pairs: 500, batches: 5, blockSets: 4, blockCalls: 500 }
-      : { name: 'same CPU', clientCpu: 0, rounds: 7, n: 5000, pairs: 2000, batches: 15, blockSets: 10, blockCalls: 1000 },
+      : { name: 'same CPU', clientCpu: 0, rounds: 7, n: 5000, pairs: 2000, batches: 50, blockSets: 10, blockCalls: 1000 },
   ];
   // Cross-CPU round trips are several times slower: fewer iterations keep the run short.
   if (!HAVE_TASKSET) placements[0].name = 'unpinned (no taskset)';
@@ -148,7 +148,7 @@ export function fuseOptions(quick: boolean): FuseOptions {
     placements.push(
       quick
         ? { name: 'across CPUs', clientCpu: 1, rounds: 1, n: 500, pairs: 200, batches: 3, blockSets: 2, blockCalls: 200 }
-        : { name: 'across CPUs', clientCpu: 1, rounds: 3, n: 1500, pairs: 600, batches: 8, blockSets: 5, blockCalls: 300 },
+        : { name: 'across CPUs', clientCpu: 1, rounds: 3, n: 1500, pairs: 600, batches: 20, blockSets: 5, blockCalls: 300 },
     );
   }
   return { placements, seconds: quick ? 1 : 3, clients: [1, 2, 8] };

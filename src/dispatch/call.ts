@@ -77,7 +77,8 @@ export class IoctlCall {
   /** The leading u32 (argsz or size) as get_user() reads it. */
   userSize(): number {
     if (this.user.length < 4) throw new Errno(EFAULT, 'argument not readable');
-    return this.user.readUInt32LE(0);
+    const u = this.user;
+    return (u[0] | (u[1] << 8) | (u[2] << 16) | (u[3] << 24)) >>> 0;
   }
 
   /** copy_from_user(kbuf, arg, len): the first len bytes of the struct; the rest of kbuf is zero. */

@@ -140,6 +140,12 @@ function storeScratch(buf: Buffer, at: number): void {
   for (let i = 0; i < 8; i++) buf[at + i] = scratchBytes[i];
 }
 
+/** A 32-bit little-endian load as a signed int; one bounds check instead of Buffer's argument validation. */
+function load32(buf: Buffer, at: number): number {
+  if (!(at >= 0 && at + 4 <= buf.length)) throw new RangeError(`4-byte read at ${at} outside a ${buf.length}-byte buffer`);
+  return buf[at] | (buf[at + 1] << 8) | (buf[at + 2] << 16) | (buf[at + 3] << 24);
+}
+
 export function readU64(buf: Buffer, at: number): bigint {
   if (!LITTLE_ENDIAN_HOST) return buf.readBigUInt64LE(at);
   loadScratch(buf, at);
@@ -170,8 +176,8 @@ export function readScalar(buf: Buffer, t: Scalar, at: number): Value {
   switch (t) {
     case 'u8': return buf.readUInt8(at);
     case 'u16': return buf.readUInt16LE(at);
-    case 'u32': return buf.readUInt32LE(at);
-    case 's32': return buf.readInt32LE(at);
+    case 'u32': return load32(buf, at) >>> 0;
+    case 's32': return load32(buf, at);
     case 'u64': return readU64(buf, at);
     case 's64': return readS64(buf, at);
   }
