@@ -399,7 +399,7 @@ ${scaleRow('device attached', s.withDevice)}
 
 From 1,000 to 100,000 areas MAP grows ${growth(s.noDomain, 'map')} and UNMAP ${growth(s.noDomain, 'unmap')} without a domain,
 ${growth(s.withDevice, 'map')} and ${growth(s.withDevice, 'unmap')} with a device (target: at most 2x). The areas are in a B+ tree
-(\`sorted-btree\`), so a lookup or insert is O(log n); what growth there is comes from the tree's extra
+(\`src/objects/iommufd/iova-tree.ts\`), so a lookup or insert is O(log n); what growth there is comes from the tree's extra
 levels and, likely, from cache misses in a larger heap.
 
 - A 1 GiB \`IOMMU_IOAS_MAP\` in one request into a domain with a 2 GiB window of 4K pages (\`IOMMU_HWPT_ALLOC\`

@@ -1,15 +1,15 @@
 // An IO address space: areas (one per successful MAP or COPY piece, the unit of UNMAP), reserved ranges
 // (where attached domains cannot translate), the allowed list for IOVA allocation, and the domains
-// (HWPTs) that mirror every area into their page tables. Areas live in a B+ tree keyed by IOVA, so
-// lookup, insert and removal stay O(log n) at any number of areas.
+// (HWPTs) that mirror every area into their page tables. Areas live in a B+ tree keyed by IOVA
+// (iova-tree.ts), so lookup, insert and removal stay O(log n) at any number of areas.
 //
 // With no domain nothing is pinned: a MAP only records the address, as the kernel does. The first domain
 // pins every area and maps it; the last one to leave unpins.
-import btree from 'sorted-btree';
 import { EADDRINUSE, EEXIST, EINVAL, ENOENT, ENOSPC, EOVERFLOW, Errno } from '../../errno.ts';
 import type { TceHost } from '../../tce/index.ts';
 import { IOMMUFD } from '../../uapi/constants.ts';
 import type { IommufdObject } from './id-table.ts';
+import { IovaTree } from './iova-tree.ts';
 import { complement, overlaps, U64_MAX, union, type Range } from './ranges.ts';
 
 export interface Area extends Range {
@@ -32,9 +32,6 @@ export interface IoasDomain {
   unmap(area: Area): void;
 }
 
-// sorted-btree is CommonJS: Node's ESM loader hands over module.exports (the class is its `default`),
-// bundler-style loaders (vitest) the class itself.
-const BTree: typeof btree.default = (btree as unknown as { default?: typeof btree.default }).default ?? (btree as unknown as typeof btree.default);
 const cmp = (a: bigint, b: bigint) => (a < b ? -1 : a > b ? 1 : 0);
 const pow2Ceil = (v: bigint) => {
   let p = 1n;
@@ -52,7 +49,7 @@ export class Ioas implements IommufdObject {
   readonly kind = 'ioas';
   id = 0;
   users = 1;
-  readonly areas = new BTree<bigint, Area>(undefined, cmp);
+  readonly areas = new IovaTree<Area>();
   readonly domains = new Set<IoasDomain>();
   private readonly reserved = new Map<object, Range[]>();
   allowed: Range[] = [];
@@ -66,8 +63,6 @@ export class Ioas implements IommufdObject {
   private alignment = 1n;
   private alignMask = 0n;
   private reservedUnion: Range[] = [];
-  /** topArea()'s answer; null when it must be looked up again. */
-  private top: Area | undefined | null = null;
   /** The domains as an array, for the map and unmap loops. */
   private domainList: IoasDomain[] = [];
 
@@ -108,16 +103,16 @@ export class Ioas implements IommufdObject {
   }
 
   private areaAt(iova: bigint): Area | undefined {
-    const p = this.areas.getPairOrNextLower(iova);
-    return p && p[1].last >= iova ? p[1] : undefined;
+    const a = this.areas.atOrBelow(iova);
+    return a && a.last >= iova ? a : undefined;
   }
 
   private overlapsArea(r: Range): boolean {
     // Sequential maps land above every area: the highest one answers without a search.
-    const top = this.topArea();
+    const top = this.areas.max();
     if (!top || r.start > top.last) return false;
-    const p = this.areas.getPairOrNextLower(r.last);
-    return !!p && p[1].last >= r.start;
+    const a = this.areas.atOrBelow(r.last);
+    return !!a && a.last >= r.start;
   }
 
   // ---- allocation ----
@@ -181,16 +176,6 @@ export class Ioas implements IommufdObject {
       throw e;
     }
     this.areas.set(area.start, area);
-    if (this.top !== null && (this.top === undefined || area.start > this.top.start)) this.top = area;
-  }
-
-  /** The area with the highest IOVA (no area ends above its end), kept between maps. */
-  private topArea(): Area | undefined {
-    if (this.top === null) {
-      const k = this.areas.maxKey();
-      this.top = k === undefined ? undefined : this.areas.get(k);
-    }
-    return this.top;
   }
 
   private remove(area: Area): void {
@@ -198,7 +183,6 @@ export class Ioas implements IommufdObject {
     for (let i = 0; i < domains.length; i++) domains[i].unmap(area);
     if (domains.length) this.unpin(area);
     this.areas.delete(area.start);
-    if (this.top === area) this.top = null;
   }
 
   private pin(area: Area): void {
@@ -262,8 +246,8 @@ export class Ioas implements IommufdObject {
       this.remove(a);
       removed += a.last - a.start + 1n;
       if (a.last >= last) break;
-      const next = this.areas.nextHigherPair(a.last);
-      a = next && next[0] <= last ? next[1] : undefined;
+      const next = this.areas.above(a.last);
+      a = next && next.start <= last ? next : undefined;
     }
     return removed;
   }
@@ -271,8 +255,8 @@ export class Ioas implements IommufdObject {
   private lowestIntersecting(iova: bigint, last: bigint): Area | undefined {
     const below = this.areaAt(iova);
     if (below) return below;
-    const p = this.areas.nextHigherPair(iova);
-    return p && p[0] <= last ? p[1] : undefined;
+    const a = this.areas.above(iova);
+    return a && a.start <= last ? a : undefined;
   }
 
   unmapAll(): bigint {
