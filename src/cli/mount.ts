@@ -1,8 +1,9 @@
-// `tcefs mount`: serve the tree in the foreground; unmount cleanly on SIGINT/SIGTERM.
+// `tcefs mount`: serve the tree in the foreground; unmount cleanly on SIGINT/SIGTERM, and exit when the
+// mount is taken away from outside (`fusermount -u`).
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { Daemon } from '../daemon.ts';
-import { TcefsFs } from '../transport/fuse-fs.ts';
+import { isMountedAt, TcefsFs } from '../transport/fuse-fs.ts';
 import { defaultTopology, parseTopology, TopologyError, type Topology } from '../topology/topology.ts';
 
 export async function loadTopology(file?: string): Promise<Topology> {
@@ -15,6 +16,9 @@ export async function loadTopology(file?: string): Promise<Topology> {
   }
   return parseTopology(json);
 }
+
+/** How often the daemon looks whether its mount is still there. */
+const UNMOUNT_POLL_MS = 1000;
 
 export async function mountCommand(
   dir: string,
@@ -53,6 +57,17 @@ export async function mountCommand(
     console.error(`tcefs: cannot mount ${dir}: ${(e as Error).message}`);
     process.exit(1);
   }
+  // `fusermount -u` ends the FUSE session but not this process, which would linger with nothing to serve.
+  const watch = setInterval(async () => {
+    if (stopping || (await isMountedAt(fs.mountpoint)) !== false) return;
+    clearInterval(watch);
+    stopping ??= (async () => {
+      await fs.unmount();
+      console.log(`tcefs: ${fs.mountpoint} was unmounted from outside; exiting`);
+      process.exit(0);
+    })();
+  }, UNMOUNT_POLL_MS);
+  watch.unref();
   const groups = daemon.inventory.groups.size;
   const devices = daemon.inventory.functions.size;
   console.log(`tcefs: mounted on ${fs.mountpoint} (${topology.flavour}, ${groups} groups, ${devices} devices); Ctrl-C unmounts`);

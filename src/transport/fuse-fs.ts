@@ -222,10 +222,17 @@ export class TcefsFs {
 }
 
 /** A daemon killed without unmounting leaves its mount point answering ENOTCONN: detach it first. */
+/**
+ * Whether something is mounted on `mountpoint`, from /proc/self/mounts (the mount itself is not asked);
+ * undefined when that cannot be read.
+ */
+export async function isMountedAt(mountpoint: string): Promise<boolean | undefined> {
+  const mounts = await readFile('/proc/self/mounts', 'utf8').catch(() => undefined);
+  return mounts?.split('\n').some((l) => l.split(' ')[1] === mountpoint.replace(/ /g, '\\040'));
+}
+
 export async function replaceStaleMount(mountpoint: string): Promise<void> {
-  const mounts = await readFile('/proc/self/mounts', 'utf8').catch(() => '');
-  const mounted = mounts.split('\n').some((l) => l.split(' ')[1] === mountpoint.replace(/ /g, '\\040'));
-  if (!mounted) return;
+  if (!(await isMountedAt(mountpoint))) return;
   try {
     // readdir always reaches the daemon; stat may be answered from the kernel's attribute cache.
     await readdir(mountpoint);

@@ -18,6 +18,8 @@ export interface RunningDaemon {
   stop: () => Promise<number | null>;
   /** SIGKILL: the mount is left behind, as after a crash. */
   kill: () => Promise<void>;
+  /** Wait for the daemon to exit by itself (bounded: killed and failed after `ms`). */
+  exited: (ms?: number) => Promise<number | null>;
 }
 
 export interface DaemonOptions {
@@ -95,6 +97,11 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<RunningDaem
     kill: async () => {
       proc.kill('SIGKILL');
       await exit();
+    },
+    exited: async (ms?: number) => {
+      const code = await exit(ms);
+      await cleanup();
+      return code;
     },
   };
 }

@@ -1,8 +1,10 @@
 // Stopping the daemon with clients still holding files: SIGTERM unmounts cleanly (the mount point is
-// free, even though clients keep their fds), a killed daemon leaves a dead mount that the next
+// free, even though clients keep their fds), `fusermount -u` from outside ends the daemon, a killed daemon leaves a dead mount that the next
 // `tcefs mount` on the same directory replaces by itself, and a client of a dead daemon gets an error on
 // its next call (ENOTCONN, or EIO), never a hang. Every wait here is bounded.
+import { execFile } from 'node:child_process';
 import { readdir } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { startC, testDir, type Client } from '../helpers/clients.ts';
@@ -10,6 +12,7 @@ import { isMounted, startDaemon, type RunningDaemon } from '../helpers/daemon.ts
 import { readViews } from '../helpers/leaks.ts';
 
 const DEAD = ['-ENOTCONN', '-EIO'];
+const execFileP = promisify(execFile);
 
 /** A client on group 1 holding its files with a live mapping, ready to make one more call per line on stdin. */
 async function holder(mnt: string, mode: string): Promise<Client> {
@@ -56,6 +59,21 @@ describe('daemon shutdown with clients open', () => {
       c.proc.stdin!.end();
       await c.exited();
       await d2?.stop();
+    }
+  });
+
+  it('a mount taken away with fusermount -u ends the daemon, and the directory mounts again', async () => {
+    const mnt = join(await testDir(), 'mnt');
+    const d = await startDaemon({ mnt });
+    await execFileP('fusermount', ['-u', mnt]);
+    expect(await d.exited(10_000)).toBe(0);
+    expect(d.stdout()).toMatch(/unmounted from outside; exiting/);
+    expect(await isMounted(mnt)).toBe(false);
+    const d2 = await startDaemon({ mnt });
+    try {
+      await expectFreshMount(d2);
+    } finally {
+      await d2.stop();
     }
   });
 
