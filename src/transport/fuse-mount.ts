@@ -5,10 +5,10 @@
 // write into 4 KiB chunks) and drops libfuse's own debug mode, which fuse-native turns on whenever DEBUG
 // contains '*' (DEBUG=tcefs:* must not flood stderr with libfuse traces).
 //
-// fuse-native's per-operation timeout is turned off: it arms and clears a timer on every request (about
-// 1.7 us of a write+read round trip here, docs/benchmarks.md) to answer EIO for a handler that never
-// calls back, and every tcefs handler calls back before it returns or, for a busy open, after a bounded
-// wait.
+// fuse-native's per-operation timeout is turned off: it arms and clears a timer on every request (over a
+// microsecond of each write+read round trip; docs/benchmarks.md measures it) to answer EIO for a handler
+// that never calls back, and every tcefs handler calls back before it returns or, for a busy open, after
+// a bounded wait.
 import Fuse from 'fuse-native';
 
 export class TunedFuse extends Fuse {
