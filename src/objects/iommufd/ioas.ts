@@ -59,7 +59,7 @@ export class Ioas implements IommufdObject {
   private readonly pageFrame: bigint;
   /** Longest MAP: the kernel refuses lengths within a page of 2^64. */
   private readonly maxLength: bigint;
-  // Both change only when a domain comes or goes (or huge pages are switched), so they are kept.
+  // These change only when a domain comes or goes (or huge pages are switched), so they are kept.
   private alignment = 1n;
   private alignMask = 0n;
   private reservedUnion: Range[] = [];
@@ -125,21 +125,57 @@ export class Ioas implements IommufdObject {
     if (align < this.iovaAlignment) throw new Errno(EINVAL, `alignment ${align} below the IOAS's ${this.iovaAlignment}`);
     const subPage = srcAddr & this.pageMask;
     const space = this.allowed.length ? this.allowed : [{ start: this.pageSize, last: U64_MAX - this.pageSize }];
-    const holes = complement([...this.reservedRanges(), ...this.areas.valuesArray()]);
     for (const s of space) {
-      for (const h of holes) {
-        const lo = h.start > s.start ? h.start : s.start;
-        const hi = h.last < s.last ? h.last : s.last;
-        if (lo > hi) continue;
+      let found: bigint | undefined;
+      this.holes(s.start, s.last, (lo, hi) => {
         // Round up (an overflow means "does not fit", never wrap-around), then OR the source's offset
         // inside its page back in, as the kernel's allocator does.
-        if (lo + align - 1n > U64_MAX) continue;
+        if (lo + align - 1n > U64_MAX) return false;
         const iova = ((lo + align - 1n) & ~(align - 1n)) | subPage;
-        if (iova >= hi || hi - iova < length - 1n) continue;
-        return iova;
-      }
+        if (iova >= hi || hi - iova < length - 1n) return false;
+        found = iova;
+        return true;
+      });
+      if (found !== undefined) return found;
     }
     throw new Errno(ENOSPC, `no ${length}-byte hole`);
+  }
+
+  /**
+   * The free IOVA ranges (neither reserved nor mapped) inside [from, to], lowest first, clipped to it,
+   * until `fit` takes one. Walks areas and reserved ranges in order from `from`, so the first fit costs
+   * a search and the blockers below it, not a pass over every area.
+   */
+  private holes(from: bigint, to: bigint, fit: (lo: bigint, hi: bigint) => boolean): void {
+    let lo = from;
+    const below = this.areas.atOrBelow(lo);
+    if (below && below.last >= lo) {
+      if (below.last >= to) return;
+      lo = below.last + 1n;
+    }
+    const areas = this.areas.valuesFrom(lo);
+    let area = areas.next().value;
+    const reserved = this.reservedUnion;
+    let r = 0;
+    while (lo <= to) {
+      while (area && area.last < lo) area = areas.next().value;
+      while (r < reserved.length && reserved[r].last < lo) r++;
+      const res = r < reserved.length ? reserved[r] : undefined;
+      // Whatever starts at or below lo blocks it: go past it.
+      const blocker = area && area.start <= lo ? area : res && res.start <= lo ? res : undefined;
+      if (blocker) {
+        if (blocker.last >= to) return;
+        lo = blocker.last + 1n;
+        continue;
+      }
+      // lo is free up to the next blocker.
+      let end = to;
+      if (area && area.start - 1n < end) end = area.start - 1n;
+      if (res && res.start - 1n < end) end = res.start - 1n;
+      if (end < lo) return; // cannot happen with sorted, disjoint blockers; never loop on it
+      if (fit(lo, end) || end >= to) return;
+      lo = end + 1n;
+    }
   }
 
   // ---- map, copy, unmap ----

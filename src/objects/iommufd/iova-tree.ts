@@ -254,6 +254,14 @@ export class IovaTree<V> {
     removeAt(parent.kids, at);
   }
 
+  /** Values with a key >= k, in key order. */
+  *valuesFrom(k: bigint): Generator<V> {
+    let leaf: Leaf<V> | null = this.descend(k);
+    let i = lastAtOrBelow(leaf.keys, k);
+    if (i < 0 || leaf.keys[i] !== k) i++;
+    for (; leaf; leaf = leaf.next, i = 0) for (; i < leaf.keys.length; i++) yield leaf.vals[i];
+  }
+
   private firstLeaf(): Leaf<V> {
     let n = this.root;
     while (!n.leaf) n = n.kids[0];
