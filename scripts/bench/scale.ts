@@ -4,6 +4,7 @@
 //   - IOMMU_IOAS_MAP and IOMMU_IOAS_UNMAP of one 4K page at a fixed IOVA, timed with 1,000, 10,000 and
 //     100,000 other areas in the IOAS; without a domain (the IOAS only records areas) and with a device
 //     attached (every MAP also pins and writes a TCE). O(log n) means the time per op barely grows.
+//     Also a MAP that lets the IOAS choose the IOVA (no FIXED_IOVA; the lowest hole fits), and its UNMAP.
 //   - one IOMMU_IOAS_MAP of 1 GiB into a domain whose 4K-page window is 2 GiB (262,144 TCEs), and its UNMAP;
 //   - memory per IOAS area and per live TCE.
 //
@@ -16,7 +17,7 @@ import { encode } from '../../src/uapi/layout.ts';
 import { iommu_hwpt_spapr_tce } from '../../src/uapi/structs.ts';
 import type { BenchResult } from './tce.ts';
 import { call, newDaemon, open } from './inproc.ts';
-import { BENCH_TOPOLOGY, FIXED_RW, iommufdSetup, PAGE, VA } from './setup.ts';
+import { BENCH_TOPOLOGY, FIXED_RW, iommufdSetup, PAGE, RW, VA } from './setup.ts';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -31,6 +32,8 @@ export interface ScalePoint {
   areas: number;
   map: number;
   unmap: number;
+  /** A MAP whose IOVA the IOAS allocates, ns. */
+  autoMap: number;
 }
 
 export interface ScaleNumbers {
@@ -75,12 +78,14 @@ function curve(device: boolean, ops: number, rounds: number): { points: ScalePoi
     const { iommufd, ioas } = iommufdSetup(d, g, device);
     const map = (iova: bigint, ua: bigint) => call(iommufd, 'IOMMU_IOAS_MAP', { flags: FIXED_RW, ioas_id: ioas, user_va: ua, length: PAGE, iova });
     const unmap = (iova: bigint) => call(iommufd, 'IOMMU_IOAS_UNMAP', { ioas_id: ioas, iova, length: PAGE });
+    const autoMap = () => call(iommufd, 'IOMMU_IOAS_MAP', { flags: RW, ioas_id: ioas, user_va: VA, length: PAGE }).out.iova as bigint;
     const h0 = heap();
     for (let k = 0; k < n; k++) map(BASE + BigInt(k) * STRIDE, VA + BigInt(k) * STRIDE);
     if (g === AREA_COUNTS.length - 1) bytesPerArea = (heap() - h0) / n;
     const at = probes(n, ops);
     for (const iova of at) map(iova, VA + iova), unmap(iova); // warm up
-    return { n, map, unmap, at, m: [] as number[], u: [] as number[] };
+    for (let k = 0; k < ops; k++) unmap(autoMap());
+    return { n, map, unmap, autoMap, at, m: [] as number[], u: [] as number[], a: [] as number[] };
   });
   for (let r = 0; r < rounds; r++) {
     for (const s of spaces) {
@@ -96,11 +101,19 @@ function curve(device: boolean, ops: number, rounds: number): { points: ScalePoi
       }
       s.m.push(Number(tm) / ops);
       s.u.push(Number(tu) / ops);
+      let ta = 0n;
+      for (let k = 0; k < ops; k++) {
+        const t0 = process.hrtime.bigint();
+        const iova = s.autoMap();
+        ta += process.hrtime.bigint() - t0;
+        s.unmap(iova);
+      }
+      s.a.push(Number(ta) / ops);
     }
   }
   d.shutdown();
   const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-  return { points: spaces.map((s) => ({ areas: s.n, map: med(s.m), unmap: med(s.u) })), bytesPerArea };
+  return { points: spaces.map((s) => ({ areas: s.n, map: med(s.m), unmap: med(s.u), autoMap: med(s.a) })), bytesPerArea };
 }
 
 function bigMap(runs: number) {
@@ -147,14 +160,16 @@ export function measureScale(ops = 300, rounds = 21, bigRuns = 3): ScaleNumbers 
 
 export function scaleRows(s: ScaleNumbers): BenchResult[] {
   const rows: BenchResult[] = [];
-  const growth = (ps: ScalePoint[], k: 'map' | 'unmap') => ps[ps.length - 1][k] / ps[0][k];
+  const growth = (ps: ScalePoint[], k: 'map' | 'unmap' | 'autoMap') => ps[ps.length - 1][k] / ps[0][k];
   for (const [label, ps] of [['no_domain', s.noDomain], ['with_device', s.withDevice]] as const) {
     for (const p of ps) {
       rows.push({ name: `ioas.${label}.map@${p.areas}`, value: p.map / 1000, unit: 'us/op' });
       rows.push({ name: `ioas.${label}.unmap@${p.areas}`, value: p.unmap / 1000, unit: 'us/op' });
+      rows.push({ name: `ioas.${label}.auto_iova_map@${p.areas}`, value: p.autoMap / 1000, unit: 'us/op' });
     }
     rows.push({ name: `ioas.${label}.map_growth_1k_to_100k`, value: growth(ps, 'map'), unit: 'x' });
     rows.push({ name: `ioas.${label}.unmap_growth_1k_to_100k`, value: growth(ps, 'unmap'), unit: 'x' });
+    rows.push({ name: `ioas.${label}.auto_iova_map_growth_1k_to_100k`, value: growth(ps, 'autoMap'), unit: 'x' });
   }
   rows.push({ name: 'ioas.bytes_per_area', value: s.bytesPerArea, unit: 'B' });
   rows.push({ name: 'ioas.bytes_per_area_with_device', value: s.bytesPerAreaWithDevice, unit: 'B' });
