@@ -404,8 +404,8 @@ ${growth(s.withDevice, 'map')} and ${growth(s.withDevice, 'unmap')} with a devic
 grows ${growth(s.noDomain, 'autoMap')} and ${growth(s.withDevice, 'autoMap')} (the allocator walks the tree from the bottom and stops at the
 first fit; it used to list every hole, 46 ms a map at 100,000 areas). The areas are in a B+ tree
 (\`src/objects/iommufd/iova-tree.ts\`), so a lookup or insert is O(log n); what growth there is comes from the tree's extra
-levels, likely from cache misses in a larger heap, and with a device from the runs of pinned pages, which
-\`src/tce/pin-runs.ts\` keeps in one sorted array: a pin that splits a run moves the runs after it.
+levels and, likely, from cache misses in a larger heap (with a device, a map also reaches the TCE table's
+chunks and the pinned pages of 100,000 areas).
 
 - A 1 GiB \`IOMMU_IOAS_MAP\` in one request into a domain with a 2 GiB window of 4K pages (\`IOMMU_HWPT_ALLOC\`
   with \`IOMMU_HWPT_DATA_SPAPR_TCE\`, device attached): **${s.bigMapMs.toFixed(0)} ms** for ${int(s.bigTces)} TCEs
