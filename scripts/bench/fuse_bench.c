@@ -94,18 +94,26 @@ static size_t warmup(size_t n)
 
 /* ---- the bare round trip ---- */
 
+/* The 40-byte frame of VFIO_CHECK_EXTENSION(VFIO_SPAPR_TCE_v2_IOMMU): a null node ignores it and answers
+ * its fixed reply, a tcefs node answers it, so both sides move the same bytes. */
+struct check_frame {
+	struct tcefs_frame_header h;
+	struct tcefs_request r;
+	__u64 pad;
+};
+
+static struct check_frame check_frame(void)
+{
+	return (struct check_frame){ { TCEFS_REQUEST_MAGIC, TCEFS_PROTOCOL_VERSION, 1, 40, (__u32)getpid() },
+				     { sizeof(struct tcefs_request), TCEFS_OP_IOCTL, 0, VFIO_CHECK_EXTENSION, 0, VFIO_SPAPR_TCE_v2_IOMMU }, 0 };
+}
+
 static void mode_rt(const char *path, size_t n)
 {
 	int fd = open(path, O_RDWR);
 	if (fd < 0)
 		die(path);
-	/* The frame of VFIO_CHECK_EXTENSION(VFIO_SPAPR_TCE_v2_IOMMU), so both sides move the same bytes. */
-	struct {
-		struct tcefs_frame_header h;
-		struct tcefs_request r;
-		__u64 pad;
-	} f = { { TCEFS_REQUEST_MAGIC, TCEFS_PROTOCOL_VERSION, 1, 40, (__u32)getpid() },
-		{ sizeof(struct tcefs_request), TCEFS_OP_IOCTL, 0, VFIO_CHECK_EXTENSION, 0, VFIO_SPAPR_TCE_v2_IOMMU }, 0 };
+	struct check_frame f = check_frame();
 	unsigned char reply[1024]; /* libtcefs reads into a buffer of this size too */
 	uint64_t *s = samples(n);
 	for (size_t i = 0, w = warmup(n); i < n + w; i++) {
@@ -152,12 +160,7 @@ static void mode_interleave(const char *null_path, size_t n)
 	int nfd = open(null_path, O_RDWR), c = open("/dev/vfio/vfio", O_RDWR);
 	if (nfd < 0 || c < 0)
 		die("open");
-	struct {
-		struct tcefs_frame_header h;
-		struct tcefs_request r;
-		__u64 pad;
-	} f = { { TCEFS_REQUEST_MAGIC, TCEFS_PROTOCOL_VERSION, 1, 40, (__u32)getpid() },
-		{ sizeof(struct tcefs_request), TCEFS_OP_IOCTL, 0, VFIO_CHECK_EXTENSION, 0, VFIO_SPAPR_TCE_v2_IOMMU }, 0 };
+	struct check_frame f = check_frame();
 	unsigned char reply[1024];
 	uint64_t *bare = samples(n), *raw = samples(n), *chk = samples(n);
 	for (size_t i = 0, w = warmup(n); i < n + w; i++) {
@@ -199,12 +202,7 @@ static void mode_blocks(const char *null_path, const char *tuned_path, size_t nb
 	int nfd = open(null_path, O_RDWR), tfd = open(tuned_path, O_RDWR), c = open("/dev/vfio/vfio", O_RDWR);
 	if (nfd < 0 || tfd < 0 || c < 0)
 		die("open");
-	struct {
-		struct tcefs_frame_header h;
-		struct tcefs_request r;
-		__u64 pad;
-	} f = { { TCEFS_REQUEST_MAGIC, TCEFS_PROTOCOL_VERSION, 1, 40, (__u32)getpid() },
-		{ sizeof(struct tcefs_request), TCEFS_OP_IOCTL, 0, VFIO_CHECK_EXTENSION, 0, VFIO_SPAPR_TCE_v2_IOMMU }, 0 };
+	struct check_frame f = check_frame();
 	unsigned char reply[1024];
 	uint64_t *s = samples(block);
 	size_t skip = block / 5;
@@ -581,13 +579,7 @@ static void mode_rtloop(const char *path, double seconds)
 	int fd = open(path, O_RDWR);
 	if (fd < 0)
 		die(path);
-	/* The frame of VFIO_CHECK_EXTENSION: a null node ignores it, a tcefs node answers it. */
-	struct {
-		struct tcefs_frame_header h;
-		struct tcefs_request r;
-		__u64 pad;
-	} frame = { { TCEFS_REQUEST_MAGIC, TCEFS_PROTOCOL_VERSION, 1, 40, (__u32)getpid() },
-		    { sizeof(struct tcefs_request), TCEFS_OP_IOCTL, 0, VFIO_CHECK_EXTENSION, 0, VFIO_SPAPR_TCE_v2_IOMMU }, 0 };
+	struct check_frame frame = check_frame();
 	unsigned char reply[1024];
 	ready_go();
 	uint64_t t0 = now_ns(), end = t0 + (uint64_t)(seconds * 1e9), t = t0;
