@@ -6,7 +6,7 @@
 // back unchanged. Memory the client did not send is, to the handler, memory that faults.
 import { E2BIG, EFAULT, EINVAL, Errno } from '../errno.ts';
 import { pointerLength, type IoctlDecl, type PointerDecl } from '../uapi/ioctls.ts';
-import { readField, writeField, type StructLayout, type Value } from '../uapi/layout.ts';
+import { readField, readU32, writeField, type StructLayout, type Value } from '../uapi/layout.ts';
 import type { Blob, Request } from '../transport/frame.ts';
 
 /**
@@ -77,8 +77,7 @@ export class IoctlCall {
   /** The leading u32 (argsz or size) as get_user() reads it. */
   userSize(): number {
     if (this.user.length < 4) throw new Errno(EFAULT, 'argument not readable');
-    const u = this.user;
-    return (u[0] | (u[1] << 8) | (u[2] << 16) | (u[3] << 24)) >>> 0;
+    return readU32(this.user, 0);
   }
 
   /** copy_from_user(kbuf, arg, len): the first len bytes of the struct; the rest of kbuf is zero. */

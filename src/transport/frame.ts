@@ -8,7 +8,7 @@
 //
 // The whole frame is validated before anything runs, so a malformed frame changes no state.
 import { EBADMSG, E2BIG, EPROTONOSUPPORT, Errno } from '../errno.ts';
-import { readField, readU64, s64, struct, u16, u32, u64, writeField, type Scalar, type StructLayout } from '../uapi/layout.ts';
+import { readField, readU16, readU32, readU64, s64, struct, u16, u32, u64, writeField, type Scalar, type StructLayout } from '../uapi/layout.ts';
 
 export const REQUEST_MAGIC = 0x46454354; // "TCEF" in memory
 export const REPLY_MAGIC = 0x52454354; // "TCER"
@@ -116,16 +116,6 @@ const B_LENGTH = at(blobHeader, 'length', 'u32');
 /** Argument of a request that sent none: nothing can be written into a zero-length buffer, so one serves all. */
 const NO_BYTES = Buffer.alloc(0);
 
-// Little-endian loads for offsets the parser has already checked against the frame's length: Buffer's
-// readers validate every access again, which costs more than the load.
-function get16(b: Buffer, at: number): number {
-  return b[at] | (b[at + 1] << 8);
-}
-
-function get32(b: Buffer, at: number): number {
-  return (b[at] | (b[at + 1] << 8) | (b[at + 2] << 16) | (b[at + 3] << 24)) >>> 0;
-}
-
 /** Blobs of a request that sent none; frozen, as every request without blobs shares it. */
 const NO_BLOBS = Object.freeze([]) as unknown as Blob[];
 
@@ -170,30 +160,30 @@ export function parseRequestFrame(buf: Buffer, owned = false): RequestFrame {
   let rec = frameHeader.size;
   for (let i = 0; i < count; i++) {
     if (rec + requestHeader.size > length) bad(`request ${i} starts past the frame end`);
-    const recLen = get32(buf, rec + R_LENGTH);
+    const recLen = readU32(buf, rec + R_LENGTH);
     const end = rec + recLen;
     if (recLen < requestHeader.size || recLen % 8 !== 0 || end > length) bad(`request ${i} has length ${recLen}`);
-    const op = get16(buf, rec + R_OP);
+    const op = readU16(buf, rec + R_OP);
     if (op < Op.IOCTL || op > MAX_OP) bad(`request ${i} has unknown op ${op}`);
-    const argLen = get32(buf, rec + R_ARG_LEN);
+    const argLen = readU32(buf, rec + R_ARG_LEN);
     let p = rec + requestHeader.size;
     if (p + pad8(argLen) > end) bad(`request ${i} argument of ${argLen} bytes overruns its record`);
     let argData: Buffer = NO_BYTES;
     if (argLen) argData = (own ??= Buffer.from(buf)).subarray(p, p + argLen);
     p += pad8(argLen);
-    const nblobs = get16(buf, rec + R_NBLOBS);
+    const nblobs = readU16(buf, rec + R_NBLOBS);
     const blobs: Blob[] = nblobs ? [] : NO_BLOBS;
     for (let b = 0; b < nblobs; b++) {
       if (p + blobHeader.size > end) bad(`request ${i} blob ${b} header overruns its record`);
-      const fieldOffset = get32(buf, p + B_FIELD_OFFSET);
-      const blen = get32(buf, p + B_LENGTH);
+      const fieldOffset = readU32(buf, p + B_FIELD_OFFSET);
+      const blen = readU32(buf, p + B_LENGTH);
       p += blobHeader.size;
       if (p + pad8(blen) > end) bad(`request ${i} blob ${b} of ${blen} bytes overruns its record`);
       blobs.push({ fieldOffset, data: (own ??= Buffer.from(buf)).subarray(p, p + blen) });
       p += pad8(blen);
     }
     if (p !== end) bad(`request ${i} has ${end - p} unaccounted bytes`);
-    requests.push({ op, request: get32(buf, rec + R_REQUEST), arg: readU64(buf, rec + R_ARG), argData, blobs });
+    requests.push({ op, request: readU32(buf, rec + R_REQUEST), arg: readU64(buf, rec + R_ARG), argData, blobs });
     rec = end;
   }
   if (rec !== length) bad(`${length - rec} bytes follow the last request`);

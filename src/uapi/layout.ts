@@ -140,10 +140,21 @@ function storeScratch(buf: Buffer, at: number): void {
   for (let i = 0; i < 8; i++) buf[at + i] = scratchBytes[i];
 }
 
-/** A 32-bit little-endian load as a signed int; one bounds check instead of Buffer's argument validation. */
+// Little-endian loads with one bounds check each, instead of Buffer's argument validation on every call.
+
+/** A 32-bit load as a signed int. */
 function load32(buf: Buffer, at: number): number {
   if (!(at >= 0 && at + 4 <= buf.length)) throw new RangeError(`4-byte read at ${at} outside a ${buf.length}-byte buffer`);
   return buf[at] | (buf[at + 1] << 8) | (buf[at + 2] << 16) | (buf[at + 3] << 24);
+}
+
+export function readU32(buf: Buffer, at: number): number {
+  return load32(buf, at) >>> 0;
+}
+
+export function readU16(buf: Buffer, at: number): number {
+  if (!(at >= 0 && at + 2 <= buf.length)) throw new RangeError(`2-byte read at ${at} outside a ${buf.length}-byte buffer`);
+  return buf[at] | (buf[at + 1] << 8);
 }
 
 export function readU64(buf: Buffer, at: number): bigint {
@@ -175,8 +186,8 @@ function low32(value: Value): number {
 export function readScalar(buf: Buffer, t: Scalar, at: number): Value {
   switch (t) {
     case 'u8': return buf.readUInt8(at);
-    case 'u16': return buf.readUInt16LE(at);
-    case 'u32': return load32(buf, at) >>> 0;
+    case 'u16': return readU16(buf, at);
+    case 'u32': return readU32(buf, at);
     case 's32': return load32(buf, at);
     case 'u64': return readU64(buf, at);
     case 's64': return readS64(buf, at);
