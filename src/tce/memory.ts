@@ -117,7 +117,7 @@ export class HostMemory {
     const base = this.slotBase(owner);
     let runs = this.owners.get(owner);
     if (!runs) this.owners.set(owner, (runs = new PinRuns()));
-    runs.pin(start, end, (s) => base + s);
+    runs.pin(start, end, base);
     return base + ua;
   }
 

@@ -46,12 +46,12 @@ export class PinRuns {
   }
 
   /**
-   * Adds one pin to every page of [start, end). Pages not pinned yet get frames from `allocate`,
-   * one call per uncovered gap; it must not throw (the runs are mid-change while it is called).
+   * Adds one pin to every page of [start, end). Pages not pinned yet get the frames `frameBase` plus
+   * their address (HostMemory's slot for the owner).
    */
-  pin(start: bigint, end: bigint, allocate: (start: bigint, length: bigint) => bigint): void {
+  pin(start: bigint, end: bigint, frameBase: bigint): void {
     const at = this.firstEndingAfter(start);
-    if (this.pinGap(at, start, end, allocate) || this.recount(at, start, end, 1)) return;
+    if (this.pinGap(at, start, end, frameBase) || this.recount(at, start, end, 1)) return;
     this.splitAt(start);
     this.splitAt(end);
     let i = this.firstEndingAfter(start);
@@ -64,7 +64,7 @@ export class PinRuns {
         cursor = r.end;
       } else {
         const gapEnd = r && r.start < end ? r.start : end;
-        this.list.splice(i, 0, { start: cursor, end: gapEnd, hpa: allocate(cursor, gapEnd - cursor), count: 1 });
+        this.list.splice(i, 0, { start: cursor, end: gapEnd, hpa: frameBase + cursor, count: 1 });
         cursor = gapEnd;
       }
       i++;
@@ -119,10 +119,10 @@ export class PinRuns {
   }
 
   /** Pins [start, end) if no run overlaps it; false (nothing done) otherwise. */
-  private pinGap(i: number, start: bigint, end: bigint, allocate: (start: bigint, length: bigint) => bigint): boolean {
+  private pinGap(i: number, start: bigint, end: bigint, frameBase: bigint): boolean {
     const next = this.list[i];
     if (next && next.start < end) return false;
-    const hpa = allocate(start, end - start);
+    const hpa = frameBase + start;
     const prev = this.list[i - 1];
     const joinsPrev = prev && prev.end === start && prev.count === 1 && prev.hpa + (start - prev.start) === hpa;
     const joinsNext = next && next.start === end && next.count === 1 && hpa + (end - start) === next.hpa;

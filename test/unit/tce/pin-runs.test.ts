@@ -8,14 +8,13 @@ import { seededRandom } from '../../helpers/random.ts';
 const PAGE = 0x1000n;
 /** Frames as HostMemory hands them out: a fixed base plus the address. */
 const BASE = 1n << 40n;
-const allocate = (start: bigint) => BASE + start;
 
 function check(runs: PinRuns, model: Map<number, number>, pages: number) {
   for (let p = 0; p < pages; p++) {
     const r = runs.find(BigInt(p) * PAGE);
     const want = model.get(p) ?? 0;
     expect(r?.count ?? 0, `page ${p}`).toBe(want);
-    if (r) expect(r.hpa + (BigInt(p) * PAGE - r.start)).toBe(allocate(BigInt(p) * PAGE));
+    if (r) expect(r.hpa + (BigInt(p) * PAGE - r.start)).toBe(BASE + BigInt(p) * PAGE);
   }
   const list = runs.runs;
   for (let i = 1; i < list.length; i++) {
@@ -43,7 +42,7 @@ describe('PinRuns', () => {
         const held = Array.from({ length: len }, (_, k) => model.get(first + k) ?? 0);
         if (next(3) === 0 || held.some((c) => c === 0) || held.every((c) => c > 3)) {
           if (held.every((c) => c > 3)) continue;
-          runs.pin(...range, allocate);
+          runs.pin(...range, BASE);
           for (let k = 0; k < len; k++) model.set(first + k, held[k] + 1);
           cursor = first + len;
         } else {
@@ -58,7 +57,7 @@ describe('PinRuns', () => {
 
   it('refuses to unpin what is not pinned, changing nothing', () => {
     const runs = new PinRuns();
-    runs.pin(0n, 4n * PAGE, allocate);
+    runs.pin(0n, 4n * PAGE, BASE);
     const before = runs.runs.map((r) => ({ ...r }));
     expect(() => runs.unpin(2n * PAGE, 6n * PAGE)).toThrow();
     expect(runs.runs.map((r) => ({ ...r }))).toEqual(before);
@@ -66,7 +65,7 @@ describe('PinRuns', () => {
 
   it('keeps one run for a sequence of single-page pins and empties it page by page', () => {
     const runs = new PinRuns();
-    for (let p = 0n; p < 100n; p++) runs.pin(p * PAGE, (p + 1n) * PAGE, allocate);
+    for (let p = 0n; p < 100n; p++) runs.pin(p * PAGE, (p + 1n) * PAGE, BASE);
     expect(runs.runs).toHaveLength(1);
     for (let p = 0n; p < 100n; p++) runs.unpin(p * PAGE, (p + 1n) * PAGE);
     expect(runs.runs).toHaveLength(0);
