@@ -160,10 +160,14 @@ export class TceTable {
 
   /** A TCE for this table's platform and page size. */
   makeTce(hpa: bigint, dir: DmaDirection): bigint {
+    return this.plainTce(hpa, dir) ?? buildTce(hpa, dir, this.flavour, this.pageShift);
+  }
+
+  /** The TCE in the common case (a page-aligned address, a known direction); undefined for anything else,
+   * which buildTce checks and refuses with the right error. */
+  private plainTce(hpa: bigint, dir: DmaDirection): bigint | undefined {
     const perm = this.perms[dir];
-    // The common case checked here; anything unusual gets buildTce's checks and errors.
-    if (perm !== undefined && hpa > 0n && hpa <= U64_MAX && (hpa & this.pageMask) === 0n) return hpa | perm;
-    return buildTce(hpa, dir, this.flavour, this.pageShift);
+    return perm !== undefined && hpa > 0n && hpa <= U64_MAX && (hpa & this.pageMask) === 0n ? hpa | perm : undefined;
   }
 
   /** The raw TCE at an absolute entry, 0n when empty. */
@@ -202,15 +206,15 @@ export class TceTable {
    * from a pinned page and so need not check it twice. Anything unusual takes xchg's path and errors.
    */
   mapPage(entry: bigint, hpa: bigint, dir: DmaDirection, ua: bigint): void {
-    const perm = this.perms[dir];
-    if (perm === undefined || !this.userView || hpa <= 0n || hpa > U64_MAX || (hpa & this.pageMask) !== 0n || ua <= 0n || ua > U64_MAX) {
+    const tce = this.userView && ua > 0n && ua <= U64_MAX ? this.plainTce(hpa, dir) : undefined;
+    if (tce === undefined) {
       this.xchg(entry, this.makeTce(hpa, dir), ua);
       return;
     }
     const idx = this.indexOf(entry);
     this.uaNodes.ensure(idx, this.faults);
     this.hwNodes.ensure(idx, this.faults);
-    this.tces.put(idx, hpa | perm);
+    this.tces.put(idx, tce);
     this.uas.put(idx, ua);
   }
 
