@@ -50,7 +50,6 @@ export class Ioas implements IommufdObject {
   id = 0;
   users = 1;
   readonly areas = new IovaTree<Area>();
-  readonly domains = new Set<IoasDomain>();
   private readonly reserved = new Map<object, Range[]>();
   allowed: Range[] = [];
   private huge = true;
@@ -63,14 +62,18 @@ export class Ioas implements IommufdObject {
   private alignment = 1n;
   private alignMask = 0n;
   private reservedUnion: Range[] = [];
-  /** The domains as an array, for the map and unmap loops. */
-  private domainList: IoasDomain[] = [];
+  private readonly domainList: IoasDomain[] = [];
 
   constructor(readonly host: TceHost) {
     this.pageSize = 1n << BigInt(host.hostPageShift);
     this.pageMask = this.pageSize - 1n;
     this.pageFrame = ~this.pageMask;
     this.maxLength = U64_MAX - this.pageSize;
+  }
+
+  /** The attached domains, in the order they came. */
+  get domains(): readonly IoasDomain[] {
+    return this.domainList;
   }
 
   /** IOMMU_OPTION HUGE_PAGES (on by default). */
@@ -89,7 +92,6 @@ export class Ioas implements IommufdObject {
   }
 
   private domainsChanged(): void {
-    this.domainList = [...this.domains];
     this.reservedUnion = union([...this.reserved.values()].flat());
     let a = this.huge ? 1n : this.pageSize;
     for (const d of this.domains) if (d.minPageSize > a) a = d.minPageSize;
@@ -329,7 +331,7 @@ export class Ioas implements IommufdObject {
     for (const a of this.areas.valuesArray()) {
       if (a.start % align || (a.last + 1n) % align || (a.userVa & this.pageMask) % align) throw new Errno(EADDRINUSE, 'an area is not aligned for the domain');
     }
-    const first = this.domains.size === 0;
+    const first = this.domainList.length === 0;
     const areas = this.areas.valuesArray();
     const mapped: Area[] = [];
     try {
@@ -350,18 +352,20 @@ export class Ioas implements IommufdObject {
       }
       throw e;
     }
-    this.domains.add(d);
+    this.domainList.push(d);
     this.reserved.set(d, reserved);
     this.domainsChanged();
   }
 
   removeDomain(d: IoasDomain): void {
-    if (!this.domains.delete(d)) return;
+    const at = this.domainList.indexOf(d);
+    if (at < 0) return;
+    this.domainList.splice(at, 1);
     this.reserved.delete(d);
     this.domainsChanged();
     for (const a of this.areas.valuesArray()) {
       d.unmap(a);
-      if (this.domains.size === 0) this.unpin(a);
+      if (this.domainList.length === 0) this.unpin(a);
     }
   }
 
@@ -369,7 +373,7 @@ export class Ioas implements IommufdObject {
   setHugePages(on: boolean): void {
     if (on === this.huge) return;
     if (!on) {
-      if (this.domains.size && this.areas.size) throw new Errno(EINVAL, 'domains and areas present');
+      if (this.domainList.length && this.areas.size) throw new Errno(EINVAL, 'domains and areas present');
       const m = this.pageMask;
       if (this.areas.valuesArray().some((a) => a.start & m || (a.last + 1n) & m || a.userVa & m)) throw new Errno(EADDRINUSE, 'an area is not page aligned');
     }
