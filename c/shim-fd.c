@@ -26,19 +26,19 @@
 #include "shim.h"
 #include "tcefs-internal.h"
 
-struct slot {
-	unsigned char tracked;
-	/* TCEFS_KIND_* bit; 0 for files that take no frames; -1 until the daemon has said (claimed files) */
-	signed char kind;
-	/* dev and ino are the file's identity when it was tracked (0 if statx could not tell) */
-	unsigned char identified;
+/* Which file an fd refers to: its device and inode. */
+struct identity {
 	uint32_t dev_major, dev_minor;
 	uint64_t ino;
 };
 
-struct identity {
-	uint32_t dev_major, dev_minor;
-	uint64_t ino;
+struct slot {
+	unsigned char tracked;
+	/* TCEFS_KIND_* bit; 0 for files that take no frames; -1 until the daemon has said (claimed files) */
+	signed char kind;
+	/* whether id holds the file's identity when it was tracked (statx could tell) */
+	unsigned char identified;
+	struct identity id;
 };
 
 /* What fd refers to, without a round trip to the daemon (a FUSE file's cached attributes do). */
@@ -53,20 +53,14 @@ static int identify(int fd, struct identity *id)
 
 static void remember_identity(int fd, struct slot *s)
 {
-	struct identity id;
-	s->identified = identify(fd, &id) == 0;
-	if (s->identified) {
-		s->dev_major = id.dev_major;
-		s->dev_minor = id.dev_minor;
-		s->ino = id.ino;
-	}
+	s->identified = identify(fd, &s->id) == 0;
 }
 
 /* Whether fd still refers to the file its slot was tracked for: a statx of the fd, no path lookup. */
 static int still_same(int fd, const struct slot *s)
 {
 	struct identity id;
-	return s->identified && identify(fd, &id) == 0 && id.ino == s->ino && id.dev_major == s->dev_major && id.dev_minor == s->dev_minor;
+	return s->identified && identify(fd, &id) == 0 && id.ino == s->id.ino && id.dev_major == s->id.dev_major && id.dev_minor == s->id.dev_minor;
 }
 
 /* Two levels, pages mapped on first use, so a process with a high fd limit pays only for fds it uses. */
