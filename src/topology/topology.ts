@@ -12,6 +12,10 @@ export interface BarSpec {
   /** 64-bit memory BARs take two BAR slots. */
   type: 'mem32' | 'mem64' | 'io';
   prefetchable: boolean;
+  /** PCI bus address firmware assigned (what the BAR register holds at first). */
+  address: bigint;
+  /** The same window as the CPU sees it (what sysfs `resource` prints). */
+  cpuAddress: bigint;
 }
 
 export interface PciFunctionSpec {
@@ -134,14 +138,16 @@ function parseDevice(v: unknown, where: string, domain: number): PciFunctionSpec
   const bars = arr(d.bars ?? [], `${where}.bars`).map((b, i): BarSpec => {
     const w = `${where}.bars[${i}]`;
     const o = obj(b, w);
-    only(o, ['index', 'size', 'type', 'prefetchable'], w);
+    only(o, ['index', 'size', 'type', 'prefetchable', 'address'], w);
     const index = num(o.index, `${w}.index`);
     const size = Number(parseSize(o.size, `${w}.size`));
     const type = (o.type ?? 'mem64') as BarSpec['type'];
     if (!['mem32', 'mem64', 'io'].includes(type)) throw new TopologyError(`${w}.type: mem32, mem64 or io`);
     if (index > 5 || (type === 'mem64' && index > 4)) throw new TopologyError(`${w}.index: ${index} does not fit a ${type} BAR`);
     if (size < 16 || (size & (size - 1)) !== 0) throw new TopologyError(`${w}.size: a BAR size is a power of two >= 16`);
-    return { index, size, type, prefetchable: !!o.prefetchable };
+    const address = o.address === undefined ? undefined : parseSize(o.address, `${w}.address`);
+    if (address !== undefined && address % BigInt(size) !== 0n) throw new TopologyError(`${w}.address: a BAR is aligned to its size`);
+    return { index, size, type, prefetchable: !!o.prefetchable, address: address ?? -1n, cpuAddress: -1n };
   });
   return {
     bdf: d.bdf,
@@ -173,6 +179,36 @@ function parsePseries(p: Json): NonNullable<Topology['pseries']> {
     queryStatus: n('queryStatus'),
     kdump: bool('kdump'),
   };
+}
+
+/**
+ * Where firmware put each BAR, as skiboot does on a PHB: 32-bit BARs in the M32 window (PCI addresses
+ * from m32PciBase up, which is also why the 32-bit DMA window ends there), 64-bit ones in the M64 window,
+ * whose PCI and CPU addresses are the same. Each BAR is aligned to its size; a topology may also fix one.
+ */
+export const M64_CPU_BASE = 0x0006_0000_0000_0000n;
+export const M32_CPU_BASE = 0x0006_0030_0000_0000n;
+const PHB_STRIDE = 1n << 38n;
+const IO_BASE = 0x1000n;
+
+function assignBars(phb: PhbSpec): void {
+  const d = BigInt(phb.domain);
+  const m64 = { next: M64_CPU_BASE + d * PHB_STRIDE, cpu: 0n };
+  const m32 = { next: BigInt(phb.m32PciBase), cpu: M32_CPU_BASE + d * PHB_STRIDE - BigInt(phb.m32PciBase) };
+  const io = { next: IO_BASE, cpu: 0n };
+  for (const pe of phb.pes) {
+    for (const dev of pe.devices) {
+      for (const bar of dev.bars) {
+        const win = bar.type === 'io' ? io : bar.type === 'mem64' ? m64 : m32;
+        const size = BigInt(bar.size);
+        if (bar.address < 0n) {
+          bar.address = (win.next + size - 1n) & ~(size - 1n);
+          win.next = bar.address + size;
+        }
+        bar.cpuAddress = bar.address + win.cpu;
+      }
+    }
+  }
 }
 
 export function parseTopology(json: unknown): Topology {
@@ -223,6 +259,7 @@ export function parseTopology(json: unknown): Topology {
     }
   }
   if (groups.size === 0) throw new TopologyError('the topology has no PEs');
+  for (const phb of phbs) assignBars(phb);
   return {
     flavour,
     hostPageShift,

@@ -23,6 +23,8 @@ interface BarReg {
 }
 
 export class PciConfigSpace {
+  /** Bytes of config space the function has (what the config region and sysfs `config` expose). */
+  readonly size = CONFIG_SIZE;
   private readonly bytes = Buffer.alloc(CONFIG_SIZE);
   private readonly bars: (BarReg | undefined)[] = new Array(6).fill(undefined);
 
