@@ -5,7 +5,7 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     // Integration tests mount real FUSE trees; keep them in separate processes.
     pool: 'forks',
-    globalSetup: ['test/global-teardown.ts'],
+    globalSetup: ['test/global-setup.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
   },

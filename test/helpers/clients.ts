@@ -70,7 +70,7 @@ export async function startC(name: string, args: string[], opts: SpawnOptions = 
   return watch(spawn(exe, args, { stdio: ['pipe', 'pipe', 'pipe'], ...opts }));
 }
 
-/** A directory named so that test/global-teardown.ts detaches whatever a failed test leaves mounted in it. */
+/** A directory inside the run's temp dir, which test/global-setup.ts removes (mounts detached first) when the run ends. */
 export async function testDir(): Promise<string> {
   return mkdtemp(join(tmpdir(), 'tcefs-test-'));
 }
