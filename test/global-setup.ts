@@ -3,7 +3,7 @@
 // Mounts are detached first. A live daemon of another run is never ours: only mounts inside this run's dir
 // are touched, and of those only dead ones at setup time.
 import { execFile } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { chmodSync, mkdtempSync } from 'node:fs';
 import { readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,6 +29,8 @@ export async function setup() {
     if (dead) await exec('fusermount', ['-uz', d]).catch(() => undefined);
   }
   const run = mkdtempSync(join(base, 'tcefs-vitest-'));
+  // Searchable by everyone, as the shared temp dir is: --allow-other tests reach mounts in here as another user.
+  chmodSync(run, 0o755);
   process.env.TMPDIR = run;
   return async () => {
     // Whatever is still mounted here belongs to this run: detach it lazily, then remove the lot.
