@@ -11,7 +11,14 @@ export interface ClientSpan {
   length: number;
 }
 
-export class ClientMemory {
+/** What device DMA needs of client memory (ClientMemory; tests give a stand-in). */
+export interface DmaMemory {
+  resolve(hpa: bigint): { pid: number; ua: bigint } | undefined;
+  read(span: ClientSpan, buf: Buffer, off: number): boolean;
+  write(span: ClientSpan, buf: Buffer, off: number): boolean;
+}
+
+export class ClientMemory implements DmaMemory {
   private readonly fds = new Map<number, number>();
   /** Handles opened over the daemon's life (tests check they are also closed). */
   opened = 0;

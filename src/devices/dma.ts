@@ -4,7 +4,7 @@
 // IOMMU page of a transfer is translated by Pe.translate, and a refusal freezes the PE as the PHB would.
 import { EACCES, EIO, Errno } from '../errno.ts';
 import type { DmaAccess, Pe } from '../tce/pe.ts';
-import type { ClientMemory, ClientSpan } from './client-memory.ts';
+import type { ClientSpan, DmaMemory } from './client-memory.ts';
 import { DmaError, MAX_DMA_BYTES, type DmaFailure, type DmaPort } from './model.ts';
 
 const ADDRESS_END = 1n << 64n;
@@ -14,7 +14,7 @@ const BYPASS_STEP = 1n << 16n;
 export class FunctionDma implements DmaPort {
   constructor(
     private readonly pe: Pe,
-    private readonly memory: ClientMemory,
+    private readonly memory: DmaMemory,
     private readonly device: string,
   ) {}
 
