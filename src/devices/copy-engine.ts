@@ -51,7 +51,7 @@ export const COPY_ERR = {
 /** Longest copy: LEN is 32 bits, but one copy holds at most this much in flight. */
 export const COPY_MAX_LEN = 64 << 20;
 /** The engine moves this much per turn of the event loop, so a long copy does not stall the daemon. */
-const CHUNK = Math.min(1 << 20, MAX_DMA_BYTES);
+const CHUNK = Math.min(256 << 10, MAX_DMA_BYTES);
 
 const warn = createDebug('tcefs:error');
 
