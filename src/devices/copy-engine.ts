@@ -67,6 +67,8 @@ export class CopyEngine implements DeviceModel {
   private moved = 0n;
   /** Bumped by reset so a chunk scheduled before it does nothing. */
   private generation = 0;
+  /** One chunk in flight at a time, so one buffer serves every copy (allocated on the first). */
+  private chunk?: Buffer;
 
   constructor(private readonly ctx: ModelContext, private readonly schedule: Scheduler = setImmediate) {}
 
@@ -144,7 +146,8 @@ export class CopyEngine implements DeviceModel {
       if (n > 0) {
         let data: Buffer;
         try {
-          data = this.ctx.dma.read(src + BigInt(done), n);
+          this.chunk ??= Buffer.allocUnsafe(CHUNK);
+          data = this.ctx.dma.read(src + BigInt(done), n, this.chunk);
         } catch (e) {
           return this.failed(e, COPY_ERR.READ_FAULT);
         }

@@ -18,9 +18,9 @@ export class FunctionDma implements DmaPort {
     private readonly device: string,
   ) {}
 
-  read(iova: bigint, length: number): Buffer {
+  read(iova: bigint, length: number, into?: Buffer): Buffer {
     const spans = this.translate(iova, length, 'read');
-    const out = Buffer.allocUnsafe(length);
+    const out = into && into.length >= length ? into.subarray(0, length) : Buffer.allocUnsafe(length);
     let off = 0;
     for (const s of spans) {
       if (!this.memory.read(s, out, off)) this.fault(iova + BigInt(off), 'read', 'no-memory', `pid ${s.pid} has no page at 0x${s.ua.toString(16)}`);

@@ -23,7 +23,8 @@ export class DmaError extends Error {
  * Failures throw DmaError; length is at most MAX_DMA_BYTES.
  */
 export interface DmaPort {
-  read(iova: bigint, length: number): Buffer;
+  /** The bytes, in `into` when it is given and long enough (a reused buffer: fresh memory per transfer costs more than the copy). */
+  read(iova: bigint, length: number, into?: Buffer): Buffer;
   write(iova: bigint, data: Buffer): void;
 }
 
