@@ -1,7 +1,7 @@
 // Device DMA lands in the client's own memory: the frame behind a TCE names the process whose pinned
 // page it is (HostMemory.frameOwner), and the bytes move through /proc/<pid>/mem. One fd per process,
 // opened on its first DMA and closed when its last pin goes, so a dead client leaves no handle open.
-import { closeSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readSync, statSync, writeSync } from 'node:fs';
 import type { HostMemory } from '../tce/memory.ts';
 
 /** One contiguous piece of a transfer in one process's address space. */
@@ -22,6 +22,7 @@ export class ClientMemory implements DmaMemory {
   private readonly fds = new Map<number, number>();
   /** Handles opened over the daemon's life (tests check they are also closed). */
   opened = 0;
+  private readonly uid = process.getuid?.() ?? 0;
 
   constructor(readonly frames: HostMemory) {
     frames.onOwnerIdle = (owner) => {
@@ -75,6 +76,9 @@ export class ClientMemory implements DmaMemory {
     let fd = this.fds.get(span.pid);
     try {
       if (fd === undefined) {
+        // A frame's pid is the client's word. Only a process of the daemon's own user is written, so a
+        // claimed pid reaches no further than that user's ptrace could (the node modes keep others out).
+        if (statSync(`/proc/${span.pid}`).uid !== this.uid) return false;
         fd = openSync(`/proc/${span.pid}/mem`, 'r+');
         this.fds.set(span.pid, fd);
         this.opened++;
