@@ -9,7 +9,7 @@ import {
 import { FunctionDma } from '../../src/devices/dma.ts';
 import { DmaError, RecordingIrqPort } from '../../src/devices/model.ts';
 import type { OpenFile } from '../../src/dispatch/open-file.ts';
-import { describePe, renderTceText } from '../../src/tce/index.ts';
+import { describePe, renderHostText, renderTceText } from '../../src/tce/index.ts';
 import { HPA_BASE } from '../../src/tce/memory.ts';
 import { IOMMUFD, VFIO } from '../../src/uapi/constants.ts';
 import { Harness } from '../helpers/direct.ts';
@@ -103,6 +103,7 @@ describe('DMA through a SPAPR v2 container', () => {
       expect.objectContaining({ iova: '0x0000000000080000', direction: 'write', reason: 'permission', device: BDF }),
     ]);
     expect(renderTceText(pe())).toMatch(/# dma fault 0000:03:00.0 write 0x0000000000080000 {2}permission/);
+    expect(renderHostText(h.daemon.host)).toMatch(/domain0-pe3 .*eeh STOPPED.*\n(.*\n)*? {4}dma fault 0000:03:00.0 write 0x0000000000080000 {2}permission/);
     // While frozen DMA stops: the next copy fails without a new fault on record.
     dev.regionWrite(BigInt(COPY_REG.DOORBELL), u32(1)); // dropped: MMIO is frozen too
     expect(eeh(EEH.UNFREEZE_IO)).toBe(0);
