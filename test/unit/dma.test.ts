@@ -14,6 +14,7 @@ import { HPA_BASE } from '../../src/tce/memory.ts';
 import { IOMMUFD, VFIO } from '../../src/uapi/constants.ts';
 import { Harness } from '../helpers/direct.ts';
 import { pattern, startDmaTarget, type DmaTarget } from '../helpers/dma-target.ts';
+import { seededRandom } from '../helpers/random.ts';
 
 const TOPOLOGY = JSON.parse(readFileSync(new URL('../../topologies/copy-engine.json', import.meta.url), 'utf8'));
 const BDF = '0000:03:00.0';
@@ -130,6 +131,29 @@ describe('DMA through a SPAPR v2 container', () => {
     expect((await copy(dev, 0x1_0000n, 0x1_1000n, 0xffff_ffff)) >> STATUS_CODE_SHIFT).toBe(COPY_ERR.LENGTH);
     expect(pe().eeh.freezes).toBe(freezes);
     expect(() => new FunctionDma(pe(), h.daemon.inventory.clientMemory, BDF).read(0x1_0000n, 64 << 20)).toThrow(DmaError);
+  });
+
+  it('takes random descriptors anywhere: no crash, only read-write mapped memory ever changes, recovery each time', async () => {
+    const rnd = seededRandom(5);
+    const big = (n: number) => BigInt(rnd(n));
+    const iova = () =>
+      [
+        () => 0x1_0000n + big(0x4_0000), // read-write
+        () => 0x8_0000n + big(0x1_0000), // read-only
+        () => 0x6_0000n + big(0x1_0000), // in the window, no TCE
+        () => big(1 << 30) << 4n, // anywhere in the low 16 GiB
+        () => (1n << 64n) - big(0x2000), // about to wrap
+        () => (1n << 59n) + big(0x1000), // where a 64-bit window would be
+      ][rnd(6)]();
+    const len = () => [0, 1, 7, 0x1000, 0xfff, 0x1_0001, 0x4_0000, 0xffff_ffff][rnd(8)];
+    for (let k = 0; k < 150; k++) {
+      const s = await copy(dev, iova(), iova(), len());
+      expect(s === 0xffff_ffff || s === STATUS_DONE || (s & (STATUS_ERROR | STATUS_BUSY)) === STATUS_ERROR).toBe(true);
+      if (pe().eeh.frozen) expect(eeh(EEH.UNFREEZE_IO) | eeh(EEH.UNFREEZE_DMA)).toBe(0);
+    }
+    // Beyond the read-write mapping the process's memory is as it was: the read-only page and the rest.
+    expect(t.peek(t.addr + 0x4_0000n, t.size - 0x4_0000)).toEqual(pattern(0x4_0000, t.size - 0x4_0000));
+    expect(await copy(dev, 0x8_0000n, 0x1_0000n, 64)).toBe(STATUS_DONE);
   });
 
   it('closes the /proc handle when the last pin goes, and a device reset abandons a copy in flight', async () => {
