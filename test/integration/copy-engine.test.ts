@@ -20,7 +20,8 @@ const GROUP = '2';
 const COMMON = {
   device: expect.stringMatching(/^\d+$/), region_info: '0', id: '0x59504354',
   status: '0x2', completed: '1', copy: 'ok',
-  // SET_IRQS is not there yet; when it is, the program waits on the MSI-X eventfd instead (wait_interrupt_probe).
+  // SET_IRQS is not there yet, so the program polls STATUS only. Once interrupts are delivered this is
+  // set_irqs: '0' and msix: '1' (arm_msix and wait_msix in the program).
   set_irqs: '-ENOTTY',
   odd_write: '3', odd_read: '7', past_bar: '-EINVAL',
   fault_status: '0xffffffff', fault_mmio: '0xffffffff', untouched: '1',
