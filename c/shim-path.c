@@ -101,6 +101,7 @@ static void do_init(void)
 	shim_mnt_len = strlen(shim_mnt);
 	alias_len = strcmp(alias, shim_mnt) ? len : 0;
 	fd_adopt_inherited();
+	shim_permit_daemon();
 }
 
 void shim_init(void)

@@ -17,6 +17,9 @@ SHIM extern size_t shim_mnt_len;
 /* Read the environment once; every wrapper calls it before looking at anything else. */
 SHIM void shim_init(void);
 
+/* Let the daemon read and write this process's memory (device DMA) where Yama would refuse (shim-ptracer.c). */
+SHIM void shim_permit_daemon(void);
+
 /* ---- paths (shim-path.c) ---- */
 
 enum target_how {

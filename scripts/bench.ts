@@ -3,13 +3,14 @@
 //   npm run bench                      measure and print
 //   npm run bench -- --write-docs      also regenerate docs/benchmarks.md and docs/benchmarks-scale.svg
 //   npm run bench -- --quick           fewer iterations (a smoke run while working on the benchmarks)
-//   npm run bench -- --only=fuse,scale run some sections: tce, dispatch, scale, fuse
+//   npm run bench -- --only=fuse,scale run some sections: tce, dispatch, scale, dma, fuse
 //
 // The raw numbers of the last run go to build/bench/last.json.
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { dispatchRows, measureDispatch, type DispatchNumbers } from './bench/dispatch.ts';
+import { measureDma } from './bench/dma.ts';
 import { blockDiff, fuseOptions, measureFuse, type FuseNumbers } from './bench/fuse.ts';
 import { machine, ratios, renderMarkdown, renderScaleSvg, type Results } from './bench/report.ts';
 import { measureScale, scaleRows, type ScaleNumbers } from './bench/scale.ts';
@@ -45,6 +46,14 @@ if (want('scale')) {
   log('IOAS scale, in-process');
   results.scale = (quick ? measureScale(100, 5, 1) : measureScale()) as ScaleNumbers;
   add('IOAS scale (in-process)', scaleRows(results.scale));
+}
+if (want('dma')) {
+  log('device DMA through the TCE tables, in-process');
+  results.dma = await measureDma(16 << 20, quick ? 3 : 9);
+  add('device DMA (copy engine, in-process, 16 MiB copies)', [
+    ...results.dma.engine.map((e) => ({ name: `copy engine through ${e.pageShift === 12 ? '4K' : '64K'} TCEs`, value: e.mbps, unit: 'MB/s' })),
+    { name: 'raw /proc/<pid>/mem read + write of the same bytes', value: results.dma.raw, unit: 'MB/s' },
+  ]);
 }
 if (want('fuse')) {
   log('through FUSE');

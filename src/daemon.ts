@@ -80,6 +80,8 @@ export class Daemon {
       pendingFiles: this.files.pendingCount,
       iommufdObjects: ctxs.reduce((n, c) => n + c.objects.size, 0),
       mmContexts: this.mms.size,
+      /** /proc/<pid>/mem handles device DMA holds open (one per client with pinned memory that saw DMA). */
+      procHandles: this.inventory.clientMemory.openHandles,
       faults: { armed: faults.armed, fired: faults.fired, checks: faults.checks },
       removedDevices: [...this.inventory.functions.values()].filter((f) => f.removed).map((f) => f.bdf),
       options: this.options,
@@ -89,5 +91,6 @@ export class Daemon {
   /** Release every file (clients of a stopping daemon lose their state, as on a real close). */
   shutdown(): void {
     this.files.releaseAll();
+    this.inventory.clientMemory.closeAll();
   }
 }

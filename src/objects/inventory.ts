@@ -7,8 +7,12 @@ import type { Pe, TceHost } from '../tce/index.ts';
 import type { ContainerFile } from './vfio/container.ts';
 import type { GroupFile } from './vfio/group.ts';
 import type { IommufdFile } from './iommufd/context.ts';
+import { DEFAULT_MODEL, MODELS, RecordingIrqPort, type DeviceModel, type IrqPort } from '../devices/index.ts';
+import type { BarOverlay, BarTarget } from '../devices/bars.ts';
+import { ClientMemory } from '../devices/client-memory.ts';
+import { FunctionDma } from '../devices/dma.ts';
 
-export class PciFunction {
+export class PciFunction implements BarTarget {
   /** The N of /dev/vfio/devices/vfioN. */
   readonly cdevIndex: number;
   readonly config: PciConfigSpace;
@@ -18,11 +22,27 @@ export class PciFunction {
   removed = false;
   /** Open device files of this function, told when it is unplugged. */
   readonly files = new Set<{ unplugged(): void }>();
-  /** BAR contents, sparse by 4 KiB page: the function's MMIO as a user-space driver sees it. */
-  readonly barPages = new Map<string, Buffer>();
-  constructor(readonly spec: PciFunctionSpec, readonly group: IommuGroup, cdevIndex: number, multifunction: boolean) {
+  /** What the function does behind its BARs (src/devices; the topology's "model", plain memory by default). */
+  readonly model: DeviceModel;
+  /** Where the model's interrupts go. Replace it to deliver them; the default only records. */
+  irq: IrqPort = new RecordingIrqPort();
+  /** BAR ranges that are not the model's (the MSI-X table and PBA), served by their own handlers. */
+  readonly overlays: BarOverlay[] = [];
+  constructor(readonly spec: PciFunctionSpec, readonly group: IommuGroup, cdevIndex: number, multifunction: boolean, memory: ClientMemory) {
     this.cdevIndex = cdevIndex;
     this.config = new PciConfigSpace(spec, multifunction);
+    this.model = MODELS[spec.model ?? DEFAULT_MODEL]({
+      bdf: spec.bdf,
+      bars: spec.bars,
+      msixVectors: spec.msix,
+      // Through this function so that replacing `irq` later reaches the model too.
+      irq: { raise: (index, vector) => this.irq.raise(index, vector) },
+      dma: new FunctionDma(group.pe, memory, spec.bdf),
+    });
+  }
+  /** MMIO reads all ones while EEH has the PE frozen. */
+  get mmioFrozen(): boolean {
+    return this.group.pe.eeh.mmioFrozen;
   }
   get bdf(): string {
     return this.spec.bdf;
@@ -67,8 +87,11 @@ export class IommuGroup {
 export class Inventory {
   readonly groups = new Map<number, IommuGroup>();
   readonly functions = new Map<string, PciFunction>();
+  /** Client memory as device DMA reaches it (/proc/<pid>/mem). */
+  readonly clientMemory: ClientMemory;
 
   constructor(readonly topology: Topology, host: TceHost) {
+    this.clientMemory = new ClientMemory(host.memory);
     let cdev = 0;
     for (const phb of topology.phbs) {
       for (const pe of phb.pes) {
@@ -77,7 +100,7 @@ export class Inventory {
         for (const spec of pe.devices) {
           const slot = spec.bdf.slice(0, -2);
           const multifunction = phb.pes.some((p) => p.devices.some((d) => d !== spec && d.bdf.slice(0, -2) === slot));
-          const f = new PciFunction(spec, g, cdev++, multifunction);
+          const f = new PciFunction(spec, g, cdev++, multifunction, this.clientMemory);
           g.devices.push(f);
           this.functions.set(f.bdf, f);
         }
@@ -91,6 +114,8 @@ export class Inventory {
     if (!f) throw new Errno(ENODEV, `no device ${bdf}`);
     if (f.removed) throw new Errno(ENODEV, `${bdf} is already removed`);
     f.removed = true;
+    // Unplugged hardware stops: DMA in flight is abandoned.
+    f.model.reset();
     for (const file of f.files) file.unplugged();
   }
 
@@ -101,7 +126,7 @@ export class Inventory {
     if (!f.removed) throw new Errno(EEXIST, `${bdf} is present`);
     f.removed = false;
     f.config.reset();
-    f.barPages.clear();
+    f.model.reset();
   }
 
   functionByCdev(index: number): PciFunction | undefined {

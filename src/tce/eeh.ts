@@ -50,6 +50,18 @@ export function eehStateName(state: number): string {
   return STATE_NAMES[state] ?? `STATE#${state}`;
 }
 
+/** A device DMA the PHB refused. `reason` says which check failed. */
+export interface DmaFaultRecord {
+  iova: bigint;
+  direction: 'read' | 'write';
+  reason: 'no-window' | 'no-tce' | 'permission' | 'blocked' | 'no-memory';
+  device: string;
+  detail: string;
+}
+
+/** DMA faults kept per PE for the state views. */
+export const DMA_FAULTS_KEPT = 8;
+
 export class EehPe {
   mmioEnabled = true;
   dmaEnabled = true;
@@ -61,6 +73,8 @@ export class EehPe {
   lastInjection: EehErrorSpec | null = null;
   freezes = 0;
   resets = 0;
+  /** The last DMA faults, oldest first. They stay after recovery so the views can still explain a freeze. */
+  readonly dmaFaults: DmaFaultRecord[] = [];
 
   constructor(
     private readonly flavour: Flavour,
@@ -88,6 +102,13 @@ export class EehPe {
     this.mmioEnabled = false;
     this.dmaEnabled = false;
     this.freezes++;
+  }
+
+  /** A device DMA failed translation: as on POWER the PHB freezes the PE (MMIO and DMA). */
+  dmaFault(fault: DmaFaultRecord): void {
+    this.dmaFaults.push(fault);
+    if (this.dmaFaults.length > DMA_FAULTS_KEPT) this.dmaFaults.shift();
+    this.freeze();
   }
 
   state(): number {
@@ -169,6 +190,8 @@ export class EehPe {
    * handled and ends a reset left asserted, so the next user does not inherit them.
    */
   changeOwner(): void {
+    // The next user does not see the last one's faults either.
+    this.dmaFaults.length = 0;
     this.resetAsserted = false;
     this.cfgBlocked = false;
     this.thaw();

@@ -3,7 +3,7 @@
 // JSON conventions: addresses and masks are "0x..." strings; byte counts and sizes are numbers when
 // exactly representable, decimal strings otherwise.
 
-import { eehStateName } from './eeh.ts';
+import { eehStateName, type DmaFaultRecord } from './eeh.ts';
 import type { TceHost } from './host.ts';
 import type { Pe } from './pe.ts';
 import type { TceTable } from './table.ts';
@@ -52,6 +52,14 @@ export interface WindowView {
   sharedWith: string[];
 }
 
+export interface DmaFaultView {
+  iova: string;
+  direction: string;
+  reason: string;
+  device: string;
+  detail: string;
+}
+
 export interface PeView {
   name: string;
   number: number;
@@ -66,7 +74,7 @@ export interface PeView {
   tce32Start: string;
   tce32Size: string;
   window64Start: string;
-  eeh: { state: number; stateName: string; mmioEnabled: boolean; dmaEnabled: boolean; resetAsserted: boolean; cfgBlocked: boolean };
+  eeh: { state: number; stateName: string; mmioEnabled: boolean; dmaEnabled: boolean; resetAsserted: boolean; cfgBlocked: boolean; dmaFaults: DmaFaultView[] };
   firmware?: { defaultWindowPresent: boolean; ddw: string | null; windowsAvailable: number; failedDdw: boolean };
   windows: WindowView[];
 }
@@ -127,6 +135,7 @@ export function describePe(pe: Pe): PeView {
       dmaEnabled: pe.eeh.dmaEnabled,
       resetAsserted: pe.eeh.resetAsserted,
       cfgBlocked: pe.eeh.cfgBlocked,
+      dmaFaults: pe.eeh.dmaFaults.map((f) => ({ iova: hex(f.iova), direction: f.direction, reason: f.reason, device: f.device, detail: f.detail })),
     },
     firmware: fw && {
       defaultWindowPresent: fw.defaultPresent,
@@ -187,6 +196,7 @@ export function renderHostText(host: TceHost): string {
         `pgsizes ${pageSizeNames(pe.pgsizes).join(',')}  windows<=${pe.maxDynamicWindowsSupported}  levels<=${pe.maxLevels}`);
       pe.tables.forEach((t, slot) => t && lines.push(`    ${windowLine(slot, t)}`));
       if (pe.bypass) lines.push(`    bypass ${hex(pe.window64Start)}-${hex(pe.window64Start + pe.bypassSize() - 1n)}`);
+      for (const f of pe.eeh.dmaFaults) lines.push(`    ${dmaFaultLine(f)}`);
     }
   }
   for (const owner of host.memory.ownerNames()) {
@@ -197,6 +207,11 @@ export function renderHostText(host: TceHost): string {
       (a.underflows ? `, ${a.underflows} underflows` : ''));
   }
   return lines.join('\n') + '\n';
+}
+
+/** `dma fault 0000:03:00.0 write 0x...  no-tce`: one refused device DMA. */
+export function dmaFaultLine(f: DmaFaultRecord): string {
+  return `dma fault ${f.device} ${f.direction} ${hex(f.iova)}  ${f.reason}`;
 }
 
 /**
@@ -221,5 +236,6 @@ export function renderTceText(pe: Pe, opts: { limit?: number } = {}): string {
     }
   });
   if (!pe.tables[0] && !pe.tables[1]) lines.push('# no windows');
+  for (const f of pe.eeh.dmaFaults) lines.push(`# ${dmaFaultLine(f)}`);
   return lines.join('\n') + '\n';
 }

@@ -94,6 +94,8 @@ export class HostMemory {
   private readonly pageFrame: bigint;
   /** pin and unpin never nest, so they share one span instead of allocating one per call. */
   private readonly span: Span = { start: 0n, end: 0n };
+  /** Told when an owner's last pin goes (device DMA closes its handle on that process's memory). */
+  onOwnerIdle?: (owner: string) => void;
 
   constructor(readonly hostPageShift = 16, private readonly faults?: FaultInjector) {
     if (hostPageShift !== 12 && hostPageShift !== 16) fail(EINVAL, `host page shift ${hostPageShift} unsupported`);
@@ -172,6 +174,24 @@ export class HostMemory {
     return n;
   }
 
+  /**
+   * The inverse of pin: which owner's pinned page a host-physical address falls in, and the user address
+   * there. EFAULT when the frame belongs to no one or its page is not pinned (nothing backs it).
+   */
+  frameOwner(hpa: bigint): { owner: string; ua: bigint } {
+    const rel = hpa - HPA_BASE;
+    if (rel >= 0n) {
+      const slot = rel / OWNER_SPAN;
+      for (const [owner, s] of this.slots) {
+        if (s !== slot) continue;
+        const ua = rel - slot * OWNER_SPAN;
+        if (this.owners.get(owner)?.find(ua)) return { owner, ua };
+        break;
+      }
+    }
+    fail(EFAULT, `no pinned memory behind host address 0x${hpa.toString(16)}`);
+  }
+
   ownerNames(): string[] {
     return [...this.owners.keys()].sort();
   }
@@ -212,5 +232,6 @@ export class HostMemory {
     if (slot === undefined) return;
     this.slots.delete(owner);
     this.freeSlots.push(slot);
+    this.onOwnerIdle?.(owner);
   }
 }

@@ -1,4 +1,5 @@
 import type { PseriesHostConfig } from '../tce/host.ts';
+import { MODELS } from '../devices/index.ts';
 
 // The emulated machine: host flavour, PHBs, PEs (IOMMU groups) and the PCI functions in them.
 // Loaded from JSON (`--topology FILE`) or the embedded default, validated with errors that name the
@@ -28,6 +29,8 @@ export interface PciFunctionSpec {
   bars: BarSpec[];
   msi: number;
   msix: number;
+  /** The device model behind the BARs (src/devices); absent means plain memory. */
+  model?: string;
 }
 
 export interface PeSpec {
@@ -131,7 +134,10 @@ export function parseBdf(bdf: string) {
 
 function parseDevice(v: unknown, where: string, domain: number): PciFunctionSpec {
   const d = obj(v, where);
-  only(d, ['bdf', 'vendor', 'device', 'class', 'subsystemVendor', 'subsystemDevice', 'bars', 'msi', 'msix'], where);
+  only(d, ['bdf', 'vendor', 'device', 'class', 'subsystemVendor', 'subsystemDevice', 'bars', 'msi', 'msix', 'model'], where);
+  if (d.model !== undefined && (typeof d.model !== 'string' || !Object.hasOwn(MODELS, d.model))) {
+    throw new TopologyError(`${where}.model: unknown device model ${JSON.stringify(d.model)} (known: ${Object.keys(MODELS).join(', ')})`);
+  }
   if (typeof d.bdf !== 'string') throw new TopologyError(`${where}.bdf: expected a string`);
   const bdf = parseBdf(d.bdf);
   if (bdf.domain !== domain) throw new TopologyError(`${where}.bdf: ${d.bdf} is not in PCI domain ${domain} of its PHB`);
@@ -159,6 +165,7 @@ function parseDevice(v: unknown, where: string, domain: number): PciFunctionSpec
     bars,
     msi: num(d.msi ?? 0, `${where}.msi`),
     msix: num(d.msix ?? 0, `${where}.msix`),
+    ...(d.model !== undefined && { model: d.model as string }),
   };
 }
 

@@ -9,3 +9,6 @@ export const CONTROL_PATH = '/.tcefs/control';
 
 /** Where the state views live: text for people, JSON for scripts. */
 export const DEBUG_DIR = '/sys/kernel/debug/tcefs';
+
+/** The daemon's pid as text, so the shim can let it read the client's memory (prctl PR_SET_PTRACER). */
+export const PID_PATH = '/.tcefs/pid';

@@ -12,9 +12,9 @@ import { IommufdDevice } from '../iommufd/device.ts';
 import { VFIO } from '../../uapi/constants.ts';
 import type { PciFunction } from '../inventory.ts';
 import { CONFIG_SIZE } from './pci-config.ts';
+import { barRead, barWrite } from '../../devices/bars.ts';
 
 const REGION_SHIFT = 40n;
-const PAGE = 4096;
 
 export interface RegionInfo {
   index: number;
@@ -81,6 +81,7 @@ const common: Handlers = {
   },
   VFIO_DEVICE_RESET: (f) => {
     f.fn.config.reset();
+    f.fn.model.reset();
   },
 };
 
@@ -102,6 +103,8 @@ export class DeviceFile extends OpenFile {
 
   release(): void {
     this.fn.files.delete(this);
+    // vfio-pci resets a function its last user closes: no DMA outlives the client that programmed it.
+    if (this.fn.files.size === 0) this.fn.model.reset();
     if (this.iommufd) {
       this.iommufd.unbind();
       this.iommufd = undefined;
@@ -206,32 +209,13 @@ export class DeviceFile extends OpenFile {
   regionRead(offset: bigint, length: number): Buffer | number {
     const { r, at } = this.region(offset, length);
     if (r.index === VFIO.VFIO_PCI_CONFIG_REGION_INDEX) return this.fn.config.read(at, length);
-    const out = Buffer.alloc(length);
-    for (let done = 0; done < length; ) {
-      const page = Math.floor((at + done) / PAGE);
-      const within = (at + done) % PAGE;
-      const n = Math.min(length - done, PAGE - within);
-      this.fn.barPages.get(`${r.index}:${page}`)?.copy(out, done, within, within + n);
-      done += n;
-    }
-    return out;
+    return barRead(this.fn, r.index, at, length);
   }
 
   regionWrite(offset: bigint, data: Buffer): number {
     const { r, at } = this.region(offset, data.length);
     if (r.index === VFIO.VFIO_PCI_CONFIG_REGION_INDEX) this.fn.config.write(at, data);
-    else {
-      for (let done = 0; done < data.length; ) {
-        const page = Math.floor((at + done) / PAGE);
-        const within = (at + done) % PAGE;
-        const n = Math.min(data.length - done, PAGE - within);
-        const key = `${r.index}:${page}`;
-        let buf = this.fn.barPages.get(key);
-        if (!buf) this.fn.barPages.set(key, (buf = Buffer.alloc(PAGE)));
-        data.copy(buf, within, done, done + n);
-        done += n;
-      }
-    }
+    else barWrite(this.fn, r.index, at, data);
     return data.length;
   }
 }

@@ -1,0 +1,14 @@
+// The device models a topology can name per function ("model": "...").
+import { CopyEngine } from './copy-engine.ts';
+import { MemoryModel } from './memory-model.ts';
+import type { ModelFactory } from './model.ts';
+
+export const MODELS: Readonly<Record<string, ModelFactory>> = {
+  /** The default: BARs are plain memory. */
+  memory: () => new MemoryModel(),
+  'copy-engine': (ctx) => new CopyEngine(ctx),
+};
+
+export const DEFAULT_MODEL = 'memory';
+
+export * from './model.ts';
