@@ -2,7 +2,7 @@
 // capabilities (PM, MSI, PCI Express, MSI-X, VPD, a vendor capability) with optional fixed offsets, the
 // expansion ROM and the extended capability list. Parsed here, checked for self-consistency (an MSI-X
 // table must lie inside the BAR its BIR names, ...), and turned into a spec the config space builds from.
-// The old short forms (`msi: 1`, `msix: 64`) stay valid and get the defaults described in docs/topology.md.
+// The old short forms (`msi: 1`, `msix: 64`) stay valid and get the defaults described in docs/config-space.md.
 import type { BarSpec } from './topology.ts';
 
 export class CapsError extends Error {}

@@ -68,7 +68,7 @@ export interface Topology {
 /**
  * PowerNV, one PHB4 with two PEs: a two-function Mellanox ConnectX-5 (MT27800, 15b3:1017) in one, a
  * Samsung NVMe drive (PM983/970 EVO Plus controller, 144d:a808) alone in the other. IDs, BARs, MSI-X
- * tables and capability chains are those of the real functions (lspci -vvv of each; docs/topology.md).
+ * tables and capability chains are those of the real functions (lspci -vvv of each; docs/config-space.md).
  */
 const CX5_FUNCTION = {
   vendor: '0x15b3', device: '0x1017', class: '0x020000', subsystemVendor: '0x15b3', subsystemDevice: '0x0007', revision: 0,

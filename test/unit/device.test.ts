@@ -4,6 +4,7 @@ import { EFAULT, EINVAL, EIO } from '../../src/errno.ts';
 import type { OpenFile } from '../../src/dispatch/open-file.ts';
 import { VFIO } from '../../src/uapi/constants.ts';
 import { Harness } from '../helpers/direct.ts';
+import { DEFAULT_TOPOLOGY_JSON } from '../../src/topology/topology.ts';
 
 let h: Harness;
 let dev: OpenFile;
@@ -45,6 +46,23 @@ describe('device info, regions and interrupts', () => {
     expect(irq(VFIO.VFIO_PCI_MSI_IRQ_INDEX)).toMatchObject({ count: 0, flags: 9 });
     expect(irq(VFIO.VFIO_PCI_MSIX_IRQ_INDEX)).toMatchObject({ count: 64, flags: 9 });
     expect(h.call(dev, 'VFIO_DEVICE_GET_IRQ_INFO', { index: 5 }).result).toBe(-EINVAL);
+  });
+
+  it('takes interrupt counts from config space: no pin, no INTx; no PCIe, no ERR index and 256 bytes of config', () => {
+    const nvme = DEFAULT_TOPOLOGY_JSON.phbs[0].pes[1].devices[0];
+    const conventional = new Harness({ ...DEFAULT_TOPOLOGY_JSON, phbs: [{ ...DEFAULT_TOPOLOGY_JSON.phbs[0], pes: [{ pe: 2, group: 1, devices: [{ ...nvme, pcie: false, extCaps: [], interruptPin: 0 }] }] }] });
+    const c = conventional.open('/dev/vfio/vfio');
+    const g = conventional.open('/dev/vfio/1');
+    conventional.setContainer(g, c);
+    conventional.call(c, 'VFIO_SET_IOMMU', {}, { arg: 7 });
+    const d = conventional.getDeviceFd(g, '0000:02:00.0').file!;
+    const irq = (index: number) => conventional.call(d, 'VFIO_DEVICE_GET_IRQ_INFO', { index });
+    expect(irq(VFIO.VFIO_PCI_INTX_IRQ_INDEX).out).toMatchObject({ count: 0, flags: 7 });
+    expect(irq(VFIO.VFIO_PCI_MSI_IRQ_INDEX).out).toMatchObject({ count: 32, flags: 9 });
+    expect(irq(VFIO.VFIO_PCI_MSIX_IRQ_INDEX).out).toMatchObject({ count: 33 });
+    expect(irq(VFIO.VFIO_PCI_ERR_IRQ_INDEX).result).toBe(-EINVAL);
+    expect(irq(VFIO.VFIO_PCI_REQ_IRQ_INDEX).out).toMatchObject({ count: 1 });
+    expect(conventional.call(d, 'VFIO_DEVICE_GET_REGION_INFO', { index: 7 }).out).toMatchObject({ size: 256n });
   });
 });
 

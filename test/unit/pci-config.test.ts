@@ -127,6 +127,7 @@ describe('vfio-pci virtualisation rules', () => {
     const c = nvme();
     const at = capAt(c, 0x05);
     expect(u16(c, at + 2)).toBe(0x0080); // vfio-pci reads Multiple Message Capable as its msi_qmax, 0 before enabling
+    expect(c.hardwareRead(at + 2, 2).readUInt16LE(0)).toBe(0x008a); // the function itself says 32 (sysfs view)
     w16(c, at + 2, 0x00f1); // enable + 8 vectors asked
     expect(u16(c, at + 2)).toBe(0x0080);
     w32(c, at + 4, 0xfee01000);

@@ -16,6 +16,9 @@
 //   irqCount(index)             - what VFIO_DEVICE_GET_IRQ_INFO reports per vfio-pci index.
 //   intxDisabled                - the user's (virtual) INTx disable bit of the command register.
 //   memoryEnabled               - memory decoding on and the function in D0: BAR accesses allowed.
+// For sysfs: `link` (current/max link speed and width strings) and hardwareRead() (the function's own
+// registers, what /sys/bus/pci/devices/X/config shows, as opposed to the user's view through vfio-pci).
+// docs/config-space.md describes the topology keys and the rules.
 import { layoutCaps, layoutExtCaps, CAP_ID, EXT_CAPS, type PciCapsSpec } from '../../topology/pci-caps.ts';
 import type { PciFunctionSpec } from '../../topology/topology.ts';
 import { VFIO } from '../../uapi/constants.ts';
@@ -159,6 +162,13 @@ export class PciConfigSpace {
         at = (h >>> 20) & 0xffc;
       }
     }
+    return out;
+  }
+
+  /** The function's registers as the host sees them (sysfs `config`), without vfio-pci's virtualisation. */
+  hardwareRead(pos: number, length: number): Buffer {
+    const out = Buffer.alloc(length, 0xff);
+    if (pos < this.size) this.hw.copy(out, 0, pos, Math.min(this.size, pos + length));
     return out;
   }
 
