@@ -108,12 +108,13 @@ function parseMsix(v: unknown, where: string, bars: BarSpec[], num: Num): MsixSp
   const tableBar = o.tableBar === undefined ? first?.index : num(o.tableBar, `${where}.tableBar`);
   if (tableBar === undefined) throw new CapsError(`${where}: an MSI-X table needs a memory BAR, and the function has none`);
   const pbaBar = o.pbaBar === undefined ? tableBar : num(o.pbaBar, `${where}.pbaBar`);
-  const tableSize = vectors * 16;
-  // Defaults: table in the upper half of its BAR, PBA on the next page (or right after the table if the BAR is small).
-  const barSize = bars.find((b) => b.index === tableBar)?.size ?? 0;
-  const tableOffset = o.tableOffset === undefined ? barSize / 2 : num(o.tableOffset, `${where}.tableOffset`);
-  const step = barSize >= 0x4000 ? 0x1000 : 8;
-  const pbaOffset = o.pbaOffset === undefined ? (pbaBar === tableBar ? tableOffset + Math.ceil(tableSize / step) * step : (bars.find((b) => b.index === pbaBar)?.size ?? 0) / 2) : num(o.pbaOffset, `${where}.pbaOffset`);
+  // Defaults: the table in the upper half of its BAR, the PBA on the next page of the same BAR (right
+  // after the table in a BAR under 16K), or in the upper half of its own BAR.
+  const sizeOf = (bir: number) => bars.find((b) => b.index === bir)?.size ?? 0;
+  const tableOffset = o.tableOffset === undefined ? sizeOf(tableBar) / 2 : num(o.tableOffset, `${where}.tableOffset`);
+  const step = sizeOf(tableBar) >= 0x4000 ? 0x1000 : 8;
+  const pbaDefault = pbaBar === tableBar ? tableOffset + Math.ceil((vectors * 16) / step) * step : sizeOf(pbaBar) / 2;
+  const pbaOffset = o.pbaOffset === undefined ? pbaDefault : num(o.pbaOffset, `${where}.pbaOffset`);
   const m: MsixSpec = { vectors, tableBar, tableOffset, pbaBar, pbaOffset, offset: capOffset(o, where, num) };
   checkMsixPlacement(m, bars, where);
   return m;
