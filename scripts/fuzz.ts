@@ -103,6 +103,12 @@ const EXACT_WRITE = 64 * 1024;
 const REGION_BASE = 2 ** 40;
 const FRAME_ERRNOS = new Set([EBADMSG, EPROTONOSUPPORT, E2BIG]);
 const KNOWN_ERRNO = (e: number) => !errnoName(e).startsWith('E#');
+
+/** Offsets near the ends of the default functions' regions: config space (4K), BAR 0 (16K, 32M), the ROM (1M), MSI-X tables. */
+function regionEdge(rng: Rng): bigint {
+  const [index, end] = rng.pick<[bigint, number]>([[7n, 4096], [7n, 256], [0n, 16 << 10], [0n, 32 << 20], [6n, 1 << 20], [0n, 0x2000], [0n, 0x3000], [1n, 0]]);
+  return (index << 40n) + BigInt(Math.max(0, end - 9 + rng.int(18)));
+}
 // Plain arithmetic: lengths are u32 and a bitwise mask would wrap the large ones negative.
 const pad8 = (n: number) => Math.ceil(n / 8) * 8;
 const U64 = (1n << 64n) - 1n;
@@ -988,6 +994,7 @@ class Lane {
   private regionOffset(): bigint {
     return this.rng.weighted<bigint>([
       [4, (7n << 40n) + BigInt(this.rng.int(300))],
+      [2, regionEdge(this.rng)],
       [3, (BigInt(this.rng.int(10)) << 40n) + BigInt(this.rng.int(0x11000))],
       [2, BigInt(this.rng.int(0x1000))],
       [1, this.rng.u64()],
@@ -1109,8 +1116,8 @@ class Lane {
     const devs = this.files.filter((f) => f.kind === 'device');
     if (!devs.length || this.rng.chance(0.3)) return this.frameStep();
     const f = this.rng.pick(devs);
-    const pos = Number(this.rng.weighted<bigint>([[5, (7n << 40n) + BigInt(this.rng.int(300))], [3, (BigInt(this.rng.int(10)) << 40n) + BigInt(this.rng.int(0x11000))], [1, BigInt(2 ** 52)]]));
-    const len = this.rng.pick([1, 2, 4, 8, 64, 4096]);
+    const pos = Number(this.rng.weighted<bigint>([[5, (7n << 40n) + BigInt(this.rng.int(300))], [3, regionEdge(this.rng)], [3, (BigInt(this.rng.int(10)) << 40n) + BigInt(this.rng.int(0x11000))], [1, BigInt(2 ** 52)]]));
+    const len = this.rng.pick([1, 2, 3, 4, 5, 7, 8, 64, 4096]);
     // A frame in progress takes any write, so region I/O waits until the stream is clean.
     if (f.stream.partial) return this.frameStep();
     try {

@@ -39,6 +39,9 @@ export class PciFunction implements BarTarget {
       irq: { raise: (index, vector) => this.irq.raise(index, vector) },
       dma: new FunctionDma(group.pe, memory, spec.bdf),
     });
+    // The MSI-X table is the host's (vfio-pci reads it as all ones and drops writes), not the device's.
+    const m = this.config.msixLayout;
+    if (m) this.overlays.push({ bar: m.tableBar, offset: m.tableOffset, size: m.tableSize, read: (_o, n) => Buffer.alloc(n, 0xff), write: () => undefined });
   }
   /** MMIO reads all ones while EEH has the PE frozen. */
   get mmioFrozen(): boolean {

@@ -1,5 +1,6 @@
 import type { PseriesHostConfig } from '../tce/host.ts';
 import { MODELS } from '../devices/index.ts';
+import { CAPS_KEYS, CapsError, parseCaps, type PciCapsSpec } from './pci-caps.ts';
 
 // The emulated machine: host flavour, PHBs, PEs (IOMMU groups) and the PCI functions in them.
 // Loaded from JSON (`--topology FILE`) or the embedded default, validated with errors that name the
@@ -27,10 +28,13 @@ export interface PciFunctionSpec {
   subsystemVendor: number;
   subsystemDevice: number;
   bars: BarSpec[];
+  /** MSI and MSI-X vector counts (0: no such capability); the details are in caps. */
   msi: number;
   msix: number;
   /** The device model behind the BARs (src/devices); absent means plain memory. */
   model?: string;
+  /** Config-space layout: capabilities, extended capabilities, ROM, revision (src/topology/pci-caps.ts). */
+  caps: PciCapsSpec;
 }
 
 export interface PeSpec {
@@ -64,7 +68,22 @@ export interface Topology {
   phbs: PhbSpec[];
 }
 
-/** PowerNV, one PHB4 with two PEs: a two-function NIC in one, an NVMe drive alone in the other. */
+/**
+ * PowerNV, one PHB4 with two PEs: a two-function Mellanox ConnectX-5 (MT27800, 15b3:1017) in one, a
+ * Samsung NVMe drive (PM983/970 EVO Plus controller, 144d:a808) alone in the other. IDs, BARs, MSI-X
+ * tables and capability chains are those of the real functions (lspci -vvv of each; docs/config-space.md).
+ */
+const CX5_FUNCTION = {
+  vendor: '0x15b3', device: '0x1017', class: '0x020000', subsystemVendor: '0x15b3', subsystemDevice: '0x0007', revision: 0,
+  bars: [{ index: 0, size: '32M', type: 'mem64', prefetchable: true }],
+  rom: '1M',
+  pm: { offset: 0x40 }, vpd: { offset: 0x48 },
+  pcie: { type: 'endpoint', linkSpeed: 8, linkWidth: 16, maxPayload: 512, offset: 0x60 },
+  msix: { vectors: 64, tableBar: 0, tableOffset: '0x2000', pbaBar: 0, pbaOffset: '0x3000', offset: 0x9c },
+  vendorCap: { offset: 0xc0, length: 0x18 },
+  extCaps: ['aer', 'ari', 'sriov', 'secondary-pcie', 'acs'],
+};
+
 export const DEFAULT_TOPOLOGY_JSON = {
   host: { flavour: 'powernv', pageShift: 16, memlockLimit: '16G', eeh: true },
   phbs: [
@@ -76,14 +95,22 @@ export const DEFAULT_TOPOLOGY_JSON = {
         {
           pe: 0x1, group: 0,
           devices: [
-            { bdf: '0000:01:00.0', vendor: '0x15b3', device: '0x1017', class: '0x020000', bars: [{ index: 0, size: '32M', type: 'mem64', prefetchable: true }], msix: 64 },
-            { bdf: '0000:01:00.1', vendor: '0x15b3', device: '0x1017', class: '0x020000', bars: [{ index: 0, size: '32M', type: 'mem64', prefetchable: true }], msix: 64 },
+            { bdf: '0000:01:00.0', ...CX5_FUNCTION },
+            { bdf: '0000:01:00.1', ...CX5_FUNCTION, extCaps: ['aer', 'ari', 'sriov', 'acs'] },
           ],
         },
         {
           pe: 0x2, group: 1,
           devices: [
-            { bdf: '0000:02:00.0', vendor: '0x144d', device: '0xa808', class: '0x010802', bars: [{ index: 0, size: '16K', type: 'mem64', prefetchable: false }], msi: 1, msix: 33 },
+            {
+              bdf: '0000:02:00.0', vendor: '0x144d', device: '0xa808', class: '0x010802', subsystemVendor: '0x144d', subsystemDevice: '0xa801', revision: 0,
+              bars: [{ index: 0, size: '16K', type: 'mem64', prefetchable: false }],
+              pm: { offset: 0x40 },
+              msi: { vectors: 32, '64bit': true, perVectorMask: false, offset: 0x50 },
+              pcie: { type: 'endpoint', linkSpeed: 8, linkWidth: 4, maxPayload: 256, offset: 0x70 },
+              msix: { vectors: 33, tableBar: 0, tableOffset: '0x3000', pbaBar: 0, pbaOffset: '0x2000', offset: 0xb0 },
+              extCaps: ['aer', 'dsn', 'power-budget', 'secondary-pcie', 'ltr', 'l1-substates'],
+            },
           ],
         },
       ],
@@ -134,7 +161,7 @@ export function parseBdf(bdf: string) {
 
 function parseDevice(v: unknown, where: string, domain: number): PciFunctionSpec {
   const d = obj(v, where);
-  only(d, ['bdf', 'vendor', 'device', 'class', 'subsystemVendor', 'subsystemDevice', 'bars', 'msi', 'msix', 'model'], where);
+  only(d, ['bdf', 'vendor', 'device', 'class', 'subsystemVendor', 'subsystemDevice', 'bars', 'model', ...CAPS_KEYS], where);
   if (d.model !== undefined && (typeof d.model !== 'string' || !Object.hasOwn(MODELS, d.model))) {
     throw new TopologyError(`${where}.model: unknown device model ${JSON.stringify(d.model)} (known: ${Object.keys(MODELS).join(', ')})`);
   }
@@ -155,6 +182,13 @@ function parseDevice(v: unknown, where: string, domain: number): PciFunctionSpec
     if (address !== undefined && address % BigInt(size) !== 0n) throw new TopologyError(`${w}.address: a BAR is aligned to its size`);
     return { index, size, type, prefetchable: !!o.prefetchable, address: address ?? -1n, cpuAddress: -1n };
   });
+  let caps: PciCapsSpec;
+  try {
+    caps = parseCaps(d, where, bars, num, parseSize, (bdf.bus << 8) | (bdf.slot << 3) | bdf.fn);
+  } catch (e) {
+    if (e instanceof CapsError) throw new TopologyError(e.message);
+    throw e;
+  }
   return {
     bdf: d.bdf,
     vendor: num(d.vendor, `${where}.vendor`),
@@ -163,8 +197,9 @@ function parseDevice(v: unknown, where: string, domain: number): PciFunctionSpec
     subsystemVendor: num(d.subsystemVendor ?? d.vendor, `${where}.subsystemVendor`),
     subsystemDevice: num(d.subsystemDevice ?? 0, `${where}.subsystemDevice`),
     bars,
-    msi: num(d.msi ?? 0, `${where}.msi`),
-    msix: num(d.msix ?? 0, `${where}.msix`),
+    msi: caps.msi?.vectors ?? 0,
+    msix: caps.msix?.vectors ?? 0,
+    caps,
     ...(d.model !== undefined && { model: d.model as string }),
   };
 }
@@ -213,6 +248,12 @@ function assignBars(phb: PhbSpec): void {
           win.next = bar.address + size;
         }
         bar.cpuAddress = bar.address + win.cpu;
+      }
+      // An expansion ROM is a 32-bit memory window.
+      const rom = dev.caps.romSize ? BigInt(dev.caps.romSize) : 0n;
+      if (rom) {
+        dev.caps.romAddress = (m32.next + rom - 1n) & ~(rom - 1n);
+        m32.next = dev.caps.romAddress + rom;
       }
     }
   }

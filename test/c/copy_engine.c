@@ -242,6 +242,11 @@ int main(int argc, char **argv)
 	struct vfio_region_info ri = { .argsz = sizeof(ri), .index = VFIO_PCI_BAR0_REGION_INDEX };
 	show("region_info", ioctl(dev, VFIO_DEVICE_GET_REGION_INFO, &ri));
 	bar0 = ri.offset;
+	/* BAR access needs memory decoding, and the engine's DMA bus mastering, as on any PCI function. */
+	struct vfio_region_info cfg = { .argsz = sizeof(cfg), .index = VFIO_PCI_CONFIG_REGION_INDEX };
+	show("config_info", ioctl(dev, VFIO_DEVICE_GET_REGION_INFO, &cfg));
+	uint16_t cmd = 0x6;
+	show("enable_memory", pwrite(dev, &cmd, 2, (off_t)cfg.offset + 4));
 	printf("id=0x%08x\n", rd32(REG_ID));
 
 	if (argc > 4 && !strcmp(argv[4], "kill")) {
@@ -267,6 +272,7 @@ int main(int argc, char **argv)
 	unsigned char junk[16] = { 0 };
 	show("odd_write", pwrite(dev, junk, 3, (off_t)(bar0 + 0x25)));
 	show("odd_read", pread(dev, junk, 7, (off_t)(bar0 + 0x31)));
+	/* vfio-pci shortens an access that runs past the end of a BAR */
 	show("past_bar", pwrite(dev, junk, 8, (off_t)(bar0 + ri.size - 4)));
 
 	/* A copy to an IOVA with no TCE: the PE freezes and nothing lands anywhere. */

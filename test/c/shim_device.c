@@ -104,6 +104,10 @@ int main(int argc, char **argv)
 	show("config_pread_all", pread(d, whole, sizeof(whole), (off_t)cfg.offset));
 	show("config_pread_past_end", pread(d, whole, 8, (off_t)(cfg.offset + cfg.size - 4)));
 
+	/* BAR accesses need memory decoding on, as on vfio-pci. */
+	uint16_t cmd = 0x2;
+	show("bar0_pread_decode_off", pread(d, &cmd, 2, 0x100));
+	show("enable_memory", pwrite(d, &cmd, 2, (off_t)cfg.offset + 4));
 	/* BAR0 starts at offset 0, where the fd's frame stream also lives: the shim keeps them apart. */
 	show("bar0_pwrite", pwrite(d, "tcefs-bar0", 10, 0x100));
 	char b[16] = "";

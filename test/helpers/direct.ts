@@ -43,6 +43,11 @@ export class Harness {
     return f;
   }
 
+  /** Turn memory decoding and bus mastering on in a device's command register (BAR access needs them). */
+  enableMemory(dev: OpenFile): void {
+    dev.regionWrite((7n << 40n) + 4n, Buffer.from([0x06, 0x00]));
+  }
+
   close(f: OpenFile): void {
     this.daemon.files.remove(f.handle);
   }

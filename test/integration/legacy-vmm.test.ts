@@ -67,7 +67,7 @@ describe('the QEMU spapr sequence under tcefs run', () => {
     const r = await runUnderShim('spapr_vmm', ['0000:01:00.1', 'v1']);
     expect(kv(r.stdout)).toMatchObject({
       device_fd_ok: '0', device_info: '0', device_flags: '3', num_regions: '9', num_irqs: '5',
-      config_info: '0', config_size: '256', config_offset: '0x70000000000', config_flags: '3',
+      config_info: '0', config_size: '4096', config_offset: '0x70000000000', config_flags: '3',
       config_read: '4', vendor: '0x15b3', device: '0x1017',
       bar0_write: '4', bar0_read: '4', bar0: '0xfe00000c', bar0_info: '0', bar0_size: '33554432',
       msix_info: '0', msix_count: '64', device_reset: '0', unset_with_device_open: '-EBUSY',

@@ -39,7 +39,7 @@ c VFIO_IOMMU_MAP_DMA flags=READ|WRITE vaddr=$va+128K iova=$w.start_addr+128K siz
 cat sys/kernel/debug/tcefs/groups/1/tce
 d = g VFIO_GROUP_GET_DEVICE_FD 0000:02:00.0
 d VFIO_DEVICE_GET_INFO => 0 flags=RESET|PCI num_regions=9 num_irqs=5
-d VFIO_DEVICE_GET_REGION_INFO index=CONFIG => 0 size=256 offset=0x70000000000
+d VFIO_DEVICE_GET_REGION_INFO index=CONFIG => 0 size=4096 offset=0x70000000000
 d read config:0 4 => 4 le=0xa808144d
 g VFIO_GROUP_UNSET_CONTAINER => EBUSY   # the device is open
 c VFIO_IOMMU_UNMAP_DMA iova=$w.start_addr+128K size=64K

@@ -39,6 +39,7 @@ describe('BAR routing', () => {
     const h = new Harness();
     const dev = h.open('/dev/vfio/devices/vfio2');
     expect(h.call(dev, 'VFIO_DEVICE_BIND_IOMMUFD', { iommufd: h.open('/dev/iommu').handle }).result).toBe(0);
+    h.enableMemory(dev);
     dev.regionWrite(0x10n, Buffer.from('abcd'));
     const fn = h.daemon.inventory.functions.get('0000:02:00.0')!;
     expect(fn.model.name).toBe('memory');
@@ -47,6 +48,7 @@ describe('BAR routing', () => {
     expect(dev.regionRead(0x10n, 4)).toEqual(Buffer.alloc(4, 0xff));
     expect(h.call(dev, 'VFIO_DEVICE_RESET').result).toBe(0);
     fn.group.pe.eeh.op(2);
+    h.enableMemory(dev); // the reset turned decoding off with the rest of the command register
     expect(dev.regionRead(0x10n, 4)).toEqual(Buffer.alloc(4)); // a function-level reset clears the BAR
   });
 });

@@ -75,6 +75,7 @@ describe('DMA through a SPAPR v2 container', () => {
     expect(call(c, 'VFIO_IOMMU_MAP_DMA', { flags: RW, vaddr: t.addr, iova: 0x1_0000n, size: 0x4_0000n }).result).toBe(0);
     expect(call(c, 'VFIO_IOMMU_MAP_DMA', { flags: RO, vaddr: t.addr + 0x4_0000n, iova: 0x8_0000n, size: 0x1_0000n }).result).toBe(0);
     dev = h.getDeviceFd(g, BDF).file!;
+    h.enableMemory(dev);
   });
 
   it('copies between IOVAs in the client memory and raises the MSI-X vector', async () => {
@@ -163,6 +164,7 @@ describe('DMA through a SPAPR v2 container', () => {
     dev.regionWrite(BigInt(COPY_REG.DOORBELL), u32(1));
     expect(call(dev, 'VFIO_DEVICE_RESET').result).toBe(0);
     await new Promise((r) => setImmediate(r));
+    h.enableMemory(dev);
     expect(status(dev)).toBe(0);
     h.close(dev);
     h.close(g);
@@ -178,6 +180,7 @@ describe('DMA through iommufd, BLOCKED and the bypass window', () => {
     const dev = h.open(`/dev/vfio/devices/vfio${fn().cdevIndex}`);
     const call = (f: OpenFile, name: string, fields = {}) => h.call(f, name, fields, { pid });
     expect(call(dev, 'VFIO_DEVICE_BIND_IOMMUFD', { iommufd: i.handle }).result).toBe(0);
+    h.enableMemory(dev);
     const ioas = call(i, 'IOMMU_IOAS_ALLOC').out.out_ioas_id as number;
     expect(call(dev, 'VFIO_DEVICE_ATTACH_IOMMUFD_PT', { pt_id: ioas }).result).toBe(0);
     const { IOMMU_IOAS_MAP_FIXED_IOVA: FIXED, IOMMU_IOAS_MAP_READABLE: R, IOMMU_IOAS_MAP_WRITEABLE: W } = IOMMUFD;

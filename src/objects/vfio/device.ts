@@ -4,14 +4,13 @@
 import { CommandTable } from '../../dispatch/table.ts';
 import type { IoctlCall } from '../../dispatch/call.ts';
 import { OpenFile } from '../../dispatch/open-file.ts';
-import { E2BIG, EBADF, EBADFD, EBUSY, EFAULT, EINVAL, ENODEV, ENOENT, EOPNOTSUPP, Errno } from '../../errno.ts';
+import { E2BIG, EBADF, EBADFD, EBUSY, EFAULT, EINVAL, EIO, ENODEV, ENOENT, EOPNOTSUPP, Errno } from '../../errno.ts';
 import { HANDLE_FOREIGN, HANDLE_NONE } from '../../transport/frame.ts';
 import type { Daemon } from '../../daemon.ts';
 import { IommufdFile } from '../iommufd/context.ts';
 import { IommufdDevice } from '../iommufd/device.ts';
 import { VFIO } from '../../uapi/constants.ts';
 import type { PciFunction } from '../inventory.ts';
-import { CONFIG_SIZE } from './pci-config.ts';
 import { barRead, barWrite } from '../../devices/bars.ts';
 
 const REGION_SHIFT = 40n;
@@ -23,29 +22,32 @@ export interface RegionInfo {
   offset: bigint;
 }
 
-/** The regions vfio-pci reports: BARs 0-5 as sized by the function, no ROM, config space, no VGA. */
+/**
+ * The regions vfio-pci reports: BARs 0-5 as sized by the function, the expansion ROM (read-only) when it
+ * has one, config space, no VGA. No MMAP flag: a FUSE direct_io file cannot be mmapped, so BARs are
+ * reached by read/write. vfio-pci adds region-info capabilities only to mmappable BARs (SPARSE_MMAP,
+ * MSIX_MAPPABLE) and to device-specific regions (TYPE), so with no MMAP flag there are none to add.
+ */
 export function regionInfo(fn: PciFunction, index: number): RegionInfo {
   const offset = BigInt(index) << REGION_SHIFT;
   const rw = VFIO.VFIO_REGION_INFO_FLAG_READ | VFIO.VFIO_REGION_INFO_FLAG_WRITE;
-  if (index === VFIO.VFIO_PCI_CONFIG_REGION_INDEX) return { index, flags: rw, size: BigInt(CONFIG_SIZE), offset };
+  if (index === VFIO.VFIO_PCI_CONFIG_REGION_INDEX) return { index, flags: rw, size: BigInt(fn.config.size), offset };
+  if (index === VFIO.VFIO_PCI_ROM_REGION_INDEX) {
+    const rom = fn.config.caps.romSize;
+    return rom ? { index, flags: VFIO.VFIO_REGION_INFO_FLAG_READ, size: BigInt(rom), offset } : { index, flags: 0, size: 0n, offset };
+  }
   const bar = index <= 5 ? fn.spec.bars.find((b) => b.index === index) : undefined;
-  // No MMAP flag: a FUSE direct_io file cannot be mmapped, so BARs are reached by read/write.
   return bar ? { index, flags: rw, size: BigInt(bar.size), offset } : { index, flags: 0, size: 0n, offset };
 }
 
-/** Interrupt counts per vfio-pci index: INTx (pin A), MSI, MSI-X from the topology, ERR (PCIe), REQ. */
-export function irqInfo(fn: PciFunction, index: number): { flags: number; count: number } {
+/** GET_IRQ_INFO per vfio-pci index, counts from config space; ERR exists only for PCI Express functions. */
+export function irqInfo(fn: PciFunction, index: number): { flags: number; count: number } | undefined {
   const eventfd = VFIO.VFIO_IRQ_INFO_EVENTFD;
-  switch (index) {
-    case VFIO.VFIO_PCI_INTX_IRQ_INDEX:
-      return { flags: eventfd | VFIO.VFIO_IRQ_INFO_MASKABLE | VFIO.VFIO_IRQ_INFO_AUTOMASKED, count: 1 };
-    case VFIO.VFIO_PCI_MSI_IRQ_INDEX:
-      return { flags: eventfd | VFIO.VFIO_IRQ_INFO_NORESIZE, count: fn.spec.msi };
-    case VFIO.VFIO_PCI_MSIX_IRQ_INDEX:
-      return { flags: eventfd | VFIO.VFIO_IRQ_INFO_NORESIZE, count: fn.spec.msix };
-    default:
-      return { flags: eventfd | VFIO.VFIO_IRQ_INFO_NORESIZE, count: 1 };
-  }
+  if (index === VFIO.VFIO_PCI_ERR_IRQ_INDEX && !fn.config.isPcie) return undefined;
+  if (index > VFIO.VFIO_PCI_REQ_IRQ_INDEX) return undefined;
+  const count = fn.config.irqCount(index);
+  if (index === VFIO.VFIO_PCI_INTX_IRQ_INDEX) return { flags: eventfd | VFIO.VFIO_IRQ_INFO_MASKABLE | VFIO.VFIO_IRQ_INFO_AUTOMASKED, count };
+  return { flags: eventfd | VFIO.VFIO_IRQ_INFO_NORESIZE, count };
 }
 
 type Handlers = Record<string, (f: DeviceFile, call: IoctlCall) => number | bigint | void>;
@@ -73,8 +75,8 @@ const common: Handlers = {
   VFIO_DEVICE_GET_IRQ_INFO: (f, call) => {
     call.vfioCopyIn();
     const index = call.get('index');
-    if (index >= VFIO.VFIO_PCI_NUM_IRQS) throw new Errno(EINVAL, `irq index ${index}`);
     const i = irqInfo(f.fn, index);
+    if (!i) throw new Errno(EINVAL, `irq index ${index}`);
     call.set('flags', i.flags);
     call.set('count', i.count);
     call.copyOut(call.decl.minsz!);
@@ -195,27 +197,67 @@ export class DeviceFile extends OpenFile {
     this.iommufd!.detach();
   }
 
-  private region(offset: bigint, length: number): { r: RegionInfo; at: number } {
+  /**
+   * Where an access lands, with vfio-pci's bounds: config space refuses any access that does not fit
+   * (EFAULT); a BAR or the ROM refuses one that starts past its end (EINVAL) and shortens one that runs
+   * over it; regions the function does not have are EINVAL.
+   */
+  private region(offset: bigint, length: number): { r: RegionInfo; at: number; n: number } {
     if (this.fn.removed) throw new Errno(ENODEV, `${this.fn.bdf} was removed`);
     if (this.viaCdev && !this.iommufd) throw new Errno(EINVAL, 'cdev not bound');
     const index = Number(offset >> REGION_SHIFT);
     const at = Number(offset & ((1n << REGION_SHIFT) - 1n));
     if (index >= VFIO.VFIO_PCI_NUM_REGIONS) throw new Errno(EINVAL, `no region ${index}`);
     const r = regionInfo(this.fn, index);
-    if (BigInt(at) + BigInt(length) > r.size) throw new Errno(EINVAL, `access past region ${index} (size ${r.size})`);
-    return { r, at };
+    if (index === VFIO.VFIO_PCI_CONFIG_REGION_INDEX) {
+      if (length && BigInt(at) + BigInt(length) > r.size) throw new Errno(EFAULT, `access past config space (size ${r.size})`);
+      return { r, at, n: length };
+    }
+    if (r.size === 0n) throw new Errno(EINVAL, `region ${index} does not exist on ${this.fn.bdf}`);
+    if (BigInt(at) >= r.size) throw new Errno(EINVAL, `access past region ${index} (size ${r.size})`);
+    return { r, at, n: Math.min(length, Number(r.size - BigInt(at))) };
+  }
+
+  /** The MSI-X table belongs to the host: vfio-pci reads it as all-ones and drops writes to it. */
+  private excluded(r: RegionInfo): [number, number] {
+    const m = this.fn.config.msixLayout;
+    if (r.index === VFIO.VFIO_PCI_ROM_REGION_INDEX) return [this.fn.config.romImage().length, Number(r.size)];
+    return m && m.tableBar === r.index ? [m.tableOffset, m.tableOffset + m.tableSize] : [0, 0];
+  }
+
+  /** Memory BARs need memory decoding on and the function in D0 (EIO otherwise), for bytes outside the table. */
+  private checkDecode(r: RegionInfo, at: number, n: number): void {
+    const bar = this.fn.spec.bars.find((b) => b.index === r.index);
+    if (bar?.type === 'io' || n === 0 || this.fn.config.memoryEnabled) return;
+    const [xs, xe] = this.excluded(r);
+    if (at < xs || at + n > xe) throw new Errno(EIO, `memory decoding of ${this.fn.bdf} is off`);
   }
 
   regionRead(offset: bigint, length: number): Buffer | number {
-    const { r, at } = this.region(offset, length);
-    if (r.index === VFIO.VFIO_PCI_CONFIG_REGION_INDEX) return this.fn.config.read(at, length);
-    return barRead(this.fn, r.index, at, length);
+    const { r, at, n } = this.region(offset, length);
+    if (r.index === VFIO.VFIO_PCI_CONFIG_REGION_INDEX) return this.fn.config.read(at, n);
+    this.checkDecode(r, at, n);
+    if (r.index !== VFIO.VFIO_PCI_ROM_REGION_INDEX) return barRead(this.fn, r.index, at, n);
+    // Past the image the ROM BAR decodes nothing: all ones, like the MSI-X table.
+    const [xs] = this.excluded(r);
+    const out = Buffer.alloc(n, 0xff);
+    this.fn.config.romImage().copy(out, 0, Math.min(at, xs), Math.min(at + n, xs));
+    return out;
   }
 
   regionWrite(offset: bigint, data: Buffer): number {
-    const { r, at } = this.region(offset, data.length);
-    if (r.index === VFIO.VFIO_PCI_CONFIG_REGION_INDEX) this.fn.config.write(at, data);
-    else barWrite(this.fn, r.index, at, data);
-    return data.length;
+    const index = Number(offset >> REGION_SHIFT);
+    if (index === VFIO.VFIO_PCI_ROM_REGION_INDEX) {
+      this.region(offset, data.length);
+      throw new Errno(EINVAL, 'the ROM region is read-only');
+    }
+    const { r, at, n } = this.region(offset, data.length);
+    if (r.index === VFIO.VFIO_PCI_CONFIG_REGION_INDEX) {
+      this.fn.config.write(at, data.subarray(0, n));
+      return n;
+    }
+    this.checkDecode(r, at, n);
+    barWrite(this.fn, r.index, at, data.subarray(0, n));
+    return n;
   }
 }
