@@ -92,6 +92,11 @@ export const IOMMUFD = {
   IOMMU_HW_INFO_TYPE_NONE: 0,
   IOMMU_HW_INFO_FLAG_INPUT_TYPE: 1,
   IOMMU_HW_INFO_TYPE_DEFAULT: 0,
+  IOMMU_HWPT_DIRTY_TRACKING_ENABLE: 1,
+  IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR: 1,
+  IOMMU_VIOMMU_TYPE_DEFAULT: 0,
+  IOMMU_VEVENTQ_TYPE_DEFAULT: 0,
+  IOMMU_HW_QUEUE_TYPE_DEFAULT: 0,
 } as const;
 
 /** tcefs extensions to iommufd (experimental): values far from upstream's small sequential enums. */
