@@ -138,6 +138,8 @@ describe('IOAS_MAP_FILE and IOAS_CHANGE_PROCESS', () => {
     expect(mf({ length: 0n })).toBe(EINVAL);
     expect(mf({ start: U64_MAX - 1n })).toBe(EOVERFLOW);
     expect(mf({ fd: HANDLE_NONE })).toBe(EBADF);
+    expect(mf({ fd: 0x1234567 })).toBe(EBADF);
+    expect(mf({ fd: -5 })).toBe(EBADF);
     expect(mf({ fd: i.handle })).toBe(EINVAL); // a tcefs file is no memfd
     expect(mf({})).toBe(EOPNOTSUPP);
     expect((i as IommufdFile).ioas(ioas).areas.size).toBe(0);

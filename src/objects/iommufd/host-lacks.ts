@@ -95,10 +95,10 @@ function mapFile(f: IommufdFile, call: IoctlCall): void {
   if (length === 0n) throw new Errno(EINVAL, 'length 0');
   if (call.get64('start') + length - 1n > U64_MAX) throw new Errno(EOVERFLOW, 'start + length wraps');
   const handle = call.get('fd');
-  if (handle === HANDLE_NONE) throw new Errno(EBADF, 'fd is not open');
+  if (handle === HANDLE_FOREIGN) throw new Errno(EOPNOTSUPP, 'tcefs cannot map file memory');
+  if (handle < 0 || handle === HANDLE_NONE || !f.daemon.files.get(handle)) throw new Errno(EBADF, 'fd is not open');
   // A tcefs file is neither a memfd nor a dma-buf: the kernel could never pin its pages.
-  if (handle !== HANDLE_FOREIGN) throw new Errno(EINVAL, 'fd is not a memfd');
-  throw new Errno(EOPNOTSUPP, 'tcefs cannot map file memory');
+  throw new Errno(EINVAL, 'fd is not a memfd');
 }
 
 /**
