@@ -12,6 +12,7 @@ import { IommufdDevice } from '../iommufd/device.ts';
 import { VFIO } from '../../uapi/constants.ts';
 import type { PciFunction } from '../inventory.ts';
 import { CONFIG_SIZE } from './pci-config.ts';
+import { deviceFeature, ioeventfd } from './device-features.ts';
 
 const REGION_SHIFT = 40n;
 const PAGE = 4096;
@@ -82,6 +83,8 @@ const common: Handlers = {
   VFIO_DEVICE_RESET: (f) => {
     f.fn.config.reset();
   },
+  VFIO_DEVICE_FEATURE: (f, call) => deviceFeature(f.fn, call),
+  VFIO_DEVICE_IOEVENTFD: (f, call) => ioeventfd(f.fn, call),
 };
 
 export class DeviceFile extends OpenFile {
