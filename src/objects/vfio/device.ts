@@ -13,6 +13,7 @@ import { VFIO } from '../../uapi/constants.ts';
 import type { PciFunction } from '../inventory.ts';
 import { CONFIG_SIZE } from './pci-config.ts';
 import { deviceFeature, ioeventfd } from './device-features.ts';
+import { hotReset, hotResetInfo, type ResetScope } from './hot-reset.ts';
 
 const REGION_SHIFT = 40n;
 const PAGE = 4096;
@@ -49,6 +50,17 @@ export function irqInfo(fn: PciFunction, index: number): { flags: number; count:
   }
 }
 
+/** What a hot reset of this device's bus needs from the daemon. */
+function resetScope(f: DeviceFile): ResetScope {
+  return {
+    fn: f.fn,
+    functions: f.daemon?.inventory.functions.values() ?? [f.fn],
+    iommufd: f.iommufd?.ctx,
+    viaCdev: f.viaCdev,
+    file: (h) => f.daemon?.files.get(h),
+  };
+}
+
 type Handlers = Record<string, (f: DeviceFile, call: IoctlCall) => number | bigint | void>;
 
 /** What every device file answers once it has access (vfio-pci's device calls). */
@@ -83,6 +95,8 @@ const common: Handlers = {
   VFIO_DEVICE_RESET: (f) => {
     f.fn.config.reset();
   },
+  VFIO_DEVICE_GET_PCI_HOT_RESET_INFO: (f, call) => hotResetInfo(resetScope(f), call),
+  VFIO_DEVICE_PCI_HOT_RESET: (f, call) => hotReset(resetScope(f), call),
   VFIO_DEVICE_FEATURE: (f, call) => deviceFeature(f.fn, call),
   VFIO_DEVICE_IOEVENTFD: (f, call) => ioeventfd(f.fn, call),
 };
