@@ -47,6 +47,8 @@ export interface IoctlDecl {
   pointers?: PointerDecl[];
   /** Struct fields that carry file descriptors in (replaced by tcefs handles on the wire). */
   fdFields?: string[];
+  /** A flexible array of file descriptors after the struct, `countField` entries long (replaced by handles too). */
+  fdArray?: { field: string; countField: string };
   /** The ioctl returns a new file descriptor. */
   returnsFd?: boolean;
   /** File kinds on which this meaning of the number exists. */
@@ -172,7 +174,10 @@ const I: IoctlDecl[] = [
     name: 'VFIO_DEVICE_GET_PCI_HOT_RESET_INFO', nr: vfio(12), arg: 'argsz', struct: S.vfio_pci_hot_reset_info,
     minsz: end(S.vfio_pci_hot_reset_info, 'count'), kinds: ['device'],
   },
-  { name: 'VFIO_DEVICE_PCI_HOT_RESET', nr: vfio(13), arg: 'argsz', struct: S.vfio_pci_hot_reset, minsz: end(S.vfio_pci_hot_reset, 'count'), kinds: ['device'] },
+  {
+    name: 'VFIO_DEVICE_PCI_HOT_RESET', nr: vfio(13), arg: 'argsz', struct: S.vfio_pci_hot_reset, minsz: end(S.vfio_pci_hot_reset, 'count'),
+    fdArray: { field: 'group_fds', countField: 'count' }, kinds: ['device'],
+  },
   // Mediated graphics devices only (i915 GVT-g, mdev samples); vfio-pci answers ENOTTY to both.
   {
     name: 'VFIO_DEVICE_QUERY_GFX_PLANE', nr: vfio(14), arg: 'argsz', struct: S.vfio_device_gfx_plane_info,
