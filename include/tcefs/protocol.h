@@ -110,7 +110,7 @@ static const struct tcefs_cmd_desc tcefs_cmds[] = {
 	{ "IOMMU_HWPT_GET_DIRTY_BITMAP", 0x8c, 0x1, 3, 0, 48, 0, { { 0 } }, 0, { 0 }, 0, 0 },
 	{ "IOMMU_HWPT_INVALIDATE", 0x8d, 0x1, 3, 0, 32, 0, { { 0 } }, 0, { 0 }, 0, 0 },
 	{ "IOMMU_FAULT_QUEUE_ALLOC", 0x8e, 0x1, 3, 0, 16, 0, { { 0 } }, 0, { 0 }, 0, 0 },
-	{ "IOMMU_IOAS_MAP_FILE", 0x8f, 0x1, 3, 0, 40, 0, { { 0 } }, 1, { 12 }, 0, 0 },
+	{ "IOMMU_IOAS_MAP_FILE", 0x8f, 0x1, 3, 0, 40, 0, { { 0 } }, 0, { 0 }, 0, 0 },
 	{ "IOMMU_VIOMMU_ALLOC", 0x90, 0x1, 3, 0, 40, 0, { { 0 } }, 0, { 0 }, 0, 0 },
 	{ "IOMMU_VDEVICE_ALLOC", 0x91, 0x1, 3, 0, 24, 0, { { 0 } }, 0, { 0 }, 0, 0 },
 	{ "IOMMU_IOAS_CHANGE_PROCESS", 0x92, 0x1, 3, 0, 8, 0, { { 0 } }, 0, { 0 }, 0, 0 },

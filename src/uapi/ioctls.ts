@@ -47,6 +47,8 @@ export interface IoctlDecl {
   pointers?: PointerDecl[];
   /** Struct fields that carry file descriptors in (replaced by tcefs handles on the wire). */
   fdFields?: string[];
+  /** Struct fields holding the client's own fd number, sent as it is: the daemon reads it in /proc/<pid>/fd. */
+  clientFds?: string[];
   /** A flexible array of file descriptors after the struct, `countField` entries long (replaced by handles too). */
   fdArray?: { field: string; countField: string };
   /** The ioctl returns a new file descriptor. */
@@ -124,7 +126,7 @@ const I: IoctlDecl[] = [
   },
   {
     name: 'IOMMU_IOAS_MAP_FILE', nr: cmd(15), arg: 'size', struct: S.iommu_ioas_map_file, minsz: end(S.iommu_ioas_map_file, 'iova'),
-    fdFields: ['fd'], kinds: ['iommufd'],
+    clientFds: ['fd'], kinds: ['iommufd'],
   },
   // No vIOMMU type exists on a TCE host, so the driver data behind data_uptr is never read.
   {

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <linux/iommufd.h>
 
@@ -73,23 +74,33 @@ int main(void)
 
 	/* A memfd is what MAP_FILE takes; a closed fd and /dev/iommu itself are not. */
 	int mfd = memfd_create("tcefs-map-file", 0);
-	if (mfd < 0 || ftruncate(mfd, 1 << 16))
+	if (mfd < 0 || ftruncate(mfd, 1 << 17))
 		return perror("memfd"), 1;
 	struct iommu_ioas_map_file mf = {
-		.size = sizeof(mf), .flags = IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE,
-		.ioas_id = alloc.out_ioas_id, .fd = mfd, .length = 1 << 16,
+		.size = sizeof(mf), .flags = IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE | IOMMU_IOAS_MAP_FIXED_IOVA,
+		.ioas_id = alloc.out_ioas_id, .fd = i, .start = 1 << 16, .length = 1 << 16, .iova = 1 << 20,
 	};
-	show("map_file_memfd", ioctl(i, IOMMU_IOAS_MAP_FILE, &mf));
-	mf.fd = i;
 	show("map_file_iommufd", ioctl(i, IOMMU_IOAS_MAP_FILE, &mf));
 	mf.fd = 1000;
 	show("map_file_closed", ioctl(i, IOMMU_IOAS_MAP_FILE, &mf));
 	mf.fd = mfd;
 	mf.ioas_id = 0;
 	show("map_file_no_ioas", ioctl(i, IOMMU_IOAS_MAP_FILE, &mf));
+	mf.ioas_id = alloc.out_ioas_id;
+	show("map_file_memfd", ioctl(i, IOMMU_IOAS_MAP_FILE, &mf));
+	show("map_file_again", ioctl(i, IOMMU_IOAS_MAP_FILE, &mf));
+
+	/* The file area copies like any other. */
+	struct iommu_ioas_alloc alloc2 = { .size = sizeof(alloc2) };
+	ioctl(i, IOMMU_IOAS_ALLOC, &alloc2);
+	struct iommu_ioas_copy cp2 = {
+		.size = sizeof(cp2), .flags = IOMMU_IOAS_MAP_READABLE, .dst_ioas_id = alloc2.out_ioas_id, .src_ioas_id = alloc.out_ioas_id,
+		.length = 1 << 16, .src_iova = 1 << 20,
+	};
+	show("copy_file_area", ioctl(i, IOMMU_IOAS_COPY, &cp2));
 
 	struct iommu_ioas_change_process cp = { .size = sizeof(cp) };
-	show("change_process_empty", ioctl(i, IOMMU_IOAS_CHANGE_PROCESS, &cp));
+	show("change_process_file", ioctl(i, IOMMU_IOAS_CHANGE_PROCESS, &cp));
 	static char buf[1 << 16] __attribute__((aligned(1 << 16)));
 	struct iommu_ioas_map m = {
 		.size = sizeof(m), .flags = IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE | IOMMU_IOAS_MAP_FIXED_IOVA,
@@ -97,6 +108,15 @@ int main(void)
 	};
 	show("map", ioctl(i, IOMMU_IOAS_MAP, &m));
 	show("change_process_mapped", ioctl(i, IOMMU_IOAS_CHANGE_PROCESS, &cp));
+	struct iommu_ioas_unmap um = { .size = sizeof(um), .ioas_id = alloc.out_ioas_id, .iova = 0, .length = sizeof(buf) };
+	show("unmap", ioctl(i, IOMMU_IOAS_UNMAP, &um));
+	/* A child sharing the iommufd takes the charge over, as a new VMM process would. */
+	pid_t child = fork();
+	if (child == 0)
+		_exit(ioctl(i, IOMMU_IOAS_CHANGE_PROCESS, &cp) ? 1 : 0);
+	int status = -1;
+	waitpid(child, &status, 0);
+	printf("change_process_child=%d\n", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 
 	struct iommu_viommu_alloc va = { .size = sizeof(va), .type = 1 /* any type but DEFAULT */, .dev_id = 0 };
 	show("viommu_no_device", ioctl(i, IOMMU_VIOMMU_ALLOC, &va));

@@ -1,5 +1,6 @@
 // The iommufd commands a TCE host lacks, from a C program under `tcefs run`: the size rules of the
-// kernel selftest's cmd_length cross the shim intact, and each command gives a TCE host's answer.
+// kernel selftest's cmd_length cross the shim intact, each command gives a TCE host's answer, and a
+// memfd maps through IOAS_MAP_FILE (its fd read through /proc) and moves to a child with CHANGE_PROCESS.
 import { describe, expect, it } from 'vitest';
 import { kv } from '../helpers/c.ts';
 import { runUnderShim } from '../helpers/shim.ts';
@@ -22,13 +23,17 @@ describe('iommufd commands without a TCE feature under tcefs run', () => {
       len_hw_queue: 'EINVAL/E2BIG/EOPNOTSUPP/EOPNOTSUPP',
       len_noiommu_pa: 'EINVAL/E2BIG/EOPNOTSUPP/EOPNOTSUPP',
       ioas_alloc: '0',
-      map_file_memfd: '-EOPNOTSUPP',
       map_file_iommufd: '-EINVAL',
       map_file_closed: '-EBADF',
       map_file_no_ioas: '-ENOENT',
-      change_process_empty: '0',
+      map_file_memfd: '0',
+      map_file_again: '-EEXIST',
+      copy_file_area: '0',
+      change_process_file: '0',
       map: '0',
       change_process_mapped: '-EINVAL',
+      unmap: '0',
+      change_process_child: '0',
       viommu_no_device: '-ENOENT',
       vdevice_no_viommu: '-ENOENT',
       invalidate_no_array: '-EINVAL',

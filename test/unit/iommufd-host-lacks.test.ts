@@ -5,7 +5,6 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { E2BIG, EBADF, EINVAL, ENOENT, ENOTTY, EOPNOTSUPP, EOVERFLOW } from '../../src/errno.ts';
 import type { OpenFile } from '../../src/dispatch/open-file.ts';
 import type { IommufdFile } from '../../src/objects/iommufd/context.ts';
-import { HANDLE_FOREIGN, HANDLE_NONE } from '../../src/transport/frame.ts';
 import { IOMMUFD } from '../../src/uapi/constants.ts';
 import { IOCTLS } from '../../src/uapi/ioctls.ts';
 import { Harness } from '../helpers/direct.ts';
@@ -128,21 +127,40 @@ describe('vIOMMU objects: a TCE IOMMU offers no vIOMMU type', () => {
 });
 
 describe('IOAS_MAP_FILE and IOAS_CHANGE_PROCESS', () => {
-  it('MAP_FILE runs MAP checks, then the file checks, then refuses: tcefs cannot pin file memory', () => {
+  // The fd is the client's own; this test process is the client (a memfd is mapped in test/c/iommufd_lengths.c).
+  const me = { pid: process.pid };
+  it('MAP_FILE runs the checks of MAP, then the file\'s', () => {
     const ioas = ioasAlloc();
-    const mf = (f: Record<string, number | bigint>) => err('IOMMU_IOAS_MAP_FILE', { ioas_id: ioas, flags: FIXED | R | W, fd: HANDLE_FOREIGN, length: 1n << 16n, ...f });
+    const mf = (f: Record<string, number | bigint>) =>
+      -h.call(i, 'IOMMU_IOAS_MAP_FILE', { ioas_id: ioas, flags: FIXED | R | W, fd: 0, length: 1n << 16n, ...f }, me).result;
     expect(mf({ flags: 8 | R })).toBe(EOPNOTSUPP);
     expect(mf({ iova: U64_MAX })).toBe(EOVERFLOW);
     expect(mf({ flags: FIXED })).toBe(EINVAL);
     expect(mf({ ioas_id: 0 })).toBe(ENOENT);
     expect(mf({ length: 0n })).toBe(EINVAL);
     expect(mf({ start: U64_MAX - 1n })).toBe(EOVERFLOW);
-    expect(mf({ fd: HANDLE_NONE })).toBe(EBADF);
-    expect(mf({ fd: 0x1234567 })).toBe(EBADF);
-    expect(mf({ fd: -5 })).toBe(EBADF);
-    expect(mf({ fd: i.handle })).toBe(EINVAL); // a tcefs file is no memfd
-    expect(mf({})).toBe(EOPNOTSUPP);
+    expect(mf({ fd: 1 << 20 })).toBe(EBADF);
+    expect(mf({ fd: -1 })).toBe(EBADF);
+    expect(mf({})).toBe(EINVAL); // stdin is no memfd
     expect((i as IommufdFile).ioas(ioas).areas.size).toBe(0);
+  });
+
+  it('CHANGE_PROCESS moves the pinned-page charge of file areas to the caller, all or nothing', () => {
+    const { ioas } = domain();
+    const io = (i as IommufdFile).ioas(ioas);
+    // A file area as MAP_FILE makes it (the memfd lookup itself is exercised by test/c/iommufd_lengths.c).
+    const at = io.place(1n << 20n, 0n, 0n);
+    io.insert({ start: at, last: at + (1n << 20n) - 1n, userVa: 0n, owner: 'memfd:1:2', chargeTo: 'pid:300', readable: true, writeable: true });
+    const account = (pid: number) => h.daemon.host.account(`pid:${pid}`);
+    expect([account(300).locked, account(200).locked]).toEqual([1n << 20n, 0n]);
+    account(200).limit = 1n << 16n;
+    expect(-h.call(i, 'IOMMU_IOAS_CHANGE_PROCESS', {}, { pid: 200 }).result).toBeGreaterThan(0);
+    expect([account(300).locked, account(200).locked]).toEqual([1n << 20n, 0n]);
+    account(200).limit = 1n << 30n;
+    expect(h.call(i, 'IOMMU_IOAS_CHANGE_PROCESS', {}, { pid: 200 }).result).toBe(0);
+    expect([account(300).locked, account(200).locked]).toEqual([0n, 1n << 20n]);
+    expect(h.call(i, 'IOMMU_IOAS_UNMAP', { ioas_id: ioas, iova: at, length: 1n << 20n }).result).toBe(0);
+    expect(account(200).locked).toBe(0n);
   });
 
   it('CHANGE_PROCESS succeeds with nothing to move and refuses user-address areas', () => {
@@ -167,7 +185,7 @@ it('no refused call changes the object table', () => {
   const { devId, ioas, hwpt } = domain();
   const before = objectIds();
   for (const d of IOCTLS.filter((x) => x.arg === 'size' && x.struct)) {
-    if (['IOMMU_DESTROY', 'IOMMU_IOAS_ALLOC', 'IOMMU_HWPT_ALLOC', 'IOMMU_IOAS_MAP', 'IOMMU_IOAS_COPY', 'IOMMU_VFIO_IOAS', 'IOMMU_OPTION'].includes(d.name)) continue;
+    if (['IOMMU_DESTROY', 'IOMMU_IOAS_ALLOC', 'IOMMU_HWPT_ALLOC', 'IOMMU_IOAS_MAP', 'IOMMU_IOAS_MAP_FILE', 'IOMMU_IOAS_COPY', 'IOMMU_VFIO_IOAS', 'IOMMU_OPTION'].includes(d.name)) continue;
     for (const fields of [{}, { dev_id: devId, hwpt_id: hwpt, ioas_id: ioas, type: 1, length: 1n << 16n, veventq_depth: 4 }]) {
       const present = Object.fromEntries(Object.entries(fields).filter(([k]) => d.struct!.byName.has(k)));
       h.call(i, d.name, present);

@@ -1,19 +1,15 @@
 // The iommufd commands whose feature a TCE host does not have (dirty tracking, nesting, vIOMMUs, noiommu
-// DMA) or that tcefs cannot back (file memory, fault queues). Each runs the kernel handler's checks in its
+// DMA) or that tcefs cannot back (fault queues). Each runs the kernel handler's checks in its
 // order (drivers/iommu/iommufd: flags and reserved fields, then object lookups, then the driver's answer),
 // so a caller learns exactly what it would learn from a POWER kernel: a bad argument gets the errno of the
 // first bad field, a good one the errno of the missing feature. None of them changes any state.
 import type { IoctlCall } from '../../dispatch/call.ts';
-import { EBADF, EINVAL, ENOENT, EOPNOTSUPP, EOVERFLOW, Errno } from '../../errno.ts';
-import { HANDLE_FOREIGN, HANDLE_NONE } from '../../transport/frame.ts';
+import { EINVAL, ENOENT, EOPNOTSUPP, EOVERFLOW, Errno } from '../../errno.ts';
 import { IOMMUFD } from '../../uapi/constants.ts';
 import type { IommufdFile } from './context.ts';
 import type { HwptPaging } from './hwpt.ts';
 import type { IommufdDevice } from './device.ts';
 import { U64_MAX } from './ranges.ts';
-
-const MAP_FLAGS = IOMMUFD.IOMMU_IOAS_MAP_FIXED_IOVA | IOMMUFD.IOMMU_IOAS_MAP_WRITEABLE | IOMMUFD.IOMMU_IOAS_MAP_READABLE;
-const RW = IOMMUFD.IOMMU_IOAS_MAP_WRITEABLE | IOMMUFD.IOMMU_IOAS_MAP_READABLE;
 
 /** The kernel's bound on one invalidation batch. */
 const INVALIDATE_ENTRY_NUM_MAX = 1 << 19;
@@ -80,39 +76,6 @@ function faultQueueAlloc(_f: IommufdFile, call: IoctlCall): void {
   throw new Errno(EOPNOTSUPP, 'tcefs serves no fault queue files');
 }
 
-/**
- * IOAS_MAP_FILE: the checks of IOMMU_IOAS_MAP, then the file's. tcefs reaches client memory by address
- * only, so it cannot pin a memfd's pages: a file that is open is refused with EOPNOTSUPP (docs/c-programs.md).
- */
-function mapFile(f: IommufdFile, call: IoctlCall): void {
-  const flags = call.get('flags');
-  if (flags & ~MAP_FLAGS) throw new Errno(EOPNOTSUPP, 'flags');
-  const iova = call.get64('iova');
-  const length = call.get64('length');
-  if (iova >= U64_MAX || length >= U64_MAX) throw new Errno(EOVERFLOW, 'iova or length');
-  if (!(flags & RW)) throw new Errno(EINVAL, 'neither READABLE nor WRITEABLE');
-  f.ioas(call.get('ioas_id'));
-  if (length === 0n) throw new Errno(EINVAL, 'length 0');
-  if (call.get64('start') + length - 1n > U64_MAX) throw new Errno(EOVERFLOW, 'start + length wraps');
-  const handle = call.get('fd');
-  if (handle === HANDLE_FOREIGN) throw new Errno(EOPNOTSUPP, 'tcefs cannot map file memory');
-  if (handle < 0 || handle === HANDLE_NONE || !f.daemon.files.get(handle)) throw new Errno(EBADF, 'fd is not open');
-  // A tcefs file is neither a memfd nor a dma-buf: the kernel could never pin its pages.
-  throw new Errno(EINVAL, 'fd is not a memfd');
-}
-
-/**
- * IOAS_CHANGE_PROCESS: moves the pinned-page accounting of file-backed areas to the caller. Every area
- * tcefs makes is user-address backed, which the kernel refuses with EINVAL; with no areas at all there
- * is nothing to move and the call succeeds.
- */
-function changeProcess(f: IommufdFile, call: IoctlCall): void {
-  if (call.get('__reserved')) throw new Errno(EOPNOTSUPP, '__reserved');
-  for (const o of f.objects.values()) {
-    if (o.kind === 'ioas' && f.ioas(o.id).areas.size > 0) throw new Errno(EINVAL, `IOAS ${o.id} maps user addresses`);
-  }
-}
-
 /** VIOMMU_ALLOC: the device is found, but its TCE IOMMU offers no vIOMMU type. */
 function viommuAlloc(f: IommufdFile, call: IoctlCall): void {
   if (call.get('flags') || call.get('type') === IOMMUFD.IOMMU_VIOMMU_TYPE_DEFAULT) throw new Errno(EOPNOTSUPP, 'flags or type');
@@ -151,8 +114,6 @@ export const hostLacksCommands = {
   IOMMU_HWPT_GET_DIRTY_BITMAP: getDirtyBitmap,
   IOMMU_HWPT_INVALIDATE: invalidate,
   IOMMU_FAULT_QUEUE_ALLOC: faultQueueAlloc,
-  IOMMU_IOAS_MAP_FILE: mapFile,
-  IOMMU_IOAS_CHANGE_PROCESS: changeProcess,
   IOMMU_VIOMMU_ALLOC: viommuAlloc,
   IOMMU_VDEVICE_ALLOC: vdeviceAlloc,
   IOMMU_VEVENTQ_ALLOC: veventqAlloc,
