@@ -816,6 +816,8 @@ class Lane {
     const r = this.rng.int(100);
     if (r < 6) return this.boundary(t);
     if (decl.fdFields?.includes(f.name)) return BigInt(this.handleValue());
+    // The client's own fd number, looked up in /proc by the daemon: small numbers name the fuzzer's own files.
+    if (decl.clientFds?.includes(f.name)) return BigInt(this.rng.pick([-1, 0, 1, 2, 3, 7, 1000, this.rng.int(64)]));
     if (/^(__reserved|__resv|__reserved2|pad|reserved)/.test(n)) return r < 85 ? 0n : this.boundary(t);
     if (/(^|_)id$/.test(n) || /devid$/.test(n)) return BigInt(r < 80 ? this.rng.pick(this.ids) : this.rng.pick([0, 1, 0xffffffff, this.rng.int(64)]));
     if (n === 'user_va' || n === 'vaddr') return this.vaValue();
