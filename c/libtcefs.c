@@ -394,6 +394,16 @@ int tcefs__ioctl(int fd, int kind, unsigned long request, void *arg)
 				memcpy(abuf + c->fd_offsets[i], &v, 4);
 			}
 		}
+		if (c->fd_array_offset && (size_t)c->fd_array_count_offset + 4 <= alen) {
+			__u32 n;
+			memcpy(&n, abuf + c->fd_array_count_offset, 4);
+			for (size_t at = c->fd_array_offset; n && at + 4 <= alen; n--, at += 4) {
+				int v;
+				memcpy(&v, abuf + at, 4);
+				v = tcefs_fd_to_handle(v);
+				memcpy(abuf + at, &v, 4);
+			}
+		}
 		for (int i = 0; i < c->nptrs; i++) {
 			const struct tcefs_ptr_desc *p = &c->ptrs[i];
 			uint64_t ptr = field_u64(abuf, alen, p->field_offset);

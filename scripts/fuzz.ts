@@ -28,7 +28,7 @@ import { open, readdir, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
-import { E2BIG, EBADMSG, EPROTONOSUPPORT, errnoName } from '../src/errno.ts';
+import { E2BIG, EBADF, EBADMSG, EFAULT, EINVAL, ENOENT, ENOMEM, EOPNOTSUPP, EOVERFLOW, EPROTONOSUPPORT, errnoName } from '../src/errno.ts';
 import {
   answerHeader, blobHeader, encodeRequestFrame, frameHeader, HANDLE_FOREIGN, HANDLE_IN_RESULT, HANDLE_NONE, MAX_FRAME, Op,
   parseReplyFrame, PROTOCOL_VERSION, REPLY_MAGIC, REQUEST_MAGIC, requestHeader, type Blob, type ClientRequest,
@@ -110,6 +110,16 @@ function regionEdge(rng: Rng): bigint {
   return (index << 40n) + BigInt(Math.max(0, end - 9 + rng.int(18)));
 }
 // Plain arithmetic: lengths are u32 and a bitwise mask would wrap the large ones negative.
+/**
+ * iommufd commands whose feature a TCE host lacks (src/objects/iommufd/host-lacks.ts): they never
+ * succeed, and fail only with the errnos of their size, field, object and feature checks.
+ */
+const HOST_LACKS = new Set([
+  'IOMMU_HWPT_SET_DIRTY_TRACKING', 'IOMMU_HWPT_GET_DIRTY_BITMAP', 'IOMMU_HWPT_INVALIDATE', 'IOMMU_FAULT_QUEUE_ALLOC',
+  'IOMMU_VIOMMU_ALLOC', 'IOMMU_VDEVICE_ALLOC', 'IOMMU_VEVENTQ_ALLOC', 'IOMMU_HW_QUEUE_ALLOC',
+  'IOMMU_IOAS_NOIOMMU_GET_PA',
+]);
+const HOST_LACKS_ERRNOS = new Set([EINVAL, E2BIG, EFAULT, EOPNOTSUPP, ENOENT, EOVERFLOW, EBADF, ENOMEM]);
 const pad8 = (n: number) => Math.ceil(n / 8) * 8;
 const U64 = (1n << 64n) - 1n;
 
@@ -711,6 +721,10 @@ class Lane {
     const t = (this.stats.ioctls[name] ??= { ok: 0, err: 0 });
     if (a.result >= 0n) t.ok++;
     else t.err++;
+    if (decls.length === 1 && HOST_LACKS.has(name)) {
+      if (a.result >= 0n) this.bad(`${name} succeeded (${a.result}): a TCE host has no such feature`);
+      else if (!HOST_LACKS_ERRNOS.has(Number(-a.result))) this.bad(`${name} failed ${errnoName(Number(-a.result))}, not one of its checks' errnos`);
+    }
     if (a.result < 0n) return;
     // A number with several meanings on a container (one per IOMMU backend) teaches what each would.
     for (const decl of decls) if (decl.struct) this.learnRanges(decl, decl.struct, rec, a);
@@ -808,6 +822,8 @@ class Lane {
     const r = this.rng.int(100);
     if (r < 6) return this.boundary(t);
     if (decl.fdFields?.includes(f.name)) return BigInt(this.handleValue());
+    // The client's own fd number, looked up in /proc by the daemon: small numbers name the fuzzer's own files.
+    if (decl.clientFds?.includes(f.name)) return BigInt(this.rng.pick([-1, 0, 1, 2, 3, 7, 1000, this.rng.int(64)]));
     if (/^(__reserved|__resv|__reserved2|pad|reserved)/.test(n)) return r < 85 ? 0n : this.boundary(t);
     if (/(^|_)id$/.test(n) || /devid$/.test(n)) return BigInt(r < 80 ? this.rng.pick(this.ids) : this.rng.pick([0, 1, 0xffffffff, this.rng.int(64)]));
     if (n === 'user_va' || n === 'vaddr') return this.vaValue();
@@ -817,6 +833,9 @@ class Lane {
     if (n === 'levels') return BigInt(this.rng.int(7));
     if (n === 'flags') return BigInt(this.rng.weighted([[5, 0], [6, 1 + this.rng.int(7)], [2, 1 << this.rng.int(32)], [1, this.rng.u32()]]));
     if (n === 'num_iovas' || n === 'count' || n === 'nr_iovas') return BigInt(this.rng.weighted([[8, this.rng.int(4)], [1, 16 + this.rng.int(300)], [1, this.rng.u32()]]));
+    if (n === 'entry_len') return BigInt(this.rng.weighted([[6, 16 + 8 * this.rng.int(4)], [1, 0], [1, (1 << 16) + 1], [1, this.rng.u32()]]));
+    if (n === 'entry_num' || n === 'veventq_depth') return BigInt(this.rng.weighted([[6, this.rng.int(8)], [1, (1 << 19) + 1], [1, this.rng.u32()]]));
+    if (n === 'page_size') return this.rng.weighted<bigint>([[6, 1n << BigInt(this.rng.pick([12, 16, 21]))], [1, 0n], [1, BigInt(this.rng.u32())]]);
     if (n === 'data_len') return BigInt(this.rng.weighted([[6, 40], [2, this.rng.int(64)], [1, 0], [1, this.rng.u32()]]));
     if (n === 'data_type' || n === 'in_data_type' || n === 'out_data_type') return BigInt(this.rng.weighted([[5, 0x7ce00001], [4, 0], [1, this.rng.u32()]]));
     if (n === 'data_uptr' || n === 'allowed_iovas' || n === 'token_uuid_ptr') return r < 85 ? this.vaBase + 0x1000n : 0n;

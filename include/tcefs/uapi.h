@@ -129,6 +129,98 @@ struct iommu_hw_info {
 	__u64 out_capabilities;
 };
 
+struct iommu_hwpt_set_dirty_tracking {
+	__u32 size;
+	__u32 flags;
+	__u32 hwpt_id;
+	__u32 __reserved;
+};
+
+struct iommu_hwpt_get_dirty_bitmap {
+	__u32 size;
+	__u32 hwpt_id;
+	__u32 flags;
+	__u32 __reserved;
+	__u64 iova;
+	__u64 length;
+	__u64 page_size;
+	__u64 data;
+};
+
+struct iommu_hwpt_invalidate {
+	__u32 size;
+	__u32 hwpt_id;
+	__u64 data_uptr;
+	__u32 data_type;
+	__u32 entry_len;
+	__u32 entry_num;
+	__u32 __reserved;
+};
+
+struct iommu_fault_alloc {
+	__u32 size;
+	__u32 flags;
+	__u32 out_fault_id;
+	__u32 out_fault_fd;
+};
+
+struct iommu_viommu_alloc {
+	__u32 size;
+	__u32 flags;
+	__u32 type;
+	__u32 dev_id;
+	__u32 hwpt_id;
+	__u32 out_viommu_id;
+	__u32 data_len;
+	__u32 __reserved;
+	__u64 data_uptr;
+};
+
+struct iommu_vdevice_alloc {
+	__u32 size;
+	__u32 viommu_id;
+	__u32 dev_id;
+	__u32 out_vdevice_id;
+	__u64 virt_id;
+};
+
+struct iommu_ioas_change_process {
+	__u32 size;
+	__u32 __reserved;
+};
+
+struct iommu_veventq_alloc {
+	__u32 size;
+	__u32 flags;
+	__u32 viommu_id;
+	__u32 type;
+	__u32 veventq_depth;
+	__u32 out_veventq_id;
+	__u32 out_veventq_fd;
+	__u32 __reserved;
+};
+
+struct iommu_hw_queue_alloc {
+	__u32 size;
+	__u32 flags;
+	__u32 viommu_id;
+	__u32 type;
+	__u32 index;
+	__u32 out_hw_queue_id;
+	__u64 nesting_parent_iova;
+	__u64 length;
+};
+
+struct iommu_ioas_noiommu_get_pa {
+	__u32 size;
+	__u32 flags;
+	__u32 ioas_id;
+	__u32 __reserved;
+	__u64 iova;
+	__u64 length;
+	__u64 out_phys;
+};
+
 #define IOMMU_DESTROY _IO(IOMMUFD_TYPE, IOMMUFD_CMD_BASE + 0)
 #define IOMMU_IOAS_ALLOC _IO(IOMMUFD_TYPE, IOMMUFD_CMD_BASE + 1)
 #define IOMMU_IOAS_ALLOW_IOVAS _IO(IOMMUFD_TYPE, IOMMUFD_CMD_BASE + 2)
@@ -150,6 +242,7 @@ struct iommu_hw_info {
 #define IOMMU_IOAS_CHANGE_PROCESS _IO(IOMMUFD_TYPE, IOMMUFD_CMD_BASE + 18)
 #define IOMMU_VEVENTQ_ALLOC _IO(IOMMUFD_TYPE, IOMMUFD_CMD_BASE + 19)
 #define IOMMU_HW_QUEUE_ALLOC _IO(IOMMUFD_TYPE, IOMMUFD_CMD_BASE + 20)
+#define IOMMU_IOAS_NOIOMMU_GET_PA _IO(IOMMUFD_TYPE, IOMMUFD_CMD_BASE + 21)
 
 #ifndef IOMMU_IOAS_MAP_FIXED_IOVA
 #define IOMMU_IOAS_MAP_FIXED_IOVA 1
@@ -204,6 +297,21 @@ struct iommu_hw_info {
 #endif
 #ifndef IOMMU_HW_INFO_TYPE_DEFAULT
 #define IOMMU_HW_INFO_TYPE_DEFAULT 0
+#endif
+#ifndef IOMMU_HWPT_DIRTY_TRACKING_ENABLE
+#define IOMMU_HWPT_DIRTY_TRACKING_ENABLE 1
+#endif
+#ifndef IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR
+#define IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR 1
+#endif
+#ifndef IOMMU_VIOMMU_TYPE_DEFAULT
+#define IOMMU_VIOMMU_TYPE_DEFAULT 0
+#endif
+#ifndef IOMMU_VEVENTQ_TYPE_DEFAULT
+#define IOMMU_VEVENTQ_TYPE_DEFAULT 0
+#endif
+#ifndef IOMMU_HW_QUEUE_TYPE_DEFAULT
+#define IOMMU_HW_QUEUE_TYPE_DEFAULT 0
 #endif
 #endif /* iommufd */
 
@@ -412,6 +520,109 @@ struct vfio_iommu_spapr_tce_remove {
 	__u64 start_addr;
 };
 
+struct vfio_device_gfx_plane_info {
+	__u32 argsz;
+	__u32 flags;
+	__u32 drm_plane_type;
+	__u32 drm_format;
+	__u64 drm_format_mod;
+	__u32 width;
+	__u32 height;
+	__u32 stride;
+	__u32 size;
+	__u32 x_pos;
+	__u32 y_pos;
+	__u32 x_hot;
+	__u32 y_hot;
+	union {
+		__u32 region_index;
+		__u32 dmabuf_id;
+	};
+	__u32 reserved;
+};
+
+struct vfio_device_ioeventfd {
+	__u32 argsz;
+	__u32 flags;
+	__u64 offset;
+	__u64 data;
+	__s32 fd;
+	__u32 reserved;
+};
+
+struct vfio_device_feature_migration {
+	__u64 flags;
+};
+
+struct vfio_device_feature_mig_state {
+	__u32 device_state;
+	__s32 data_fd;
+};
+
+struct vfio_precopy_info {
+	__u32 argsz;
+	__u32 flags;
+	__u64 initial_bytes;
+	__u64 dirty_bytes;
+};
+
+struct vfio_device_low_power_entry_with_wakeup {
+	__s32 wakeup_eventfd;
+	__u32 reserved;
+};
+
+struct vfio_device_feature_dma_logging_control {
+	__u64 page_size;
+	__u32 num_ranges;
+	__u32 __reserved;
+	__u64 ranges;
+};
+
+struct vfio_device_feature_dma_logging_range {
+	__u64 iova;
+	__u64 length;
+};
+
+struct vfio_device_feature_dma_logging_report {
+	__u64 iova;
+	__u64 length;
+	__u64 page_size;
+	__u64 bitmap;
+};
+
+struct vfio_device_feature_mig_data_size {
+	__u64 stop_copy_length;
+};
+
+struct vfio_device_feature_bus_master {
+	__u32 op;
+};
+
+struct vfio_region_dma_range {
+	__u64 offset;
+	__u64 length;
+};
+
+struct vfio_device_feature_dma_buf {
+	__u32 region_index;
+	__u32 open_flags;
+	__u32 flags;
+	__u32 nr_ranges;
+	struct vfio_region_dma_range dma_ranges[];
+};
+
+struct vfio_bitmap {
+	__u64 pgsize;
+	__u64 size;
+	__u64 data;
+};
+
+struct vfio_iommu_type1_dirty_bitmap_get {
+	__u64 iova;
+	__u64 size;
+	struct vfio_bitmap bitmap;
+};
+
 #define VFIO_GET_API_VERSION _IO(VFIO_TYPE, VFIO_BASE + 0)
 #define VFIO_CHECK_EXTENSION _IO(VFIO_TYPE, VFIO_BASE + 1)
 #define VFIO_SET_IOMMU _IO(VFIO_TYPE, VFIO_BASE + 2)
@@ -537,12 +748,40 @@ struct vfio_pci_hot_reset {
 #define VFIO_DEVICE_PCI_HOT_RESET _IO(VFIO_TYPE, VFIO_BASE + 13)
 #endif
 #ifndef VFIO_DEVICE_QUERY_GFX_PLANE
+struct vfio_device_gfx_plane_info {
+	__u32 argsz;
+	__u32 flags;
+	__u32 drm_plane_type;
+	__u32 drm_format;
+	__u64 drm_format_mod;
+	__u32 width;
+	__u32 height;
+	__u32 stride;
+	__u32 size;
+	__u32 x_pos;
+	__u32 y_pos;
+	__u32 x_hot;
+	__u32 y_hot;
+	union {
+		__u32 region_index;
+		__u32 dmabuf_id;
+	};
+	__u32 reserved;
+};
 #define VFIO_DEVICE_QUERY_GFX_PLANE _IO(VFIO_TYPE, VFIO_BASE + 14)
 #endif
 #ifndef VFIO_DEVICE_GET_GFX_DMABUF
 #define VFIO_DEVICE_GET_GFX_DMABUF _IO(VFIO_TYPE, VFIO_BASE + 15)
 #endif
 #ifndef VFIO_DEVICE_IOEVENTFD
+struct vfio_device_ioeventfd {
+	__u32 argsz;
+	__u32 flags;
+	__u64 offset;
+	__u64 data;
+	__s32 fd;
+	__u32 reserved;
+};
 #define VFIO_DEVICE_IOEVENTFD _IO(VFIO_TYPE, VFIO_BASE + 16)
 #endif
 #ifndef VFIO_DEVICE_FEATURE
@@ -581,6 +820,12 @@ struct vfio_device_detach_iommufd_pt {
 #define VFIO_DEVICE_DETACH_IOMMUFD_PT _IO(VFIO_TYPE, VFIO_BASE + 20)
 #endif
 #ifndef VFIO_MIG_GET_PRECOPY_INFO
+struct vfio_precopy_info {
+	__u32 argsz;
+	__u32 flags;
+	__u64 initial_bytes;
+	__u64 dirty_bytes;
+};
 #define VFIO_MIG_GET_PRECOPY_INFO _IO(VFIO_TYPE, VFIO_BASE + 21)
 #endif
 #ifndef VFIO_IOMMU_GET_INFO
@@ -871,6 +1116,54 @@ struct vfio_iommu_spapr_tce_remove {
 #endif
 #ifndef VFIO_EEH_PE_INJECT_ERR
 #define VFIO_EEH_PE_INJECT_ERR 9
+#endif
+#ifndef VFIO_DEVICE_FEATURE_MASK
+#define VFIO_DEVICE_FEATURE_MASK 65535
+#endif
+#ifndef VFIO_DEVICE_FEATURE_GET
+#define VFIO_DEVICE_FEATURE_GET 65536
+#endif
+#ifndef VFIO_DEVICE_FEATURE_SET
+#define VFIO_DEVICE_FEATURE_SET 131072
+#endif
+#ifndef VFIO_DEVICE_FEATURE_PROBE
+#define VFIO_DEVICE_FEATURE_PROBE 262144
+#endif
+#ifndef VFIO_DEVICE_FEATURE_PCI_VF_TOKEN
+#define VFIO_DEVICE_FEATURE_PCI_VF_TOKEN 0
+#endif
+#ifndef VFIO_DEVICE_FEATURE_MIGRATION
+#define VFIO_DEVICE_FEATURE_MIGRATION 1
+#endif
+#ifndef VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE
+#define VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE 2
+#endif
+#ifndef VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY
+#define VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY 3
+#endif
+#ifndef VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP
+#define VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP 4
+#endif
+#ifndef VFIO_DEVICE_FEATURE_LOW_POWER_EXIT
+#define VFIO_DEVICE_FEATURE_LOW_POWER_EXIT 5
+#endif
+#ifndef VFIO_DEVICE_FEATURE_DMA_LOGGING_START
+#define VFIO_DEVICE_FEATURE_DMA_LOGGING_START 6
+#endif
+#ifndef VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP
+#define VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP 7
+#endif
+#ifndef VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT
+#define VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT 8
+#endif
+#ifndef VFIO_DEVICE_FEATURE_MIG_DATA_SIZE
+#define VFIO_DEVICE_FEATURE_MIG_DATA_SIZE 9
+#endif
+#ifndef VFIO_DEVICE_FEATURE_DMA_BUF
+#define VFIO_DEVICE_FEATURE_DMA_BUF 11
+#endif
+#ifndef VFIO_DEVICE_IOEVENTFD_SIZE_MASK
+#define VFIO_DEVICE_IOEVENTFD_SIZE_MASK 15
 #endif
 
 /* ---- tcefs extensions (experimental, not upstream; docs/iommufd-spapr.md) ---- */

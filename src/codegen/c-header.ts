@@ -101,8 +101,9 @@ function marshalEntries(): string[] {
       return `{ ${off(p.field)}, ${lf ? lf.offset : 0}, ${lf ? lf.size : 0}, ${p.elem ?? 1}, ${p.bytes ?? 0} }`;
     });
     const fds = (d.fdFields ?? []).map(off);
+    const fdArray = d.fdArray ? `${off(d.fdArray.field)}, ${off(d.fdArray.countField)}` : '0, 0';
     const minLen = s ? s.size : 0;
-    const shape = `${ARG_CODE[d.arg]}|${ptrs.join()}|${fds.join()}`;
+    const shape = `${ARG_CODE[d.arg]}|${ptrs.join()}|${fds.join()}|${fdArray}`;
     for (const k of d.kinds) {
       const key = `${k}:${d.nr}`;
       const prev = seen.get(key);
@@ -112,7 +113,7 @@ function marshalEntries(): string[] {
     const mask = d.kinds.reduce((m, k) => m | KIND_BIT[k], 0);
     rows.push(
       `\t{ "${d.name}", 0x${d.nr.toString(16)}, 0x${mask.toString(16)}, ${ARG_CODE[d.arg]}, ${d.returnsFd ? 1 : 0}, ${minLen}, ` +
-        `${ptrs.length}, { ${ptrs.length ? ptrs.join(', ') : '{ 0 }'} }, ${fds.length}, { ${fds.length ? fds.join(', ') : '0'} } },`,
+        `${ptrs.length}, { ${ptrs.length ? ptrs.join(', ') : '{ 0 }'} }, ${fds.length}, { ${fds.length ? fds.join(', ') : '0'} }, ${fdArray} },`,
     );
   }
   return rows;
@@ -157,7 +158,7 @@ export function protocolHeader(): string {
     '',
     '/* Data the kernel reads through a pointer field: length = *(len_size bytes at len_offset) * elem, or bytes. */',
     'struct tcefs_ptr_desc {\n\t__u16 field_offset;\n\t__u16 len_offset;\n\t__u8 len_size;\n\t__u16 elem;\n\t__u16 bytes;\n};\n',
-    'struct tcefs_cmd_desc {\n\tconst char *name;\n\t__u8 nr;\n\t__u8 kinds;\n\t__u8 arg;\n\t__u8 returns_fd;\n\t__u16 struct_size;\n\t__u8 nptrs;\n\tstruct tcefs_ptr_desc ptrs[2];\n\t__u8 nfds;\n\t__u16 fd_offsets[2];\n};\n',
+    'struct tcefs_cmd_desc {\n\tconst char *name;\n\t__u8 nr;\n\t__u8 kinds;\n\t__u8 arg;\n\t__u8 returns_fd;\n\t__u16 struct_size;\n\t__u8 nptrs;\n\tstruct tcefs_ptr_desc ptrs[2];\n\t__u8 nfds;\n\t__u16 fd_offsets[2];\n\t/* A flexible array of fds at fd_array_offset, as many as the u32 at fd_array_count_offset (0: none). */\n\t__u16 fd_array_offset;\n\t__u16 fd_array_count_offset;\n};\n',
     '/* One entry per ioctl meaning; entries sharing a number on one kind marshal identically. */',
     'static const struct tcefs_cmd_desc tcefs_cmds[] = {',
     ...marshalEntries(),

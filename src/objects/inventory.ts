@@ -43,6 +43,11 @@ export class PciFunction implements BarTarget {
     const m = this.config.msixLayout;
     if (m) this.overlays.push({ bar: m.tableBar, offset: m.tableOffset, size: m.tableSize, read: (_o, n) => Buffer.alloc(n, 0xff), write: () => undefined });
   }
+  /** Function-level reset: config registers to power-on values and the model's state with them. */
+  reset(): void {
+    this.config.reset();
+    this.model.reset();
+  }
   /** MMIO reads all ones while EEH has the PE frozen. */
   get mmioFrozen(): boolean {
     return this.group.pe.eeh.mmioFrozen;
@@ -128,8 +133,7 @@ export class Inventory {
     if (!f) throw new Errno(ENODEV, `no device ${bdf} in the topology`);
     if (!f.removed) throw new Errno(EEXIST, `${bdf} is present`);
     f.removed = false;
-    f.config.reset();
-    f.model.reset();
+    f.reset();
   }
 
   functionByCdev(index: number): PciFunction | undefined {

@@ -47,6 +47,10 @@ export interface IoctlDecl {
   pointers?: PointerDecl[];
   /** Struct fields that carry file descriptors in (replaced by tcefs handles on the wire). */
   fdFields?: string[];
+  /** Struct fields holding the client's own fd number, sent as it is: the daemon reads it in /proc/<pid>/fd. */
+  clientFds?: string[];
+  /** A flexible array of file descriptors after the struct, `countField` entries long (replaced by handles too). */
+  fdArray?: { field: string; countField: string };
   /** The ioctl returns a new file descriptor. */
   returnsFd?: boolean;
   /** File kinds on which this meaning of the number exists. */
@@ -102,19 +106,54 @@ const I: IoctlDecl[] = [
     name: 'IOMMU_GET_HW_INFO', nr: cmd(10), arg: 'size', struct: S.iommu_hw_info, minsz: end(S.iommu_hw_info, '__reserved'),
     pointers: [{ field: 'data_uptr', dir: 'out', lengthField: 'data_len' }], kinds: ['iommufd'],
   },
-  { name: 'IOMMU_HWPT_SET_DIRTY_TRACKING', nr: cmd(11), arg: 'size', minsz: 16, kinds: ['iommufd'] },
-  { name: 'IOMMU_HWPT_GET_DIRTY_BITMAP', nr: cmd(12), arg: 'size', minsz: 48, kinds: ['iommufd'] },
-  { name: 'IOMMU_HWPT_INVALIDATE', nr: cmd(13), arg: 'size', minsz: 32, kinds: ['iommufd'] },
-  { name: 'IOMMU_FAULT_QUEUE_ALLOC', nr: cmd(14), arg: 'size', minsz: 16, kinds: ['iommufd'] },
+  {
+    name: 'IOMMU_HWPT_SET_DIRTY_TRACKING', nr: cmd(11), arg: 'size', struct: S.iommu_hwpt_set_dirty_tracking,
+    minsz: end(S.iommu_hwpt_set_dirty_tracking, '__reserved'), kinds: ['iommufd'],
+  },
+  // The bitmap behind `data` is never written: a TCE domain has no dirty tracking.
+  {
+    name: 'IOMMU_HWPT_GET_DIRTY_BITMAP', nr: cmd(12), arg: 'size', struct: S.iommu_hwpt_get_dirty_bitmap,
+    minsz: end(S.iommu_hwpt_get_dirty_bitmap, 'data'), kinds: ['iommufd'],
+  },
+  // The entries behind data_uptr are not read: there is never a nested domain or vIOMMU to apply them to.
+  {
+    name: 'IOMMU_HWPT_INVALIDATE', nr: cmd(13), arg: 'size', struct: S.iommu_hwpt_invalidate,
+    minsz: end(S.iommu_hwpt_invalidate, '__reserved'), kinds: ['iommufd'],
+  },
+  {
+    name: 'IOMMU_FAULT_QUEUE_ALLOC', nr: cmd(14), arg: 'size', struct: S.iommu_fault_alloc,
+    minsz: end(S.iommu_fault_alloc, 'out_fault_fd'), kinds: ['iommufd'],
+  },
   {
     name: 'IOMMU_IOAS_MAP_FILE', nr: cmd(15), arg: 'size', struct: S.iommu_ioas_map_file, minsz: end(S.iommu_ioas_map_file, 'iova'),
-    fdFields: ['fd'], kinds: ['iommufd'],
+    clientFds: ['fd'], kinds: ['iommufd'],
   },
-  { name: 'IOMMU_VIOMMU_ALLOC', nr: cmd(16), arg: 'size', minsz: 24, kinds: ['iommufd'] },
-  { name: 'IOMMU_VDEVICE_ALLOC', nr: cmd(17), arg: 'size', minsz: 24, kinds: ['iommufd'] },
-  { name: 'IOMMU_IOAS_CHANGE_PROCESS', nr: cmd(18), arg: 'size', minsz: 8, kinds: ['iommufd'] },
-  { name: 'IOMMU_VEVENTQ_ALLOC', nr: cmd(19), arg: 'size', minsz: 28, kinds: ['iommufd'] },
-  { name: 'IOMMU_HW_QUEUE_ALLOC', nr: cmd(20), arg: 'size', minsz: 40, kinds: ['iommufd'] },
+  // No vIOMMU type exists on a TCE host, so the driver data behind data_uptr is never read.
+  {
+    name: 'IOMMU_VIOMMU_ALLOC', nr: cmd(16), arg: 'size', struct: S.iommu_viommu_alloc,
+    minsz: end(S.iommu_viommu_alloc, 'out_viommu_id'), kinds: ['iommufd'],
+  },
+  {
+    name: 'IOMMU_VDEVICE_ALLOC', nr: cmd(17), arg: 'size', struct: S.iommu_vdevice_alloc,
+    minsz: end(S.iommu_vdevice_alloc, 'virt_id'), kinds: ['iommufd'],
+  },
+  {
+    name: 'IOMMU_IOAS_CHANGE_PROCESS', nr: cmd(18), arg: 'size', struct: S.iommu_ioas_change_process,
+    minsz: end(S.iommu_ioas_change_process, '__reserved'), kinds: ['iommufd'],
+  },
+  {
+    name: 'IOMMU_VEVENTQ_ALLOC', nr: cmd(19), arg: 'size', struct: S.iommu_veventq_alloc,
+    minsz: end(S.iommu_veventq_alloc, 'out_veventq_fd'), kinds: ['iommufd'],
+  },
+  {
+    name: 'IOMMU_HW_QUEUE_ALLOC', nr: cmd(20), arg: 'size', struct: S.iommu_hw_queue_alloc,
+    minsz: end(S.iommu_hw_queue_alloc, 'length'), kinds: ['iommufd'],
+  },
+  // Linux 7.3 (test/fixtures/linux-7.3-uapi-additions.json).
+  {
+    name: 'IOMMU_IOAS_NOIOMMU_GET_PA', nr: cmd(21), arg: 'size', struct: S.iommu_ioas_noiommu_get_pa,
+    minsz: end(S.iommu_ioas_noiommu_get_pa, 'out_phys'), kinds: ['iommufd'],
+  },
 
   // ---- container (/dev/vfio/vfio; also answered by an iommufd in compat mode) ----
   { name: 'VFIO_GET_API_VERSION', nr: vfio(0), arg: 'none', kinds: ['container', 'iommufd'] },
@@ -137,10 +176,20 @@ const I: IoctlDecl[] = [
     name: 'VFIO_DEVICE_GET_PCI_HOT_RESET_INFO', nr: vfio(12), arg: 'argsz', struct: S.vfio_pci_hot_reset_info,
     minsz: end(S.vfio_pci_hot_reset_info, 'count'), kinds: ['device'],
   },
-  { name: 'VFIO_DEVICE_PCI_HOT_RESET', nr: vfio(13), arg: 'argsz', struct: S.vfio_pci_hot_reset, minsz: end(S.vfio_pci_hot_reset, 'count'), kinds: ['device'] },
-  { name: 'VFIO_DEVICE_QUERY_GFX_PLANE', nr: vfio(14), arg: 'argsz', minsz: 60, kinds: ['device'] },
+  {
+    name: 'VFIO_DEVICE_PCI_HOT_RESET', nr: vfio(13), arg: 'argsz', struct: S.vfio_pci_hot_reset, minsz: end(S.vfio_pci_hot_reset, 'count'),
+    fdArray: { field: 'group_fds', countField: 'count' }, kinds: ['device'],
+  },
+  // Mediated graphics devices only (i915 GVT-g, mdev samples); vfio-pci answers ENOTTY to both.
+  {
+    name: 'VFIO_DEVICE_QUERY_GFX_PLANE', nr: vfio(14), arg: 'argsz', struct: S.vfio_device_gfx_plane_info,
+    minsz: end(S.vfio_device_gfx_plane_info, 'dmabuf_id'), kinds: ['device'],
+  },
   { name: 'VFIO_DEVICE_GET_GFX_DMABUF', nr: vfio(15), arg: 'u32ptr', returnsFd: true, kinds: ['device'] },
-  { name: 'VFIO_DEVICE_IOEVENTFD', nr: vfio(16), arg: 'argsz', minsz: 28, kinds: ['device'] },
+  {
+    name: 'VFIO_DEVICE_IOEVENTFD', nr: vfio(16), arg: 'argsz', struct: S.vfio_device_ioeventfd,
+    minsz: end(S.vfio_device_ioeventfd, 'fd'), kinds: ['device'],
+  },
   { name: 'VFIO_DEVICE_FEATURE', nr: vfio(17), arg: 'argsz', struct: S.vfio_device_feature, minsz: end(S.vfio_device_feature, 'flags'), kinds: ['device'] },
   {
     name: 'VFIO_DEVICE_BIND_IOMMUFD', nr: vfio(18), arg: 'argsz', struct: S.vfio_device_bind_iommufd,
@@ -156,7 +205,10 @@ const I: IoctlDecl[] = [
     minsz: end(S.vfio_device_detach_iommufd_pt, 'flags'), kinds: ['device'],
   },
   // Lives on the migration data fd, which tcefs does not create; declared for the number table.
-  { name: 'VFIO_MIG_GET_PRECOPY_INFO', nr: vfio(21), arg: 'argsz', minsz: 24, kinds: [] },
+  {
+    name: 'VFIO_MIG_GET_PRECOPY_INFO', nr: vfio(21), arg: 'argsz', struct: S.vfio_precopy_info,
+    minsz: end(S.vfio_precopy_info, 'dirty_bytes'), kinds: [],
+  },
 
   // ---- container backends: type1 (and iommufd compat) ----
   {
@@ -167,7 +219,11 @@ const I: IoctlDecl[] = [
   { name: 'VFIO_IOMMU_UNMAP_DMA', nr: vfio(14), arg: 'argsz', struct: S.vfio_iommu_type1_dma_unmap, minsz: end(S.vfio_iommu_type1_dma_unmap, 'size'), kinds: ['container', 'iommufd'] },
   { name: 'VFIO_IOMMU_ENABLE', nr: vfio(15), arg: 'none', kinds: ['container', 'iommufd'] },
   { name: 'VFIO_IOMMU_DISABLE', nr: vfio(16), arg: 'none', kinds: ['container', 'iommufd'] },
-  { name: 'VFIO_IOMMU_DIRTY_PAGES', nr: vfio(17), arg: 'argsz', struct: S.vfio_iommu_type1_dirty_bitmap, minsz: 8, kinds: ['container'] },
+  // The type1 container answers as iommufd's VFIO compat layer does, which has no dirty tracking: ENOTTY.
+  {
+    name: 'VFIO_IOMMU_DIRTY_PAGES', nr: vfio(17), arg: 'argsz', struct: S.vfio_iommu_type1_dirty_bitmap,
+    minsz: end(S.vfio_iommu_type1_dirty_bitmap, 'flags'), kinds: ['container'],
+  },
 
   // ---- container backend: SPAPR TCE (v1/v2) ----
   {

@@ -12,6 +12,8 @@ import { IdTable } from './id-table.ts';
 import { Ioas } from './ioas.ts';
 import { readRanges, U64_MAX, writeRanges } from './ranges.ts';
 import { compatCommands } from './compat.ts';
+import { hostLacksCommands } from './host-lacks.ts';
+import { changeProcess, mapFile } from './map-file.ts';
 import type { IommuGroup } from '../inventory.ts';
 import { spaprCommands, SpaprIommu } from '../vfio/spapr.ts';
 import { IommufdDevice } from './device.ts';
@@ -78,6 +80,9 @@ export class IommufdFile extends OpenFile {
     IOMMU_VFIO_IOAS: (f, call) => f.vfioIoas(call),
     IOMMU_HWPT_ALLOC: (f, call) => f.hwptAlloc(call),
     IOMMU_GET_HW_INFO: (f, call) => f.hwInfo(call),
+    IOMMU_IOAS_MAP_FILE: mapFile,
+    IOMMU_IOAS_CHANGE_PROCESS: changeProcess,
+    ...hostLacksCommands,
   }).with(compatCommands);
 
   static readonly withSpapr = spaprCommands<IommufdFile>('iommufd').with(IommufdFile.table);

@@ -15,8 +15,10 @@ import { complement, overlaps, U64_MAX, union, type Range } from './ranges.ts';
 export interface Area extends Range {
   /** The user address mapped at `start`. */
   userVa: bigint;
-  /** The process whose memory backs the area (the one that issued the MAP). */
+  /** What backs the area: the process that issued the MAP, or the memfd of a MAP_FILE. */
   owner: string;
+  /** The process charged for the pinned pages when that is not `owner` (file-backed areas). */
+  chargeTo?: string;
   readable: boolean;
   writeable: boolean;
 }
@@ -225,7 +227,7 @@ export class Ioas implements IommufdObject {
 
   private pin(area: Area): void {
     const len = area.last - area.start + 1n;
-    const account = this.host.account(area.owner);
+    const account = this.host.account(area.chargeTo ?? area.owner);
     const bytes = this.pagesOf(area.userVa, len);
     account.charge(bytes);
     try {
@@ -239,7 +241,12 @@ export class Ioas implements IommufdObject {
   private unpin(area: Area): void {
     const len = area.last - area.start + 1n;
     this.host.memory.unpin(area.owner, area.userVa, len);
-    this.host.account(area.owner).uncharge(this.pagesOf(area.userVa, len));
+    this.host.account(area.chargeTo ?? area.owner).uncharge(this.pagesOf(area.userVa, len));
+  }
+
+  /** Bytes of pinned pages an area is charged for: none while no domain pins it. */
+  chargedBytes(area: Area): bigint {
+    return this.domainList.length ? this.pagesOf(area.userVa, area.last - area.start + 1n) : 0n;
   }
 
   /** Bytes of host pages spanned by [ua, ua + len). */

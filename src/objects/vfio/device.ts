@@ -12,6 +12,8 @@ import { IommufdDevice } from '../iommufd/device.ts';
 import { VFIO } from '../../uapi/constants.ts';
 import type { PciFunction } from '../inventory.ts';
 import { barRead, barWrite } from '../../devices/bars.ts';
+import { deviceFeature, ioeventfd } from './device-features.ts';
+import { hotReset, hotResetInfo, type ResetScope } from './hot-reset.ts';
 
 const REGION_SHIFT = 40n;
 
@@ -50,6 +52,17 @@ export function irqInfo(fn: PciFunction, index: number): { flags: number; count:
   return { flags: eventfd | VFIO.VFIO_IRQ_INFO_NORESIZE, count };
 }
 
+/** What a hot reset of this device's bus needs from the daemon. */
+function resetScope(f: DeviceFile): ResetScope {
+  return {
+    fn: f.fn,
+    functions: f.daemon?.inventory.functions.values() ?? [f.fn],
+    iommufd: f.iommufd?.ctx,
+    viaCdev: f.viaCdev,
+    file: (h) => f.daemon?.files.get(h),
+  };
+}
+
 type Handlers = Record<string, (f: DeviceFile, call: IoctlCall) => number | bigint | void>;
 
 /** What every device file answers once it has access (vfio-pci's device calls). */
@@ -82,9 +95,12 @@ const common: Handlers = {
     call.copyOut(call.decl.minsz!);
   },
   VFIO_DEVICE_RESET: (f) => {
-    f.fn.config.reset();
-    f.fn.model.reset();
+    f.fn.reset();
   },
+  VFIO_DEVICE_GET_PCI_HOT_RESET_INFO: (f, call) => hotResetInfo(resetScope(f), call),
+  VFIO_DEVICE_PCI_HOT_RESET: (f, call) => hotReset(resetScope(f), call),
+  VFIO_DEVICE_FEATURE: (f, call) => deviceFeature(f.fn, call),
+  VFIO_DEVICE_IOEVENTFD: (f, call) => ioeventfd(f.fn, call),
 };
 
 export class DeviceFile extends OpenFile {
