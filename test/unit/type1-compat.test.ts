@@ -7,7 +7,9 @@ import { EADDRINUSE, EEXIST, EINVAL, ENOENT, ENOMEM, ENOTTY, EOVERFLOW } from '.
 import type { OpenFile } from '../../src/dispatch/open-file.ts';
 import { ownerName } from '../../src/dispatch/call.ts';
 import { DEFAULT_TOPOLOGY_JSON } from '../../src/topology/topology.ts';
-import { IOMMUFD, VFIO } from '../../src/uapi/constants.ts';
+import { IOMMUFD, TCEFS_EXT, VFIO } from '../../src/uapi/constants.ts';
+import { encode } from '../../src/uapi/layout.ts';
+import { iommu_hwpt_spapr_tce } from '../../src/uapi/structs.ts';
 import { Harness } from '../helpers/direct.ts';
 
 const U64_MAX = (1n << 64n) - 1n;
@@ -220,5 +222,37 @@ describe('type1 compat: what the compat layer refuses and answers', () => {
       expect(s.unmap(0n, 0n, VFIO.VFIO_DMA_UNMAP_FLAG_ALL).result).toBe(0);
       expect(account.locked).toBe(tables);
     }
+  });
+});
+
+describe('type1 compat over a domain with two TCE windows', () => {
+  it('lists both windows as IOVA ranges and maps into each in its own page size', () => {
+    const h = new Harness();
+    const i = h.open('/dev/iommu');
+    const d = h.open('/dev/vfio/devices/vfio2');
+    expect(h.call(d, 'VFIO_DEVICE_BIND_IOMMUFD', { iommufd: i.handle }).result).toBe(0);
+    const ioas = h.call(i, 'IOMMU_IOAS_ALLOC').out.out_ioas_id as number;
+    const W64 = 1n << 59n;
+    const data = encode(iommu_hwpt_spapr_tce, {
+      'window0.page_shift': 12, 'window0.levels': 1, 'window0.window_size': 1n << 30n,
+      'window1.page_shift': 16, 'window1.levels': 2, 'window1.window_size': 1n << 40n,
+    });
+    const hw = h.call(i, 'IOMMU_HWPT_ALLOC', { dev_id: 1, pt_id: ioas, data_type: TCEFS_EXT.IOMMU_HWPT_DATA_SPAPR_TCE, data_len: data.length, data_uptr: 0x1000n }, { blobs: [{ fieldOffset: 32, data }] });
+    expect(hw.result).toBe(0);
+    expect(h.call(d, 'VFIO_DEVICE_ATTACH_IOMMUFD_PT', { pt_id: hw.out.out_hwpt_id as number }).result).toBe(0);
+    expect(h.call(i, 'IOMMU_VFIO_IOAS', { op: IOMMUFD.IOMMU_VFIO_IOAS_SET, ioas_id: ioas }).result).toBe(0);
+    expect(h.call(i, 'VFIO_SET_IOMMU', {}, { arg: VFIO.VFIO_TYPE1v2_IOMMU }).result).toBe(0);
+    const b = Buffer.alloc(88);
+    b.writeUInt32LE(88);
+    const r = h.call(i, 'VFIO_IOMMU_GET_INFO', {}, { raw: b });
+    expect(r.out).toMatchObject({ argsz: 88, cap_offset: 24, iova_pgsizes: K64 }); // 4K|64K, raised to the 64K host page
+    const img = r.outBytes;
+    expect(img.readUInt32LE(48)).toBe(2);
+    expect([0, 1, 2, 3].map((k) => img.readBigUInt64LE(56 + 8 * k))).toEqual([0n, (1n << 30n) - 1n, W64, W64 + (1n << 40n) - 1n]);
+    const map = (iova: bigint, size: bigint) => h.call(i, 'VFIO_IOMMU_MAP_DMA', { flags: 3, vaddr: VA, iova, size }).result;
+    expect(map(W64 + K4, K4)).toBe(-EINVAL); // 4K inside the 64K-page window
+    expect(map(W64, K64)).toBe(0);
+    expect(map(K4, K4)).toBe(0);
+    expect(map(1n << 30n, K64)).toBe(-EINVAL); // between the windows
   });
 });
