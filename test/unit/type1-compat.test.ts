@@ -129,7 +129,7 @@ for (const host of HOSTS) {
       expect(s.unmap(base + P, P)).toEqual({ result: 0, size: P });
       expect([0n, 1n, 2n, 3n].map((k) => s.mapped(base + k * P))).toEqual([true, false, true, true]);
       expect(s.h.daemon.host.memory.pinnedBytes()).toBe(3n * P);
-      expect(s.unmap(base + 2n * P + 1n, P)).toEqual({ result: -EINVAL, size: 0n });
+      expect(s.unmap(base + 2n * P + 1n, P)).toEqual({ result: -EINVAL, size: P }); // refused by the cut: not written back
       expect(s.mapped(base + 2n * P)).toBe(true);
       // The last page alone, then a range covering the two pieces left and the hole between them.
       expect(s.unmap(base + 3n * P, P)).toEqual({ result: 0, size: P });
@@ -188,6 +188,7 @@ describe('type1 compat: what the compat layer refuses and answers', () => {
     expect(s.unmap(0n, K64, VFIO.VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP)).toEqual({ result: -EINVAL, size: K64 });
     expect(s.unmap(0n, K64, VFIO.VFIO_DMA_UNMAP_FLAG_VADDR)).toEqual({ result: -EINVAL, size: K64 });
     expect(s.unmap(0n, K64, VFIO.VFIO_DMA_UNMAP_FLAG_ALL | VFIO.VFIO_DMA_UNMAP_FLAG_VADDR)).toEqual({ result: -EINVAL, size: K64 });
+    expect(s.unmap(0n, K64, VFIO.VFIO_DMA_UNMAP_FLAG_ALL)).toEqual({ result: -EINVAL, size: K64 }); // ALL needs size 0
     expect(s.h.call(s.c, 'VFIO_IOMMU_DIRTY_PAGES', { flags: 1 }).result).toBe(-ENOTTY);
     expect(s.unmap(0n, K64)).toEqual({ result: 0, size: K64 });
   });

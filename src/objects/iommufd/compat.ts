@@ -111,30 +111,34 @@ export function type1UnmapDma(call: IoctlCall, ioasOf: () => Ioas): void {
   const flags = call.get('flags');
   if (call.get('argsz') < call.decl.minsz! || flags & ~VFIO.VFIO_DMA_UNMAP_FLAG_ALL) throw new Errno(EINVAL, 'argsz or flags');
   const ioas = ioasOf();
+  const iova = call.get64('iova');
+  const size = call.get64('size');
   const progress = { bytes: 0n };
-  try {
-    const iova = call.get64('iova');
-    const size = call.get64('size');
-    if (flags & VFIO.VFIO_DMA_UNMAP_FLAG_ALL) {
-      if (iova !== 0n || size !== 0n) throw new Errno(EINVAL, 'UNMAP_ALL needs iova 0 and size 0');
-      progress.bytes = ioas.unmapAll();
-    } else {
-      // TYPE1 (v1) lets an unmap take part of a mapping: the areas are cut at both ends first, before
-      // the range is checked (the kernel computes the ends with wrap-around), and a cut that breaks
-      // the alignment fails the call.
-      if (!ioas.hugePages) {
-        ioas.cut(BigInt.asUintN(64, iova + size - 1n));
-        if (iova !== 0n) ioas.cut(iova - 1n);
-      }
-      if (size === 0n) throw new Errno(EINVAL, 'size 0');
-      if (iova + size - 1n > U64_MAX) throw new Errno(EOVERFLOW, 'range wraps');
-      // Unmapping nothing succeeds here, unlike IOMMU_IOAS_UNMAP (late-2025 compat behaviour).
-      ioas.unmap(iova, size, progress);
-    }
-  } finally {
-    // The kernel writes the struct back with the bytes unmapped, failure or not.
+  // Once the unmap itself has run, the kernel writes the struct back with the bytes unmapped, failure
+  // or not; the refusals before it leave the struct as it was.
+  const writeBack = () => {
     call.set('size', progress.bytes);
     call.copyOut(call.decl.minsz!);
+  };
+  if (flags & VFIO.VFIO_DMA_UNMAP_FLAG_ALL) {
+    if (iova !== 0n || size !== 0n) throw new Errno(EINVAL, 'UNMAP_ALL needs iova 0 and size 0');
+    progress.bytes = ioas.unmapAll();
+    return writeBack();
+  }
+  // TYPE1 (v1) lets an unmap take part of a mapping: the areas are cut at both ends first, before the
+  // range is checked (the kernel computes the ends with wrap-around); a cut that breaks the alignment
+  // fails the call.
+  if (!ioas.hugePages) {
+    ioas.cut(BigInt.asUintN(64, iova + size - 1n));
+    if (iova !== 0n) ioas.cut(iova - 1n);
+  }
+  try {
+    if (size === 0n) throw new Errno(EINVAL, 'size 0');
+    if (iova + size - 1n > U64_MAX) throw new Errno(EOVERFLOW, 'range wraps');
+    // Unmapping nothing succeeds here, unlike IOMMU_IOAS_UNMAP (late-2025 compat behaviour).
+    ioas.unmap(iova, size, progress);
+  } finally {
+    writeBack();
   }
 }
 
