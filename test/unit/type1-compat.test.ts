@@ -11,6 +11,7 @@ import { IOMMUFD, TCEFS_EXT, VFIO } from '../../src/uapi/constants.ts';
 import { encode } from '../../src/uapi/layout.ts';
 import { iommu_hwpt_spapr_tce } from '../../src/uapi/structs.ts';
 import { Harness } from '../helpers/direct.ts';
+import { seededRandom } from '../helpers/random.ts';
 
 const U64_MAX = (1n << 64n) - 1n;
 const VA = 0x7f00_0000_0000n;
@@ -141,6 +142,33 @@ for (const host of HOSTS) {
       expect(s.unmap(0n, 2n * P)).toEqual({ result: 0, size: P });
       s.close();
       expect(s.h.daemon.host.stats()).toMatchObject({ tables: 0, liveTces: 0, pinnedBytes: 0n, lockedBytes: 0n });
+    });
+
+    it('one large mapping unmapped as 16 pieces in shuffled order: TYPE1 cuts each, TYPE1v2 refuses each', () => {
+      for (const type of [VFIO.VFIO_TYPE1_IOMMU, VFIO.VFIO_TYPE1v2_IOMMU]) {
+        const s = setup(host);
+        expect(s.setIommu(type)).toBe(0);
+        expect(s.openDevice()).toBe(0);
+        const base = 16n << 20n;
+        const piece = 16n * P;
+        expect(s.map(base, 16n * piece)).toBe(0);
+        const rand = seededRandom(type * 7919);
+        const order = Array.from({ length: 16 }, (_, k) => BigInt(k));
+        for (let k = order.length - 1; k > 0; k--) {
+          const j = rand(k + 1);
+          [order[k], order[j]] = [order[j], order[k]];
+        }
+        for (const k of order) {
+          const r = s.unmap(base + k * piece, piece);
+          expect(r).toEqual(type === VFIO.VFIO_TYPE1_IOMMU ? { result: 0, size: piece } : { result: -ENOENT, size: 0n });
+          if (type === VFIO.VFIO_TYPE1_IOMMU) expect(s.mapped(base + k * piece)).toBe(false);
+        }
+        const left = type === VFIO.VFIO_TYPE1_IOMMU ? 0n : 16n * piece;
+        expect(s.h.daemon.host.memory.pinnedBytes()).toBe(left);
+        expect(s.unmap(0n, 0n, VFIO.VFIO_DMA_UNMAP_FLAG_ALL)).toEqual({ result: 0, size: left });
+        s.close();
+        expect(s.h.daemon.host.stats()).toMatchObject({ liveTces: 0, pinnedBytes: 0n, lockedBytes: 0n });
+      }
     });
 
     it('TYPE1v2 unmaps whole mappings only, and reports the bytes it removed before the partial one', () => {
