@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Make this machine able to run tcefs and its tests; quick and silent when everything is already there.
 # Installs from Debian: libfuse2 (fuse-native's prebuilt binding loads libfuse.so.2), fuse (fusermount),
-# gcc (the C client library and C tests); from npm: the locked dependencies.
+# gcc (the C client library and C tests), qemu-system-ppc (a real VFIO client); from npm: the locked dependencies.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +9,7 @@ need=()
 ldconfig -p 2>/dev/null | grep -q 'libfuse\.so\.2 ' || need+=(libfuse2)
 command -v fusermount >/dev/null 2>&1 || need+=(fuse)
 command -v gcc >/dev/null 2>&1 || need+=(gcc libc6-dev)
+command -v qemu-system-ppc64 >/dev/null 2>&1 || need+=(qemu-system-ppc)
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}" >&2
   sudo=""
