@@ -49,6 +49,8 @@ export interface FuzzOptions {
   seed: number;
   lanes?: number;
   flavour?: 'powernv' | 'pseries';
+  /** The emulated host's page size (docs/page-size.md); 64K by default. */
+  pageShift?: 12 | 16;
   /** Arm the host-wide fail_nth injector at random moments (couples the lanes, so less reproducible). */
   faults?: boolean;
   /**
@@ -181,11 +183,11 @@ function rotl(x: number, k: number): number {
 
 // ---- the machine fuzzed: every lane gets a PHB with a two-function PE and a one-function PE --------------
 
-export function fuzzTopology(lanes: number, flavour: 'powernv' | 'pseries') {
+export function fuzzTopology(lanes: number, flavour: 'powernv' | 'pseries', pageShift: 12 | 16 = 16) {
   const dev = (bdf: string, msix: number) => ({ bdf, vendor: '0x1af4', device: '0x1041', class: '0x020000', bars: [{ index: 0, size: '64K', type: 'mem64', prefetchable: false }, { index: 2, size: '4K', type: 'mem32', prefetchable: false }], msi: 1, msix });
   return {
     // Both extensions on: more of the daemon is reachable, and the plain paths stay reachable too.
-    host: { flavour, pageShift: 16, memlockLimit: '16G', eeh: true, type1Compat: true, iommufdSpaprCompat: true },
+    host: { flavour, pageShift, memlockLimit: '16G', eeh: true, type1Compat: true, iommufdSpaprCompat: true },
     phbs: Array.from({ length: lanes }, (_, l) => {
       const dom = l.toString(16).padStart(4, '0');
       return {
@@ -1256,7 +1258,8 @@ class Lane {
         this.req('IOMMU_IOAS_MAP', { flags: this.rng.pick([7, 5, 6, 4]), ioas_id: ioas, user_va: va + BigInt(k) * 0x10000n, length: 0x10000n, iova: BigInt(k) * 0x10000n + this.pageish() }));
       await this.call(i, maps);
     } else {
-      // A group in an iommufd: compat type1v2 over the compat IOAS, or the SPAPR v2 extension.
+      // A group in an iommufd: compat type1v2 or type1 (which cuts mappings on unmap) over the compat
+      // IOAS, or the SPAPR v2 extension.
       const group = await this.ensure(`dev/vfio/${g.id}`);
       const i = await this.ensure('dev/iommu');
       if (!group || !i) return;
@@ -1264,12 +1267,14 @@ class Lane {
       set.writeInt32LE(i.handle);
       await this.call(group, [{ request: requestValue(104), argData: set }]);
       const spapr = this.rng.chance(0.5);
-      await this.call(i, [{ request: requestValue(102), arg: spapr ? 7n : 3n }]);
+      await this.call(i, [{ request: requestValue(102), arg: spapr ? 7n : this.rng.pick([3n, 1n]) }]);
       if (spapr) {
         await this.call(i, [this.req('VFIO_IOMMU_SPAPR_REGISTER_MEMORY', { vaddr: va, size: 1n << 24n })]);
         await this.call(i, [this.req('VFIO_IOMMU_MAP_DMA', { flags: 3, vaddr: va, iova: 0x10000n * BigInt(this.rng.int(16)), size: 0x10000n })]);
       } else {
-        await this.call(i, [this.req('VFIO_IOMMU_MAP_DMA', { flags: 3, vaddr: va, iova: 0x10000n * BigInt(this.rng.int(16)), size: 0x20000n })]);
+        const iova = 0x10000n * BigInt(this.rng.int(16));
+        await this.call(i, [this.req('VFIO_IOMMU_MAP_DMA', { flags: 3, vaddr: va, iova, size: 0x40000n })]);
+        if (this.rng.chance(0.5)) await this.call(i, [this.req('VFIO_IOMMU_UNMAP_DMA', { iova: iova + 0x10000n, size: this.rng.pick([0x10000n, 0x1000n, 0x20000n]) })]);
       }
       if (this.rng.chance(0.7)) await this.call(group, [{ request: requestValue(106), argData: Buffer.from(this.rng.pick(g.bdfs) + '\0') }]);
     }
@@ -1305,7 +1310,7 @@ async function alive(d: RunningDaemon): Promise<boolean> {
 export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
   const lanes = opts.lanes ?? 4;
   const log = opts.log ?? (() => undefined);
-  const d = await startDaemon({ topology: fuzzTopology(lanes, opts.flavour ?? 'powernv'), env: { DEBUG: 'tcefs:error' } });
+  const d = await startDaemon({ topology: fuzzTopology(lanes, opts.flavour ?? 'powernv', opts.pageShift), env: { DEBUG: 'tcefs:error' } });
   const stats = new Stats();
   const t0 = Date.now();
   let report: FuzzReport;
@@ -1377,6 +1382,7 @@ async function main() {
       seed: { type: 'string', default: '1' },
       lanes: { type: 'string', default: '4' },
       flavour: { type: 'string', default: 'powernv' },
+      'page-size': { type: 'string', default: '64K' },
       faults: { type: 'boolean', default: false },
       'known-bugs': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
@@ -1385,7 +1391,7 @@ async function main() {
   const flavour = values.flavour === 'pseries' ? 'pseries' : 'powernv';
   const r = await runFuzz({
     frames: Number(values.frames), seconds: Number(values.seconds), seed: Number(values.seed), lanes: Number(values.lanes),
-    flavour, faults: values.faults, knownBugs: values['known-bugs'], log: (s) => process.stderr.write(s + '\n'),
+    flavour, pageShift: values['page-size'] === '4K' ? 12 : 16, faults: values.faults, knownBugs: values['known-bugs'], log: (s) => process.stderr.write(s + '\n'),
   });
   console.log(values.json ? JSON.stringify(r, null, 2) : formatReport(r));
   process.exitCode = fuzzPassed(r) ? 0 : 1;

@@ -22,7 +22,7 @@ const UNMOUNT_POLL_MS = 1000;
 
 export async function mountCommand(
   dir: string,
-  opts: { topology?: string; allowOther?: boolean; strictKernel?: boolean; maxObjects?: number; vfioContainer?: 'legacy' | 'iommufd' },
+  opts: { topology?: string; allowOther?: boolean; strictKernel?: boolean; maxObjects?: number; vfioContainer?: 'legacy' | 'iommufd'; pageSize?: '4K' | '64K' },
 ): Promise<void> {
   let topology: Topology;
   try {
@@ -32,6 +32,7 @@ export async function mountCommand(
     process.exit(2);
   }
   if (opts.vfioContainer) topology.vfioContainer = opts.vfioContainer;
+  if (opts.pageSize) topology.hostPageShift = opts.pageSize === '4K' ? 12 : 16;
   if (opts.maxObjects !== undefined && !(Number.isSafeInteger(opts.maxObjects) && opts.maxObjects > 0)) {
     console.error('tcefs: --max-objects takes a positive integer');
     process.exit(2);
@@ -70,5 +71,5 @@ export async function mountCommand(
   watch.unref();
   const groups = daemon.inventory.groups.size;
   const devices = daemon.inventory.functions.size;
-  console.log(`tcefs: mounted on ${fs.mountpoint} (${topology.flavour}, ${groups} groups, ${devices} devices); Ctrl-C unmounts`);
+  console.log(`tcefs: mounted on ${fs.mountpoint} (${topology.flavour}, ${topology.hostPageShift === 12 ? '4K' : '64K'} pages, ${groups} groups, ${devices} devices); Ctrl-C unmounts`);
 }

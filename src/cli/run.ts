@@ -16,7 +16,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isatty } from 'node:tty';
 import { promisify } from 'node:util';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const PRELOAD = join(ROOT, 'build', 'libtcefs-preload.so');
@@ -31,6 +31,8 @@ const RELAYED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SI
 export interface RunOptions {
   topology?: string;
   mount?: string;
+  vfioContainer?: 'legacy' | 'iommufd';
+  pageSize?: '4K' | '64K';
 }
 
 export function registerRun(program: Command): void {
@@ -40,6 +42,8 @@ export function registerRun(program: Command): void {
     .argument('<cmd...>', 'the program and its arguments; put them after --')
     .option('-t, --topology <file>', 'JSON topology for the private mount (default: the embedded PowerNV host)')
     .option('-m, --mount <dir>', 'use this running tcefs mount instead of starting a private one')
+    .addOption(new Option('--vfio-container <kind>', 'what /dev/vfio/vfio is in the private mount (as tcefs mount)').choices(['legacy', 'iommufd']))
+    .addOption(new Option('--page-size <size>', "the private mount's host page size (as tcefs mount)").choices(['4K', '64K']))
     .action((cmd: string[], opts: RunOptions) => runCommand(cmd, opts));
 }
 
@@ -93,9 +97,11 @@ async function findSetpriv(): Promise<string | undefined> {
   return undefined;
 }
 
-async function startDaemon(mount: string, topology?: string): Promise<PrivateDaemon> {
+async function startDaemon(mount: string, opts: RunOptions): Promise<PrivateDaemon> {
   const args = [BIN, 'mount', mount];
-  if (topology) args.push('--topology', resolve(topology));
+  if (opts.topology) args.push('--topology', resolve(opts.topology));
+  if (opts.vfioContainer) args.push('--vfio-container', opts.vfioContainer);
+  if (opts.pageSize) args.push('--page-size', opts.pageSize);
   // Even if this process is killed outright (SIGKILL), the daemon gets SIGTERM and unmounts.
   const setpriv = await findSetpriv();
   const [file, argv] = setpriv ? [setpriv, ['--pdeathsig', 'TERM', '--', process.execPath, ...args]] : [process.execPath, args];
@@ -164,11 +170,13 @@ export async function runCommand(cmd: string[], opts: RunOptions): Promise<never
   let work: string | undefined;
   if (opts.mount) {
     mount = resolve(opts.mount);
+    // A running mount has its host already: these would silently do nothing.
+    if (opts.topology || opts.vfioContainer || opts.pageSize) fail('--topology, --vfio-container and --page-size shape a private mount; they cannot go with --mount', 2);
     if (!(await isTcefsMount(mount))) fail(`${mount} is not a tcefs mount (start one with: tcefs mount ${mount})`, 2);
   } else {
     work = await mkdtemp(join(tmpdir(), 'tcefs-run-'));
     mount = join(work, 'mnt');
-    daemon = await startDaemon(mount, opts.topology);
+    daemon = await startDaemon(mount, opts);
   }
   // If this process dies of something unexpected, the private daemon must not outlive it.
   process.on('exit', () => daemon?.proc.exitCode === null && daemon.proc.kill('SIGTERM'));

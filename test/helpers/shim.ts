@@ -19,6 +19,8 @@ export interface ShimRunOptions {
   mnt?: string;
   /** A topology file for the private daemon. */
   topology?: string;
+  /** More `tcefs run` options for the private daemon, e.g. ['--page-size', '4K']. */
+  runArgs?: string[];
   env?: Record<string, string>;
 }
 
@@ -28,6 +30,7 @@ export async function tcefsRun(argv: string[], opts: ShimRunOptions = {}): Promi
   const args = [TCEFS, 'run'];
   if (opts.mnt) args.push('--mount', opts.mnt);
   if (opts.topology) args.push('--topology', opts.topology);
+  if (opts.runArgs) args.push(...opts.runArgs);
   args.push('--', ...argv);
   return new Promise((resolve) => {
     const p = spawn(process.execPath, args, { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });

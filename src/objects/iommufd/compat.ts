@@ -4,7 +4,7 @@
 // (src/objects/vfio/type1.ts), over an IOAS of its own.
 import { CommandTable } from '../../dispatch/table.ts';
 import type { IoctlCall } from '../../dispatch/call.ts';
-import { EINVAL, ENODEV, Errno } from '../../errno.ts';
+import { EINVAL, ENODEV, EOVERFLOW, Errno } from '../../errno.ts';
 import { IOMMUFD, VFIO } from '../../uapi/constants.ts';
 import { writeField } from '../../uapi/layout.ts';
 import { vfio_info_cap_header, vfio_iommu_type1_info, vfio_iommu_type1_info_cap_iova_range } from '../../uapi/structs.ts';
@@ -88,6 +88,15 @@ export function type1GetInfo(call: IoctlCall, ioasOf: () => Ioas): void {
   call.copyOut(Math.min(argsz, fixed));
 }
 
+/**
+ * VFIO_DMA_CC_IOMMU: 1 while every domain enforces cache coherency. DMA on POWER is always coherent, but
+ * its IOMMU driver reports CACHE_COHERENCY only, not ENFORCE_CACHE_COHERENCY, so no TCE domain enforces
+ * it: 1 with no domain, 0 with one.
+ */
+export function enforcesCoherency(ioas: Ioas): number {
+  return ioas.domains.length ? 0 : 1;
+}
+
 export function type1MapDma(call: IoctlCall, ioasOf: () => Ioas): void {
   call.copyIn(call.decl.minsz!);
   const flags = call.get('flags');
@@ -102,23 +111,34 @@ export function type1UnmapDma(call: IoctlCall, ioasOf: () => Ioas): void {
   const flags = call.get('flags');
   if (call.get('argsz') < call.decl.minsz! || flags & ~VFIO.VFIO_DMA_UNMAP_FLAG_ALL) throw new Errno(EINVAL, 'argsz or flags');
   const ioas = ioasOf();
-  let unmapped = 0n;
-  try {
-    const iova = call.get64('iova');
-    const size = call.get64('size');
-    if (flags & VFIO.VFIO_DMA_UNMAP_FLAG_ALL) {
-      if (iova !== 0n || size !== 0n) throw new Errno(EINVAL, 'UNMAP_ALL needs iova 0 and size 0');
-      unmapped = ioas.unmapAll();
-    } else {
-      if (size === 0n) throw new Errno(EINVAL, 'size 0');
-      if (iova + size - 1n > U64_MAX || iova >= U64_MAX || size >= U64_MAX) throw new Errno(75 /* EOVERFLOW */, 'range wraps');
-      // Unmapping nothing succeeds here, unlike IOMMU_IOAS_UNMAP (late-2025 compat behaviour).
-      unmapped = ioas.unmap(iova, size);
-    }
-  } finally {
-    // The kernel writes the struct back with the bytes unmapped, failure or not.
-    call.set('size', unmapped);
+  const iova = call.get64('iova');
+  const size = call.get64('size');
+  const progress = { bytes: 0n };
+  // Once the unmap itself has run, the kernel writes the struct back with the bytes unmapped, failure
+  // or not; the refusals before it leave the struct as it was.
+  const writeBack = () => {
+    call.set('size', progress.bytes);
     call.copyOut(call.decl.minsz!);
+  };
+  if (flags & VFIO.VFIO_DMA_UNMAP_FLAG_ALL) {
+    if (iova !== 0n || size !== 0n) throw new Errno(EINVAL, 'UNMAP_ALL needs iova 0 and size 0');
+    progress.bytes = ioas.unmapAll();
+    return writeBack();
+  }
+  // TYPE1 (v1) lets an unmap take part of a mapping: the areas are cut at both ends first, before the
+  // range is checked (the kernel computes the ends with wrap-around); a cut that breaks the alignment
+  // fails the call.
+  if (!ioas.hugePages) {
+    ioas.cut(BigInt.asUintN(64, iova + size - 1n));
+    if (iova !== 0n) ioas.cut(iova - 1n);
+  }
+  try {
+    if (size === 0n) throw new Errno(EINVAL, 'size 0');
+    if (iova + size - 1n > U64_MAX) throw new Errno(EOVERFLOW, 'range wraps');
+    // Unmapping nothing succeeds here, unlike IOMMU_IOAS_UNMAP (late-2025 compat behaviour).
+    ioas.unmap(iova, size, progress);
+  } finally {
+    writeBack();
   }
 }
 
@@ -133,10 +153,7 @@ export const compatCommands = new CommandTable<IommufdFile>('iommufd', {
       if (ext === VFIO.VFIO_SPAPR_TCE_v2_IOMMU) return 1;
       if (ext === VFIO.VFIO_EEH) return f.daemon.host.eehEnabled ? 1 : 0;
     }
-    if (ext === VFIO.VFIO_DMA_CC_IOMMU) {
-      compatIoas(f);
-      return 1; // TCE domains are cache coherent
-    }
+    if (ext === VFIO.VFIO_DMA_CC_IOMMU) return enforcesCoherency(compatIoas(f));
     return 0;
   },
   VFIO_SET_IOMMU: (f, call) => {

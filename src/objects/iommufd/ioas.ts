@@ -280,8 +280,11 @@ export class Ioas implements IommufdObject {
     return out;
   }
 
-  /** IOMMU_IOAS_UNMAP: whole areas only; areas met before a partial one are already gone when it fails. */
-  unmap(iova: bigint, length: bigint): bigint {
+  /**
+   * IOMMU_IOAS_UNMAP: whole areas only; areas met before a partial one are already gone when it fails,
+   * and `progress.bytes` says how much that was (VFIO compat reports it).
+   */
+  unmap(iova: bigint, length: bigint, progress: { bytes: bigint } = { bytes: 0n }): bigint {
     const last = iova + length - 1n;
     let removed = 0n;
     // Ascending order, each area found from the one before it (areas never overlap).
@@ -290,11 +293,29 @@ export class Ioas implements IommufdObject {
       if (a.start < iova || a.last > last) throw new Errno(ENOENT, `area 0x${a.start.toString(16)}-0x${a.last.toString(16)} is not inside the range`);
       this.remove(a);
       removed += a.last - a.start + 1n;
+      progress.bytes = removed;
       if (a.last >= last) break;
       const next = this.areas.above(a.last);
       a = next && next.start <= last ? next : undefined;
     }
     return removed;
+  }
+
+  /**
+   * VFIO TYPE1 (v1) compat: split the area holding `at` so that `at` ends one piece, letting an unmap
+   * take part of a mapping. Nothing happens where no area is or at an area's first or last byte. The
+   * new start must keep the IOVA alignment, and an area that domains may have mapped with large pages
+   * (huge pages on) is never split: EINVAL. Both pieces keep the original's pins and TCEs.
+   */
+  cut(at: bigint): void {
+    const a = this.areaAt(at);
+    if (!a || at === a.start || at === a.last) return;
+    const next = at + 1n;
+    const nextVa = a.userVa + (next - a.start);
+    if (next & this.alignMask || nextVa & this.alignMask) throw new Errno(EINVAL, `0x${next.toString(16)} is not aligned to ${this.alignment}`);
+    if (this.domainList.length && this.huge) throw new Errno(EINVAL, 'the domains may map the area with large pages');
+    this.areas.set(a.start, { ...a, last: at });
+    this.areas.set(next, { ...a, start: next, userVa: nextVa });
   }
 
   private lowestIntersecting(iova: bigint, last: bigint): Area | undefined {

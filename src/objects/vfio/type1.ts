@@ -5,7 +5,7 @@
 import { CommandTable } from '../../dispatch/table.ts';
 import { VFIO } from '../../uapi/constants.ts';
 import type { Daemon } from '../../daemon.ts';
-import { type1GetInfo, type1MapDma, type1UnmapDma } from '../iommufd/compat.ts';
+import { enforcesCoherency, type1GetInfo, type1MapDma, type1UnmapDma } from '../iommufd/compat.ts';
 import { HwptPaging } from '../iommufd/hwpt.ts';
 import { Ioas } from '../iommufd/ioas.ts';
 import type { IommuGroup } from '../inventory.ts';
@@ -22,7 +22,8 @@ export class Type1Iommu {
   }
 
   checkExtension(ext: number): number {
-    return ext === VFIO.VFIO_TYPE1_IOMMU || ext === VFIO.VFIO_TYPE1v2_IOMMU || ext === VFIO.VFIO_UNMAP_ALL || ext === VFIO.VFIO_DMA_CC_IOMMU ? 1 : 0;
+    if (ext === VFIO.VFIO_DMA_CC_IOMMU) return enforcesCoherency(this.ioas);
+    return ext === VFIO.VFIO_TYPE1_IOMMU || ext === VFIO.VFIO_TYPE1v2_IOMMU || ext === VFIO.VFIO_UNMAP_ALL ? 1 : 0;
   }
 
   /** The first group's platform makes the domain; later groups have its windows programmed into their PEs. */
