@@ -7,6 +7,8 @@ import type { Topology } from './topology/topology.ts';
 import { TceHost } from './tce/index.ts';
 import { MmContext } from './objects/vfio/prereg.ts';
 import { IommufdFile } from './objects/iommufd/context.ts';
+import { DeviceFile } from './objects/vfio/device.ts';
+import type { IrqEvents } from './objects/vfio/irq-events.ts';
 
 /** The TCE backend's view of a topology. */
 export function hostConfig(t: Topology) {
@@ -35,6 +37,8 @@ export class Daemon {
   readonly files = new FileRegistry();
   readonly started = new Date();
   tree: Node & { type: 'dir' };
+  /** Open interrupt event files (.tcefs/irq/<handle>), by FUSE file handle. */
+  readonly irqStreams = new Map<number, IrqEvents>();
 
   /** Client address spaces with preregistered memory, by owner ("pid:N"), and the containers bound to each. */
   private readonly mms = new Map<string, { mm: MmContext; refs: number }>();
@@ -80,10 +84,18 @@ export class Daemon {
       pendingFiles: this.files.pendingCount,
       iommufdObjects: ctxs.reduce((n, c) => n + c.objects.size, 0),
       mmContexts: this.mms.size,
+      irqStreams: this.irqStreams.size,
+      irqWaiters: [...new Set(this.irqStreams.values())].reduce((n, e) => n + e.waiting, 0),
       faults: { armed: faults.armed, fired: faults.fired, checks: faults.checks },
       removedDevices: [...this.inventory.functions.values()].filter((f) => f.removed).map((f) => f.bdf),
       options: this.options,
     };
+  }
+
+  /** The interrupt stream of an open device file, for .tcefs/irq/<handle>; undefined if there is none. */
+  irqEvents(handle: number): IrqEvents | undefined {
+    const f = this.files.get(handle);
+    return f instanceof DeviceFile ? f.events : undefined;
   }
 
   /** Release every file (clients of a stopping daemon lose their state, as on a real close). */

@@ -3,6 +3,7 @@
 import { EEXIST, ENODEV, Errno } from '../errno.ts';
 import type { PciFunctionSpec, Topology } from '../topology/topology.ts';
 import { PciConfigSpace } from './vfio/pci-config.ts';
+import { FunctionIrqs } from './vfio/irqs.ts';
 import type { Pe, TceHost } from '../tce/index.ts';
 import type { ContainerFile } from './vfio/container.ts';
 import type { GroupFile } from './vfio/group.ts';
@@ -12,6 +13,8 @@ export class PciFunction {
   /** The N of /dev/vfio/devices/vfioN. */
   readonly cdevIndex: number;
   readonly config: PciConfigSpace;
+  /** Interrupt state vfio-pci keeps per function; raise() is the device model's way in. */
+  readonly irqs: FunctionIrqs;
   /** The cdev file currently bound to an iommufd for this function (one at a time). */
   cdevBinding?: object;
   /** Hot-unplugged: gone from /dev and sysfs; its open files answer ENODEV until they are closed. */
@@ -23,6 +26,7 @@ export class PciFunction {
   constructor(readonly spec: PciFunctionSpec, readonly group: IommuGroup, cdevIndex: number, multifunction: boolean) {
     this.cdevIndex = cdevIndex;
     this.config = new PciConfigSpace(spec, multifunction);
+    this.irqs = new FunctionIrqs(this.config);
   }
   get bdf(): string {
     return this.spec.bdf;
@@ -100,6 +104,7 @@ export class Inventory {
     if (!f) throw new Errno(ENODEV, `no device ${bdf} in the topology`);
     if (!f.removed) throw new Errno(EEXIST, `${bdf} is present`);
     f.removed = false;
+    f.irqs.disableAll();
     f.config.reset();
     f.barPages.clear();
   }

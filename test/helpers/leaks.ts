@@ -24,7 +24,7 @@ export async function readViews(mnt: string): Promise<Views> {
 
 /** Counters that must be zero once nothing is open. */
 const ZERO_STATS = ['tables', 'liveTces', 'pinnedBytes', 'pinnedExtents', 'lockedBytes', 'lockUnderflows'];
-const ZERO_DAEMON = ['openFiles', 'pendingFiles', 'iommufdObjects', 'mmContexts'];
+const ZERO_DAEMON = ['openFiles', 'pendingFiles', 'iommufdObjects', 'mmContexts', 'irqStreams', 'irqWaiters'];
 
 /** The first path where two JSON values differ, for a readable report. */
 function firstDifference(a: unknown, b: unknown, path = ''): string | undefined {

@@ -12,6 +12,8 @@ import { IommufdDevice } from '../iommufd/device.ts';
 import { VFIO } from '../../uapi/constants.ts';
 import type { PciFunction } from '../inventory.ts';
 import { CONFIG_SIZE } from './pci-config.ts';
+import { irqInfo, setIrqsCall } from './irqs.ts';
+import { IrqEvents } from './irq-events.ts';
 
 const REGION_SHIFT = 40n;
 const PAGE = 4096;
@@ -31,21 +33,6 @@ export function regionInfo(fn: PciFunction, index: number): RegionInfo {
   const bar = index <= 5 ? fn.spec.bars.find((b) => b.index === index) : undefined;
   // No MMAP flag: a FUSE direct_io file cannot be mmapped, so BARs are reached by read/write.
   return bar ? { index, flags: rw, size: BigInt(bar.size), offset } : { index, flags: 0, size: 0n, offset };
-}
-
-/** Interrupt counts per vfio-pci index: INTx (pin A), MSI, MSI-X from the topology, ERR (PCIe), REQ. */
-export function irqInfo(fn: PciFunction, index: number): { flags: number; count: number } {
-  const eventfd = VFIO.VFIO_IRQ_INFO_EVENTFD;
-  switch (index) {
-    case VFIO.VFIO_PCI_INTX_IRQ_INDEX:
-      return { flags: eventfd | VFIO.VFIO_IRQ_INFO_MASKABLE | VFIO.VFIO_IRQ_INFO_AUTOMASKED, count: 1 };
-    case VFIO.VFIO_PCI_MSI_IRQ_INDEX:
-      return { flags: eventfd | VFIO.VFIO_IRQ_INFO_NORESIZE, count: fn.spec.msi };
-    case VFIO.VFIO_PCI_MSIX_IRQ_INDEX:
-      return { flags: eventfd | VFIO.VFIO_IRQ_INFO_NORESIZE, count: fn.spec.msix };
-    default:
-      return { flags: eventfd | VFIO.VFIO_IRQ_INFO_NORESIZE, count: 1 };
-  }
 }
 
 type Handlers = Record<string, (f: DeviceFile, call: IoctlCall) => number | bigint | void>;
@@ -73,13 +60,15 @@ const common: Handlers = {
   VFIO_DEVICE_GET_IRQ_INFO: (f, call) => {
     call.vfioCopyIn();
     const index = call.get('index');
-    if (index >= VFIO.VFIO_PCI_NUM_IRQS) throw new Errno(EINVAL, `irq index ${index}`);
-    const i = irqInfo(f.fn, index);
+    const i = irqInfo(f.fn.config, index);
+    if (!i) throw new Errno(EINVAL, `irq index ${index}`);
     call.set('flags', i.flags);
     call.set('count', i.count);
     call.copyOut(call.decl.minsz!);
   },
+  VFIO_DEVICE_SET_IRQS: (f, call) => setIrqsCall(f.fn.irqs, f.events, call),
   VFIO_DEVICE_RESET: (f) => {
+    f.fn.irqs.disableAll();
     f.fn.config.reset();
   },
 };
@@ -88,6 +77,8 @@ export class DeviceFile extends OpenFile {
   readonly kind = 'device';
   /** Set once a cdev is bound, or when the group path bound it for an iommufd container. */
   iommufd?: IommufdDevice;
+  /** Interrupts for the eventfds this file attached, read by the client from .tcefs/irq/<handle>. */
+  readonly events = new IrqEvents();
 
   constructor(path: string, readonly fn: PciFunction, readonly viaCdev: boolean, readonly daemon?: Daemon) {
     super(path);
@@ -102,6 +93,9 @@ export class DeviceFile extends OpenFile {
 
   release(): void {
     this.fn.files.delete(this);
+    this.fn.irqs.detach(this.events);
+    this.events.end();
+    if (!this.fn.files.size) this.fn.irqs.disableAll();
     if (this.iommufd) {
       this.iommufd.unbind();
       this.iommufd = undefined;

@@ -87,6 +87,30 @@ export class PciConfigSpace {
     for (const b of this.bars) if (b) b.value = 0;
   }
 
+  // ---- Interrupt enable bits, moved by VFIO_DEVICE_SET_IRQS (src/objects/vfio/irqs.ts) ----
+
+  /** MSI enable and multiple message enable (log2 of the vectors enabled). */
+  setMsiEnabled(enabled: boolean, vectors: number): void {
+    const at = this.capability(CAP_MSI);
+    if (!at) return;
+    const mme = enabled ? Math.min(5, Math.ceil(Math.log2(Math.max(1, vectors)))) : 0;
+    const ctl = this.bytes.readUInt16LE(at + 2) & ~0x0071;
+    this.bytes.writeUInt16LE(ctl | (mme << 4) | (enabled ? 1 : 0), at + 2);
+  }
+
+  /** MSI-X enable (bit 15 of message control). */
+  setMsixEnabled(enabled: boolean): void {
+    const at = this.capability(CAP_MSIX);
+    if (!at) return;
+    const ctl = this.bytes.readUInt16LE(at + 2) & ~0x8000;
+    this.bytes.writeUInt16LE(ctl | (enabled ? 0x8000 : 0), at + 2);
+  }
+
+  private capability(id: number): number {
+    for (let at = this.bytes[PCI_CAP_PTR]; at >= 0x40; at = this.bytes[at + 1]) if (this.bytes[at] === id) return at;
+    return 0;
+  }
+
   read(offset: number, length: number): Buffer {
     const out = Buffer.alloc(length);
     for (let i = 0; i < length; i++) out[i] = this.byte(offset + i);
