@@ -12,7 +12,7 @@ import { IommufdDevice } from '../iommufd/device.ts';
 import { VFIO } from '../../uapi/constants.ts';
 import type { PciFunction } from '../inventory.ts';
 import { CONFIG_SIZE } from './pci-config.ts';
-import { irqInfo, setIrqsCall } from './irqs.ts';
+import { setIrqsCall } from './irqs.ts';
 import { IrqEvents } from './irq-events.ts';
 
 const REGION_SHIFT = 40n;
@@ -60,7 +60,7 @@ const common: Handlers = {
   VFIO_DEVICE_GET_IRQ_INFO: (f, call) => {
     call.vfioCopyIn();
     const index = call.get('index');
-    const i = irqInfo(f.fn.config, index);
+    const i = f.fn.irqs.info(index);
     if (!i) throw new Errno(EINVAL, `irq index ${index}`);
     call.set('flags', i.flags);
     call.set('count', i.count);

@@ -83,15 +83,15 @@ export function irqCount(config: Pick<IrqConfig, 'read'>, index: number): number
 
 /**
  * GET_IRQ_INFO for one index; undefined where vfio-pci answers EINVAL (ERR on a conventional PCI
- * function). MSI-X is resizable: vectors can be added while it is enabled (dynamic allocation).
+ * function). MSI-X is resizable where the platform allocates vectors dynamically.
  */
-export function irqInfo(config: Pick<IrqConfig, 'read'>, index: number): { flags: number; count: number } | undefined {
+export function irqInfo(config: Pick<IrqConfig, 'read'>, index: number, dynamicMsix: boolean): { flags: number; count: number } | undefined {
   if (index >= NUM_IRQS) return undefined;
   const count = irqCount(config, index);
   if (index === ERR && !count) return undefined;
   let flags = VFIO.VFIO_IRQ_INFO_EVENTFD;
   if (index === INTX) flags |= VFIO.VFIO_IRQ_INFO_MASKABLE | VFIO.VFIO_IRQ_INFO_AUTOMASKED;
-  else if (index !== MSIX) flags |= VFIO.VFIO_IRQ_INFO_NORESIZE;
+  else if (index !== MSIX || !dynamicMsix) flags |= VFIO.VFIO_IRQ_INFO_NORESIZE;
   return { flags, count };
 }
 
@@ -157,10 +157,18 @@ export class FunctionIrqs {
   private err?: IrqSink;
   private req?: IrqSink;
 
-  constructor(private readonly config: IrqConfig) {}
+  /**
+   * dynamicMsix: MSI-X vectors can be allocated while MSI-X is enabled (the platform's MSI domain can
+   * do it); without it the vectors enabled first are all there is, and GET_IRQ_INFO says NORESIZE.
+   */
+  constructor(private readonly config: IrqConfig, readonly dynamicMsix = true) {}
 
   count(index: number): number {
     return irqCount(this.config, index);
+  }
+
+  info(index: number): { flags: number; count: number } | undefined {
+    return irqInfo(this.config, index, this.dynamicMsix);
   }
 
   /** VFIO_DEVICE_SET_IRQS after validation: vfio_pci_set_irqs_ioctl's dispatch by index and action. */
@@ -322,8 +330,8 @@ export class FunctionIrqs {
     this.vectors[vector] = undefined;
     if (entry < 0) return;
     if (vector >= this.allocated) {
-      // MSI-X allocates more vectors on demand; MSI's count is fixed when it is enabled.
-      if (index !== MSIX) throw new Errno(EINVAL, `MSI vector ${vector} was not allocated`);
+      // Dynamic MSI-X allocates more vectors on demand; otherwise the count is fixed at enable.
+      if (index !== MSIX || !this.dynamicMsix) throw new Errno(EINVAL, `vector ${vector} was not allocated`);
       this.allocated = vector + 1;
     }
     this.vectors[vector] = eventfd(entry, sink);
