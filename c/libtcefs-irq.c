@@ -88,6 +88,10 @@ int tcefs__irq_prepare(const struct tcefs_cmd_desc *c, unsigned char *abuf, size
 	if (!c->evfds.offset || u32_at(abuf, alen, c->evfds.flags_offset, &flags) || u32_at(abuf, alen, c->evfds.count_offset, &count))
 		return 0;
 	const struct vfio_irq_set *h = (const void *)abuf;
+	unsigned action = flags & VFIO_IRQ_SET_ACTION_TYPE_MASK, data = flags & VFIO_IRQ_SET_DATA_TYPE_MASK;
+	/* Only attaching eventfds and disabling (count 0) change the table; loopback triggers do not. */
+	if (action != VFIO_IRQ_SET_ACTION_TRIGGER || !(data == c->evfds.flag || (data == VFIO_IRQ_SET_DATA_NONE && count == 0)))
+		return 0;
 	p->active = 1;
 	p->flags = flags;
 	p->index = h->index;
