@@ -1,7 +1,7 @@
 // Interrupts through VFIO_DEVICE_SET_IRQS under the preload shim: eventfds attached to MSI-X, MSI and
 // INTx vectors become readable when the user triggers them (DATA_NONE, DATA_BOOL) or the device raises
 // them (the control node's "irq" command); INTx automasks, stays pending while masked and fires on
-// unmask; count 0 disables; the errnos of bad calls. Prints key=value lines.
+// unmask; count 0 disables; the errnos of bad calls; delivery after fork. Prints key=value lines.
 //
 // usage: irq_client BDF           the whole sequence
 //        irq_client BDF armed     arm MSI-X vectors, print armed=1, then wait to be killed
@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <linux/vfio.h>
 
@@ -244,6 +245,47 @@ static void bad(int d)
 	close(e);
 }
 
+/* True if some fd of this process is a tcefs interrupt event node (the library's, not the program's). */
+static int holds_event_node(void)
+{
+	for (int fd = 0; fd < 4096; fd++) {
+		char link[64], target[4096];
+		snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+		ssize_t n = readlink(link, target, sizeof(target) - 1);
+		if (n > 0) {
+			target[n] = 0;
+			if (strstr(target, "/.tcefs/irq/"))
+				return 1;
+		}
+	}
+	return 0;
+}
+
+/* After fork the child has no delivery thread and drops the library's fds; the parent's thread keeps
+ * delivering to the eventfd both share, whoever triggers. */
+static void forked(int d)
+{
+	int e = eventfd(0, 0);
+	int32_t fd = e;
+	show("fork_arm", set_fds(d, VFIO_PCI_MSIX_IRQ_INDEX, 0, 1, &fd));
+	check("fork_parent_holds_node", holds_event_node());
+	fflush(stdout);
+	pid_t p = fork();
+	if (p == 0) {
+		check("fork_child_holds_node", holds_event_node());
+		show("fork_child_trigger", action(d, VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_PCI_MSIX_IRQ_INDEX, 0, 1));
+		printf("fork_child_sees=%ld\n", fired(e, 5000));
+		fflush(stdout);
+		_exit(0);
+	}
+	int ws;
+	waitpid(p, &ws, 0);
+	show("fork_parent_trigger", action(d, VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_PCI_MSIX_IRQ_INDEX, 0, 1));
+	printf("fork_parent_sees=%ld\n", fired(e, 5000));
+	show("fork_disable", action(d, VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_PCI_MSIX_IRQ_INDEX, 0, 0));
+	close(e);
+}
+
 static void reset(int d)
 {
 	int e = eventfd(0, 0);
@@ -279,6 +321,7 @@ int main(int argc, char **argv)
 	intx(d);
 	notifiers(d);
 	bad(d);
+	forked(d);
 	reset(d);
 	close(d);
 	return 0;

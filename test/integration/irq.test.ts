@@ -10,6 +10,7 @@ import { ROOT, startDaemon, type RunningDaemon } from '../helpers/daemon.ts';
 import { pollUntil, readViews, waitForClean, type Views } from '../helpers/leaks.ts';
 import { buildShim, tcefsRun } from '../helpers/shim.ts';
 import { buildC } from '../helpers/c.ts';
+import { tcefs } from '../helpers/cli.ts';
 
 // The default topology's NVMe function: MSI with 1 vector, MSI-X with 33, INTx pin A, conventional PCI.
 const BDF = '0000:02:00.0';
@@ -86,12 +87,28 @@ describe('VFIO_DEVICE_SET_IRQS under the shim', () => {
     });
   });
 
+  it('after fork the child drops the library\'s event node; the parent\'s thread delivers to the shared eventfd', () => {
+    expect(out).toMatchObject({
+      fork_arm: '0', fork_parent_holds_node: '1', fork_child_holds_node: '0', fork_child_trigger: '0', fork_child_sees: '1',
+      fork_parent_trigger: '0', fork_parent_sees: '1', fork_disable: '0',
+    });
+  });
+
   it('VFIO_DEVICE_RESET turns the interrupts off', () => {
     expect(out).toMatchObject({ reset_arm: '0', reset: '0', reset_trigger_after: '-EINVAL' });
   });
 
   it('leaves no event stream, waiting read or open file once the program has exited', async () => {
     expect(await waitForClean(d.mnt, boot)).toEqual([]);
+  });
+});
+
+describe('tcefs irq', () => {
+  it('raises through the control node and names an unknown function', async () => {
+    expect((await tcefs(['irq', '--mount', d.mnt, BDF, '2', '3'])).code).toBe(0);
+    const r = await tcefs(['irq', '--mount', d.mnt, '0000:09:00.0', '2']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/no such device/);
   });
 });
 
