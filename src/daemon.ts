@@ -86,6 +86,9 @@ export class Daemon {
       mmContexts: this.mms.size,
       irqStreams: this.irqStreams.size,
       irqWaiters: [...new Set(this.irqStreams.values())].reduce((n, e) => n + e.waiting, 0),
+      /** Functions with interrupts on (an interrupt mode, or an ERR/REQ eventfd), as "BDF:mode". */
+      irqsEnabled: [...this.inventory.functions.values()].map((f) => [f.bdf, f.irqs.describe()] as const)
+        .filter(([, i]) => i.mode !== 'none' || i.err || i.req).map(([bdf, i]) => `${bdf}:${i.mode}`),
       faults: { armed: faults.armed, fired: faults.fired, checks: faults.checks },
       removedDevices: [...this.inventory.functions.values()].filter((f) => f.removed).map((f) => f.bdf),
       options: this.options,

@@ -68,6 +68,7 @@ export function leakProblems(boot: Views, now: Views, opts: LeakOptions = {}): s
   if (now.daemon) {
     for (const k of ZERO_DAEMON) if (k in now.daemon && now.daemon[k] !== 0) out.push(`daemon ${k} = ${now.daemon[k]}`);
     if (now.daemon.removedDevices?.length) out.push(`daemon removedDevices = ${now.daemon.removedDevices.join(' ')}`);
+    if (now.daemon.irqsEnabled?.length) out.push(`daemon irqsEnabled = ${now.daemon.irqsEnabled.join(' ')}`);
   }
   return out;
 }

@@ -118,8 +118,9 @@ describe('a client killed with interrupts armed', () => {
       env: { ...process.env, LD_PRELOAD: join(ROOT, 'build', 'libtcefs-preload.so'), TCEFS_MOUNT: d.mnt },
     });
     await c.waitForLine('armed=1');
-    // The thread's read is with the daemon: the view shows it waiting.
+    // The thread's read is with the daemon: the view shows it waiting, and MSI-X on.
     expect(await pollUntil(async () => (await readViews(d.mnt)).daemon.irqWaiters === 1)).toBe(true);
+    expect((await readViews(d.mnt)).daemon).toMatchObject({ irqStreams: 1, irqsEnabled: [`${BDF}:msix`] });
     c.proc.kill('SIGKILL');
     expect(await c.exited(10_000)).toBe(128 + 9);
     expect(await waitForClean(d.mnt, boot)).toEqual([]);
