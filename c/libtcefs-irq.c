@@ -109,9 +109,9 @@ int tcefs__irq_prepare(const struct tcefs_cmd_desc *c, unsigned char *abuf, size
 		__s32 fd;
 		memcpy(&fd, abuf + c->evfds.offset + 4 * i, 4);
 		p->dups[i] = fd < 0 ? fd : -1; /* a negative entry is kept to tell -1 from other negatives */
-		__s32 wire = fd;
+		__s32 wire = fd; /* a negative entry travels as it is */
 		if (fd < 0)
-			wire = fd;
+			;
 		else if (syscall(SYS_fcntl, fd, F_GETFD, 0) < 0)
 			wire = TCEFS_HANDLE_NONE;
 		else if (!is_eventfd(fd))

@@ -5,6 +5,7 @@
 //
 // usage: irq_client BDF           the whole sequence
 //        irq_client BDF armed     arm MSI-X vectors, print armed=1, then wait to be killed
+//        irq_client BDF cdev NODE through the function's cdev NODE bound to an iommufd
 #define _GNU_SOURCE
 #include "shim_test.h"
 #include <fcntl.h>
@@ -296,11 +297,30 @@ static void reset(int d)
 	close(e);
 }
 
+/* The same delivery on a cdev bound to an iommufd. */
+static int cdev(const char *node)
+{
+	int ictx = open("/dev/iommu", O_RDWR), d = open(node, O_RDWR);
+	struct vfio_device_bind_iommufd bind = { .argsz = sizeof(bind), .iommufd = ictx };
+	show("cdev_bind", ioctl(d, VFIO_DEVICE_BIND_IOMMUFD, &bind));
+	int e = eventfd(0, 0);
+	int32_t fd = e;
+	show("cdev_arm", set_fds(d, VFIO_PCI_MSIX_IRQ_INDEX, 3, 1, &fd));
+	raise_irq(VFIO_PCI_MSIX_IRQ_INDEX, 3);
+	printf("cdev_after_raise=%ld\n", fired(e, 5000));
+	close(d);
+	close(ictx);
+	close(e);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2)
 		return 2;
 	bdf = argv[1];
+	if (argc > 3 && !strcmp(argv[2], "cdev"))
+		return cdev(argv[3]);
 	int d = open_device();
 	show("device", d < 0 ? -1 : 0);
 	if (d < 0)

@@ -103,6 +103,15 @@ describe('VFIO_DEVICE_SET_IRQS under the shim', () => {
   });
 });
 
+describe('through the cdev', () => {
+  it('a cdev bound to an iommufd delivers the same way', async () => {
+    const r = await tcefsRun([await buildC('irq_client'), BDF, 'cdev', '/dev/vfio/devices/vfio2'], { mnt: d.mnt });
+    expect(r.code).toBe(0);
+    expect(kv(r.stdout)).toMatchObject({ cdev_bind: '0', cdev_arm: '0', cdev_after_raise: '1' });
+    expect(await waitForClean(d.mnt, boot)).toEqual([]);
+  });
+});
+
 describe('tcefs irq', () => {
   it('raises through the control node and names an unknown function', async () => {
     expect((await tcefs(['irq', '--mount', d.mnt, BDF, '2', '3'])).code).toBe(0);
