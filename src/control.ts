@@ -6,7 +6,8 @@ import type { Daemon } from './daemon.ts';
 export const CONTROL_HELP = `# tcefs control: write one command per line
 #   fail alloc|pin|any <n>   the nth allocation or pin from now on fails (ENOMEM / EFAULT), once
 #   fail off                 disarm
-#   device remove <BDF>      hot-unplug a function: its open files answer ENODEV, it leaves /dev and sysfs
+#   device remove <BDF>      hot-unplug a function: its request notifier (REQ eventfd) fires, its open files
+#                            answer ENODEV, it leaves /dev and sysfs
 #   device add <BDF>         hot-plug it back
 #   irq <BDF> <index> [<vector>]  the function raises an interrupt (index 0 INTx ... 4 REQ), as a device
 #                            model would: it reaches the eventfd attached by SET_IRQS, INTx automasks

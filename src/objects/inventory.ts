@@ -4,6 +4,7 @@ import { EEXIST, ENODEV, Errno } from '../errno.ts';
 import type { PciFunctionSpec, Topology } from '../topology/topology.ts';
 import { PciConfigSpace } from './vfio/pci-config.ts';
 import { FunctionIrqs } from './vfio/irqs.ts';
+import { VFIO } from '../uapi/constants.ts';
 import type { Pe, TceHost } from '../tce/index.ts';
 import type { ContainerFile } from './vfio/container.ts';
 import type { GroupFile } from './vfio/group.ts';
@@ -94,6 +95,8 @@ export class Inventory {
     const f = this.functions.get(bdf);
     if (!f) throw new Errno(ENODEV, `no device ${bdf}`);
     if (f.removed) throw new Errno(ENODEV, `${bdf} is already removed`);
+    // vfio-pci asks the user to let go of a device being removed through the request notifier.
+    f.irqs.raise(VFIO.VFIO_PCI_REQ_IRQ_INDEX);
     f.removed = true;
     for (const file of f.files) file.unplugged();
   }

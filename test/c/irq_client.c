@@ -6,6 +6,7 @@
 // usage: irq_client BDF           the whole sequence
 //        irq_client BDF armed     arm MSI-X vectors, print armed=1, then wait to be killed
 //        irq_client BDF cdev NODE through the function's cdev NODE bound to an iommufd
+//        irq_client BDF req       arm the request notifier and wait for it (the device being removed)
 #define _GNU_SOURCE
 #include "shim_test.h"
 #include <fcntl.h>
@@ -325,6 +326,17 @@ int main(int argc, char **argv)
 	show("device", d < 0 ? -1 : 0);
 	if (d < 0)
 		return 1;
+	if (argc > 2 && !strcmp(argv[2], "req")) {
+		/* Wait for the request notifier, which fires when the device is being removed. */
+		int e = eventfd(0, 0);
+		int32_t fd = e;
+		show("req_armed", set_fds(d, VFIO_PCI_REQ_IRQ_INDEX, 0, 1, &fd));
+		fflush(stdout);
+		printf("req_fired=%ld\n", fired(e, 20000));
+		struct vfio_device_info di = { .argsz = sizeof(di) };
+		show("req_after_remove", ioctl(d, VFIO_DEVICE_GET_INFO, &di));
+		return 0;
+	}
 	if (argc > 2 && !strcmp(argv[2], "armed")) {
 		int e = eventfd(0, 0);
 		int32_t fds[3] = { e, e, e };

@@ -121,6 +121,19 @@ describe('tcefs irq', () => {
   });
 });
 
+describe('hot-unplug', () => {
+  it('signals the request notifier of the device being removed, as vfio-pci asks its user to let go', async () => {
+    const env = { ...process.env, LD_PRELOAD: join(ROOT, 'build', 'libtcefs-preload.so'), TCEFS_MOUNT: d.mnt };
+    const c = await startC('irq_client', [BDF, 'req'], { env });
+    await c.waitForLine('req_armed=0');
+    expect((await tcefs(['device', 'remove', BDF, '--mount', d.mnt])).code).toBe(0);
+    expect(await c.exited()).toBe(0);
+    expect(c.kv()).toMatchObject({ req_fired: '1', req_after_remove: '-ENODEV' });
+    expect((await tcefs(['device', 'add', BDF, '--mount', d.mnt])).code).toBe(0);
+    expect(await waitForClean(d.mnt, boot)).toEqual([]);
+  });
+});
+
 describe('a client killed with interrupts armed', () => {
   it('exits although its delivery thread was blocked in a read the daemon had taken, and leaves nothing', async () => {
     const c = await startC('irq_client', [BDF, 'armed'], {
