@@ -370,6 +370,16 @@ static int claim(int fd, __u32 handle)
 	return nfd;
 }
 
+int tcefs__mount_path(int fd, const char *dir, int handle, char *out, size_t len)
+{
+	char path[PATH_MAX];
+	const char *rel;
+	if (fd_path(fd, path, sizeof(path), &rel))
+		return errno = EBADF, -1;
+	int n = snprintf(out, len, "%.*s%s/%x", (int)(rel - path), path, dir, handle);
+	return n < 0 || (size_t)n >= len ? (errno = ENAMETOOLONG, -1) : 0;
+}
+
 int tcefs__ioctl(int fd, int kind, unsigned long request, void *arg)
 {
 	if (kind <= 0)
@@ -385,6 +395,12 @@ int tcefs__ioctl(int fd, int kind, unsigned long request, void *arg)
 	size_t alen = c ? arg_bytes(c, arg, abuf) : 0;
 	struct blob blobs[2];
 	int nblobs = 0;
+	struct tcefs__irq_prep irq = { 0 };
+	if (c && tcefs__irq_prepare(c, abuf, alen, &irq)) {
+		if (abuf != small_arg)
+			free(abuf);
+		return -1;
+	}
 	if (c && (c->arg == TCEFS_ARG_ARGSZ || c->arg == TCEFS_ARG_SIZE)) {
 		for (int i = 0; i < c->nfds; i++) {
 			if ((size_t)c->fd_offsets[i] + 4 <= alen) {
@@ -471,6 +487,14 @@ int tcefs__ioctl(int fd, int kind, unsigned long request, void *arg)
 			fault = 1;
 	}
 	reply_free(&reply);
+	if (irq.active || (c && result >= 0 && !strcmp(c->name, "VFIO_DEVICE_RESET"))) {
+		/* The kernel holds the eventfds now (or, after a reset, no longer): so does the table. */
+		int h = result >= 0 ? tcefs_handle(fd) : 0;
+		if (h > 0 && !irq.active)
+			tcefs__irq_reset(h);
+		else if (tcefs__irq_commit(fd, h, &irq, h > 0 ? result : -1) && result >= 0)
+			result = -errno;
+	}
 	if (fault && result >= 0)
 		result = -EFAULT;
 	if (result < 0)
@@ -478,6 +502,7 @@ int tcefs__ioctl(int fd, int kind, unsigned long request, void *arg)
 	else
 		rc = (int)result;
 out:
+	tcefs__irq_abandon(&irq);
 	for (int i = 0; i < nblobs; i++)
 		free(blobs[i].data);
 	if (f != small_frame)

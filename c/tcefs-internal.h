@@ -17,4 +17,22 @@ TCEFS_HIDDEN int tcefs__path_kind(const char *rel);
 /* Set by the shim: told of every fd libtcefs opens itself, which is the fd an ioctl returned. */
 TCEFS_HIDDEN extern void (*tcefs__claimed)(int fd);
 
+/* The path of a per-handle node inside the mount fd lives in: <mount><dir>/<handle in hex>. */
+TCEFS_HIDDEN int tcefs__mount_path(int fd, const char *dir, int handle, char *out, size_t len);
+
+/* SET_IRQS eventfds (libtcefs-irq.c): prepare rewrites data[] for the wire and duplicates the eventfds;
+ * commit files the duplicates under the device's handle once the daemon has accepted the call. */
+struct tcefs_cmd_desc;
+struct tcefs__irq_prep {
+	int active;
+	unsigned flags, index, start, count;
+	unsigned n;
+	int *dups; /* per entry: our duplicate (>= 0), or the program's negative entry */
+};
+TCEFS_HIDDEN int tcefs__irq_prepare(const struct tcefs_cmd_desc *c, unsigned char *abuf, size_t alen, struct tcefs__irq_prep *p);
+TCEFS_HIDDEN int tcefs__irq_commit(int fd, int handle, struct tcefs__irq_prep *p, long long result);
+TCEFS_HIDDEN void tcefs__irq_abandon(struct tcefs__irq_prep *p);
+/* The device was reset: vfio-pci's interrupts are off, so are our duplicates. */
+TCEFS_HIDDEN void tcefs__irq_reset(int handle);
+
 #endif

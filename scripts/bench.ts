@@ -3,7 +3,7 @@
 //   npm run bench                      measure and print
 //   npm run bench -- --write-docs      also regenerate docs/benchmarks.md and docs/benchmarks-scale.svg
 //   npm run bench -- --quick           fewer iterations (a smoke run while working on the benchmarks)
-//   npm run bench -- --only=fuse,scale run some sections: tce, dispatch, scale, dma, fuse
+//   npm run bench -- --only=fuse,scale run some sections: tce, dispatch, scale, dma, fuse, irq
 //
 // The raw numbers of the last run go to build/bench/last.json.
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -15,6 +15,7 @@ import { blockDiff, fuseOptions, measureFuse, type FuseNumbers } from './bench/f
 import { machine, ratios, renderMarkdown, renderScaleSvg, type Results } from './bench/report.ts';
 import { measureScale, scaleRows, type ScaleNumbers } from './bench/scale.ts';
 import { benchTce, type BenchResult } from './bench/tce.ts';
+import { irqMedian, measureIrq } from './bench/irq.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const args = process.argv.slice(2);
@@ -59,6 +60,19 @@ if (want('fuse')) {
   log('through FUSE');
   results.fuse = (await measureFuse({ ...fuseOptions(quick), log })) as FuseNumbers;
   add('through FUSE (C client, median of round medians)', fuseRows(results.fuse));
+}
+
+if (want('irq')) {
+  log('interrupt delivery through FUSE');
+  const n = (results.irq = await measureIrq(quick));
+  const us = (k: Parameters<typeof irqMedian>[1]) => irqMedian(n, k) / 1000;
+  add('interrupts (C client under the shim, unpinned, median of block medians)', [
+    { name: 'ioctl round trip (GET_IRQ_INFO), paced', value: us('pacedRt'), unit: 'us' },
+    { name: 'device raise (control write) until the eventfd is readable, paced', value: us('pacedRaise'), unit: 'us' },
+    { name: 'SET_IRQS DATA_NONE trigger until the eventfd is readable, paced', value: us('pacedIrq'), unit: 'us' },
+    { name: 'ioctl round trip, back to back', value: us('rt'), unit: 'us' },
+    { name: 'trigger until readable, back to back', value: us('irq'), unit: 'us' },
+  ]);
 }
 
 function fuseRows(f: FuseNumbers): BenchResult[] {

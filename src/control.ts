@@ -6,8 +6,11 @@ import type { Daemon } from './daemon.ts';
 export const CONTROL_HELP = `# tcefs control: write one command per line
 #   fail alloc|pin|any <n>   the nth allocation or pin from now on fails (ENOMEM / EFAULT), once
 #   fail off                 disarm
-#   device remove <BDF>      hot-unplug a function: its open files answer ENODEV, it leaves /dev and sysfs
+#   device remove <BDF>      hot-unplug a function: its request notifier (REQ eventfd) fires, its open files
+#                            answer ENODEV, it leaves /dev and sysfs
 #   device add <BDF>         hot-plug it back
+#   irq <BDF> <index> [<vector>]  the function raises an interrupt (index 0 INTx ... 4 REQ), as a device
+#                            model would: it reaches the eventfd attached by SET_IRQS, INTx automasks
 #   eeh freeze <group>       freeze the group's PE as a detected error would (DMA and MMIO fail until its
 #                            user resets it; the host recovers a PE it drives itself at once)
 `;
@@ -32,6 +35,15 @@ export function runControl(daemon: Daemon, line: string): void {
       else if (what === 'add') daemon.inventory.add(arg);
       else throw bad();
       daemon.rebuildTree();
+      return;
+    }
+    case 'irq': {
+      const f = daemon.inventory.functions.get(what ?? '');
+      const index = Number(arg);
+      const vector = Number(words[3] ?? 0);
+      if (words.length < 3 || words.length > 4 || !Number.isInteger(index) || !Number.isInteger(vector) || index < 0 || vector < 0) throw bad();
+      if (!f || f.removed) throw new Errno(ENODEV, `no device ${what}`);
+      f.irqs.raise(index, vector);
       return;
     }
     case 'eeh': {

@@ -7,6 +7,8 @@ import type { Topology } from './topology/topology.ts';
 import { TceHost } from './tce/index.ts';
 import { MmContext } from './objects/vfio/prereg.ts';
 import { IommufdFile } from './objects/iommufd/context.ts';
+import { DeviceFile } from './objects/vfio/device.ts';
+import type { IrqEvents } from './objects/vfio/irq-events.ts';
 
 /** The TCE backend's view of a topology. */
 export function hostConfig(t: Topology) {
@@ -35,6 +37,8 @@ export class Daemon {
   readonly files = new FileRegistry();
   readonly started = new Date();
   tree: Node & { type: 'dir' };
+  /** Open interrupt event files (.tcefs/irq/<handle>), by FUSE file handle. */
+  readonly irqStreams = new Map<number, IrqEvents>();
 
   /** Client address spaces with preregistered memory, by owner ("pid:N"), and the containers bound to each. */
   private readonly mms = new Map<string, { mm: MmContext; refs: number }>();
@@ -82,10 +86,21 @@ export class Daemon {
       mmContexts: this.mms.size,
       /** /proc/<pid>/mem handles device DMA holds open (one per client with pinned memory that saw DMA). */
       procHandles: this.inventory.clientMemory.openHandles,
+      irqStreams: this.irqStreams.size,
+      irqWaiters: [...new Set(this.irqStreams.values())].reduce((n, e) => n + e.waiting, 0),
+      /** Functions with interrupts on (an interrupt mode, or an ERR/REQ eventfd), as "BDF:mode". */
+      irqsEnabled: [...this.inventory.functions.values()].map((f) => [f.bdf, f.irqs.describe()] as const)
+        .filter(([, i]) => i.mode !== 'none' || i.err || i.req).map(([bdf, i]) => `${bdf}:${i.mode}`),
       faults: { armed: faults.armed, fired: faults.fired, checks: faults.checks },
       removedDevices: [...this.inventory.functions.values()].filter((f) => f.removed).map((f) => f.bdf),
       options: this.options,
     };
+  }
+
+  /** The interrupt stream of an open device file, for .tcefs/irq/<handle>; undefined if there is none. */
+  irqEvents(handle: number): IrqEvents | undefined {
+    const f = this.files.get(handle);
+    return f instanceof DeviceFile ? f.events : undefined;
   }
 
   /** Release every file (clients of a stopping daemon lose their state, as on a real close). */

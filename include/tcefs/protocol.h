@@ -19,6 +19,9 @@
 #define TCEFS_HANDLE_IN_RESULT 0xffffffffu
 #define TCEFS_REGION_BASE 0x10000000000ull
 #define TCEFS_CLAIM_DIR "/.tcefs/fd"
+#define TCEFS_IRQ_DIR "/.tcefs/irq"
+#define TCEFS_IRQ_EVENTFD 1
+#define TCEFS_IRQ_HEARTBEAT 0xffffffffu
 
 struct tcefs_frame_header {
 	__u32 magic;
@@ -53,6 +56,12 @@ struct tcefs_blob {
 	__u32 length;
 };
 
+struct tcefs_irq_record {
+	__u32 index;
+	__u32 vector;
+	__u64 count;
+};
+
 /* File kinds (bit values, for tcefs_cmd_desc.kinds). */
 #define TCEFS_KIND_IOMMUFD 1
 #define TCEFS_KIND_CONTAINER 2
@@ -77,6 +86,14 @@ struct tcefs_ptr_desc {
 	__u16 bytes;
 };
 
+/* An eventfd array (SET_IRQS data[]): at offset, *(u32 at count_offset) entries when *(u32 at flags_offset) & flag. */
+struct tcefs_evfd_desc {
+	__u16 offset;
+	__u16 count_offset;
+	__u16 flags_offset;
+	__u16 flag;
+};
+
 struct tcefs_cmd_desc {
 	const char *name;
 	__u8 nr;
@@ -91,66 +108,67 @@ struct tcefs_cmd_desc {
 	/* A flexible array of fds at fd_array_offset, as many as the u32 at fd_array_count_offset (0: none). */
 	__u16 fd_array_offset;
 	__u16 fd_array_count_offset;
+	struct tcefs_evfd_desc evfds;
 };
 
 /* One entry per ioctl meaning; entries sharing a number on one kind marshal identically. */
 static const struct tcefs_cmd_desc tcefs_cmds[] = {
-	{ "IOMMU_DESTROY", 0x80, 0x1, 3, 0, 8, 0, { { 0 } }, 0, { 0 }, 0, 0 },
-	{ "IOMMU_IOAS_ALLOC", 0x81, 0x1, 3, 0, 12, 0, { { 0 } }, 0, { 0 }, 0, 0 },
-	{ "IOMMU_IOAS_ALLOW_IOVAS", 0x82, 0x1, 3, 0, 24, 1, { { 16, 8, 4, 16, 0 } }, 0, { 0 }, 0, 0 },
-	{ "IOMMU_IOAS_COPY", 0x83, 0x1, 3, 0, 40, 0, { { 0 } }, 0, { 0 }, 0, 0 },
-	{ "IOMMU_IOAS_IOVA_RANGES", 0x84, 0x1, 3, 0, 32, 0, { { 0 } }, 0, { 0 }, 0, 0 },
-	{ "IOMMU_IOAS_MAP", 0x85, 0x1, 3, 0, 40, 0, { { 0 } }, 0, { 0 }, 0, 0 },
-	{ "IOMMU_IOAS_UNMAP", 0x86, 0x1, 3, 0, 24, 0, { { 0 } }, 0, { 0 }, 0, 0 },
-	{ "IOMMU_OPTION", 0x87, 0x1, 3, 0, 24, 0, { { 0 } }, 0, { 0 }, 0, 0 },
-	{ "IOMMU_VFIO_IOAS", 0x88, 0x1, 3, 0, 12, 0, { { 0 } }, 0, { 0 }, 0, 0 },
-	{ "IOMMU_HWPT_ALLOC", 0x89, 0x1, 3, 0, 48, 1, { { 32, 28, 4, 1, 0 } }, 0, { 0 }, 0, 0 },
-	{ "IOMMU_GET_HW_INFO", 0x8a, 0x1, 3, 0, 40, 0, { { 0 } }, 0, { 0 }, 0, 0 },
-	{ "IOMMU_HWPT_SET_DIRTY_TRACKING", 0x8b, 0x1, 3, 0, 16, 0, { { 0 } }, 0, { 0 }, 0, 0 },
-	{ "IOMMU_HWPT_GET_DIRTY_BITMAP", 0x8c, 0x1, 3, 0, 48, 0, { { 0 } }, 0, { 0 }, 0, 0 },
-	{ "IOMMU_HWPT_INVALIDATE", 0x8d, 0x1, 3, 0, 32, 0, { { 0 } }, 0, { 0 }, 0, 0 },
-	{ "IOMMU_FAULT_QUEUE_ALLOC", 0x8e, 0x1, 3, 0, 16, 0, { { 0 } }, 0, { 0 }, 0, 0 },
-	{ "IOMMU_IOAS_MAP_FILE", 0x8f, 0x1, 3, 0, 40, 0, { { 0 } }, 0, { 0 }, 0, 0 },
-	{ "IOMMU_VIOMMU_ALLOC", 0x90, 0x1, 3, 0, 40, 0, { { 0 } }, 0, { 0 }, 0, 0 },
-	{ "IOMMU_VDEVICE_ALLOC", 0x91, 0x1, 3, 0, 24, 0, { { 0 } }, 0, { 0 }, 0, 0 },
-	{ "IOMMU_IOAS_CHANGE_PROCESS", 0x92, 0x1, 3, 0, 8, 0, { { 0 } }, 0, { 0 }, 0, 0 },
-	{ "IOMMU_VEVENTQ_ALLOC", 0x93, 0x1, 3, 0, 32, 0, { { 0 } }, 0, { 0 }, 0, 0 },
-	{ "IOMMU_HW_QUEUE_ALLOC", 0x94, 0x1, 3, 0, 40, 0, { { 0 } }, 0, { 0 }, 0, 0 },
-	{ "IOMMU_IOAS_NOIOMMU_GET_PA", 0x95, 0x1, 3, 0, 40, 0, { { 0 } }, 0, { 0 }, 0, 0 },
-	{ "VFIO_GET_API_VERSION", 0x64, 0x3, 0, 0, 0, 0, { { 0 } }, 0, { 0 }, 0, 0 },
-	{ "VFIO_CHECK_EXTENSION", 0x65, 0x3, 1, 0, 0, 0, { { 0 } }, 0, { 0 }, 0, 0 },
-	{ "VFIO_SET_IOMMU", 0x66, 0x3, 1, 0, 0, 0, { { 0 } }, 0, { 0 }, 0, 0 },
-	{ "VFIO_GROUP_GET_STATUS", 0x67, 0x4, 2, 0, 8, 0, { { 0 } }, 0, { 0 }, 0, 0 },
-	{ "VFIO_GROUP_SET_CONTAINER", 0x68, 0x4, 4, 0, 0, 0, { { 0 } }, 0, { 0 }, 0, 0 },
-	{ "VFIO_GROUP_UNSET_CONTAINER", 0x69, 0x4, 0, 0, 0, 0, { { 0 } }, 0, { 0 }, 0, 0 },
-	{ "VFIO_GROUP_GET_DEVICE_FD", 0x6a, 0x4, 6, 1, 0, 0, { { 0 } }, 0, { 0 }, 0, 0 },
-	{ "VFIO_DEVICE_GET_INFO", 0x6b, 0x8, 2, 0, 24, 0, { { 0 } }, 0, { 0 }, 0, 0 },
-	{ "VFIO_DEVICE_GET_REGION_INFO", 0x6c, 0x8, 2, 0, 32, 0, { { 0 } }, 0, { 0 }, 0, 0 },
-	{ "VFIO_DEVICE_GET_IRQ_INFO", 0x6d, 0x8, 2, 0, 16, 0, { { 0 } }, 0, { 0 }, 0, 0 },
-	{ "VFIO_DEVICE_SET_IRQS", 0x6e, 0x8, 2, 0, 20, 0, { { 0 } }, 0, { 0 }, 0, 0 },
-	{ "VFIO_DEVICE_RESET", 0x6f, 0x8, 0, 0, 0, 0, { { 0 } }, 0, { 0 }, 0, 0 },
-	{ "VFIO_DEVICE_GET_PCI_HOT_RESET_INFO", 0x70, 0x8, 2, 0, 12, 0, { { 0 } }, 0, { 0 }, 0, 0 },
-	{ "VFIO_DEVICE_PCI_HOT_RESET", 0x71, 0x8, 2, 0, 12, 0, { { 0 } }, 0, { 0 }, 12, 8 },
-	{ "VFIO_DEVICE_QUERY_GFX_PLANE", 0x72, 0x8, 2, 0, 64, 0, { { 0 } }, 0, { 0 }, 0, 0 },
-	{ "VFIO_DEVICE_GET_GFX_DMABUF", 0x73, 0x8, 5, 1, 0, 0, { { 0 } }, 0, { 0 }, 0, 0 },
-	{ "VFIO_DEVICE_IOEVENTFD", 0x74, 0x8, 2, 0, 32, 0, { { 0 } }, 0, { 0 }, 0, 0 },
-	{ "VFIO_DEVICE_FEATURE", 0x75, 0x8, 2, 0, 8, 0, { { 0 } }, 0, { 0 }, 0, 0 },
-	{ "VFIO_DEVICE_BIND_IOMMUFD", 0x76, 0x8, 2, 0, 24, 1, { { 16, 0, 0, 1, 16 } }, 1, { 8 }, 0, 0 },
-	{ "VFIO_DEVICE_ATTACH_IOMMUFD_PT", 0x77, 0x8, 2, 0, 16, 0, { { 0 } }, 0, { 0 }, 0, 0 },
-	{ "VFIO_DEVICE_DETACH_IOMMUFD_PT", 0x78, 0x8, 2, 0, 12, 0, { { 0 } }, 0, { 0 }, 0, 0 },
-	{ "VFIO_MIG_GET_PRECOPY_INFO", 0x79, 0x0, 2, 0, 24, 0, { { 0 } }, 0, { 0 }, 0, 0 },
-	{ "VFIO_IOMMU_GET_INFO", 0x70, 0x3, 2, 0, 24, 0, { { 0 } }, 0, { 0 }, 0, 0 },
-	{ "VFIO_IOMMU_MAP_DMA", 0x71, 0x3, 2, 0, 32, 0, { { 0 } }, 0, { 0 }, 0, 0 },
-	{ "VFIO_IOMMU_UNMAP_DMA", 0x72, 0x3, 2, 0, 24, 0, { { 0 } }, 0, { 0 }, 0, 0 },
-	{ "VFIO_IOMMU_ENABLE", 0x73, 0x3, 0, 0, 0, 0, { { 0 } }, 0, { 0 }, 0, 0 },
-	{ "VFIO_IOMMU_DISABLE", 0x74, 0x3, 0, 0, 0, 0, { { 0 } }, 0, { 0 }, 0, 0 },
-	{ "VFIO_IOMMU_DIRTY_PAGES", 0x75, 0x2, 2, 0, 8, 0, { { 0 } }, 0, { 0 }, 0, 0 },
-	{ "VFIO_IOMMU_SPAPR_TCE_GET_INFO", 0x70, 0x3, 2, 0, 32, 0, { { 0 } }, 0, { 0 }, 0, 0 },
-	{ "VFIO_EEH_PE_OP", 0x79, 0x3, 2, 0, 40, 0, { { 0 } }, 0, { 0 }, 0, 0 },
-	{ "VFIO_IOMMU_SPAPR_REGISTER_MEMORY", 0x75, 0x3, 2, 0, 24, 0, { { 0 } }, 0, { 0 }, 0, 0 },
-	{ "VFIO_IOMMU_SPAPR_UNREGISTER_MEMORY", 0x76, 0x3, 2, 0, 24, 0, { { 0 } }, 0, { 0 }, 0, 0 },
-	{ "VFIO_IOMMU_SPAPR_TCE_CREATE", 0x77, 0x3, 2, 0, 40, 0, { { 0 } }, 0, { 0 }, 0, 0 },
-	{ "VFIO_IOMMU_SPAPR_TCE_REMOVE", 0x78, 0x3, 2, 0, 16, 0, { { 0 } }, 0, { 0 }, 0, 0 },
+	{ "IOMMU_DESTROY", 0x80, 0x1, 3, 0, 8, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
+	{ "IOMMU_IOAS_ALLOC", 0x81, 0x1, 3, 0, 12, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
+	{ "IOMMU_IOAS_ALLOW_IOVAS", 0x82, 0x1, 3, 0, 24, 1, { { 16, 8, 4, 16, 0 } }, 0, { 0 }, 0, 0, { 0 } },
+	{ "IOMMU_IOAS_COPY", 0x83, 0x1, 3, 0, 40, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
+	{ "IOMMU_IOAS_IOVA_RANGES", 0x84, 0x1, 3, 0, 32, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
+	{ "IOMMU_IOAS_MAP", 0x85, 0x1, 3, 0, 40, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
+	{ "IOMMU_IOAS_UNMAP", 0x86, 0x1, 3, 0, 24, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
+	{ "IOMMU_OPTION", 0x87, 0x1, 3, 0, 24, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
+	{ "IOMMU_VFIO_IOAS", 0x88, 0x1, 3, 0, 12, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
+	{ "IOMMU_HWPT_ALLOC", 0x89, 0x1, 3, 0, 48, 1, { { 32, 28, 4, 1, 0 } }, 0, { 0 }, 0, 0, { 0 } },
+	{ "IOMMU_GET_HW_INFO", 0x8a, 0x1, 3, 0, 40, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
+	{ "IOMMU_HWPT_SET_DIRTY_TRACKING", 0x8b, 0x1, 3, 0, 16, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
+	{ "IOMMU_HWPT_GET_DIRTY_BITMAP", 0x8c, 0x1, 3, 0, 48, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
+	{ "IOMMU_HWPT_INVALIDATE", 0x8d, 0x1, 3, 0, 32, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
+	{ "IOMMU_FAULT_QUEUE_ALLOC", 0x8e, 0x1, 3, 0, 16, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
+	{ "IOMMU_IOAS_MAP_FILE", 0x8f, 0x1, 3, 0, 40, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
+	{ "IOMMU_VIOMMU_ALLOC", 0x90, 0x1, 3, 0, 40, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
+	{ "IOMMU_VDEVICE_ALLOC", 0x91, 0x1, 3, 0, 24, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
+	{ "IOMMU_IOAS_CHANGE_PROCESS", 0x92, 0x1, 3, 0, 8, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
+	{ "IOMMU_VEVENTQ_ALLOC", 0x93, 0x1, 3, 0, 32, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
+	{ "IOMMU_HW_QUEUE_ALLOC", 0x94, 0x1, 3, 0, 40, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
+	{ "IOMMU_IOAS_NOIOMMU_GET_PA", 0x95, 0x1, 3, 0, 40, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
+	{ "VFIO_GET_API_VERSION", 0x64, 0x3, 0, 0, 0, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
+	{ "VFIO_CHECK_EXTENSION", 0x65, 0x3, 1, 0, 0, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
+	{ "VFIO_SET_IOMMU", 0x66, 0x3, 1, 0, 0, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
+	{ "VFIO_GROUP_GET_STATUS", 0x67, 0x4, 2, 0, 8, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
+	{ "VFIO_GROUP_SET_CONTAINER", 0x68, 0x4, 4, 0, 0, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
+	{ "VFIO_GROUP_UNSET_CONTAINER", 0x69, 0x4, 0, 0, 0, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
+	{ "VFIO_GROUP_GET_DEVICE_FD", 0x6a, 0x4, 6, 1, 0, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
+	{ "VFIO_DEVICE_GET_INFO", 0x6b, 0x8, 2, 0, 24, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
+	{ "VFIO_DEVICE_GET_REGION_INFO", 0x6c, 0x8, 2, 0, 32, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
+	{ "VFIO_DEVICE_GET_IRQ_INFO", 0x6d, 0x8, 2, 0, 16, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
+	{ "VFIO_DEVICE_SET_IRQS", 0x6e, 0x8, 2, 0, 20, 0, { { 0 } }, 0, { 0 }, 0, 0, { 20, 16, 4, 4 } },
+	{ "VFIO_DEVICE_RESET", 0x6f, 0x8, 0, 0, 0, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
+	{ "VFIO_DEVICE_GET_PCI_HOT_RESET_INFO", 0x70, 0x8, 2, 0, 12, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
+	{ "VFIO_DEVICE_PCI_HOT_RESET", 0x71, 0x8, 2, 0, 12, 0, { { 0 } }, 0, { 0 }, 12, 8, { 0 } },
+	{ "VFIO_DEVICE_QUERY_GFX_PLANE", 0x72, 0x8, 2, 0, 64, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
+	{ "VFIO_DEVICE_GET_GFX_DMABUF", 0x73, 0x8, 5, 1, 0, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
+	{ "VFIO_DEVICE_IOEVENTFD", 0x74, 0x8, 2, 0, 32, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
+	{ "VFIO_DEVICE_FEATURE", 0x75, 0x8, 2, 0, 8, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
+	{ "VFIO_DEVICE_BIND_IOMMUFD", 0x76, 0x8, 2, 0, 24, 1, { { 16, 0, 0, 1, 16 } }, 1, { 8 }, 0, 0, { 0 } },
+	{ "VFIO_DEVICE_ATTACH_IOMMUFD_PT", 0x77, 0x8, 2, 0, 16, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
+	{ "VFIO_DEVICE_DETACH_IOMMUFD_PT", 0x78, 0x8, 2, 0, 12, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
+	{ "VFIO_MIG_GET_PRECOPY_INFO", 0x79, 0x0, 2, 0, 24, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
+	{ "VFIO_IOMMU_GET_INFO", 0x70, 0x3, 2, 0, 24, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
+	{ "VFIO_IOMMU_MAP_DMA", 0x71, 0x3, 2, 0, 32, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
+	{ "VFIO_IOMMU_UNMAP_DMA", 0x72, 0x3, 2, 0, 24, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
+	{ "VFIO_IOMMU_ENABLE", 0x73, 0x3, 0, 0, 0, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
+	{ "VFIO_IOMMU_DISABLE", 0x74, 0x3, 0, 0, 0, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
+	{ "VFIO_IOMMU_DIRTY_PAGES", 0x75, 0x2, 2, 0, 8, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
+	{ "VFIO_IOMMU_SPAPR_TCE_GET_INFO", 0x70, 0x3, 2, 0, 32, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
+	{ "VFIO_EEH_PE_OP", 0x79, 0x3, 2, 0, 40, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
+	{ "VFIO_IOMMU_SPAPR_REGISTER_MEMORY", 0x75, 0x3, 2, 0, 24, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
+	{ "VFIO_IOMMU_SPAPR_UNREGISTER_MEMORY", 0x76, 0x3, 2, 0, 24, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
+	{ "VFIO_IOMMU_SPAPR_TCE_CREATE", 0x77, 0x3, 2, 0, 40, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
+	{ "VFIO_IOMMU_SPAPR_TCE_REMOVE", 0x78, 0x3, 2, 0, 16, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
 };
 #define TCEFS_NCMDS 56
 

@@ -1,4 +1,4 @@
-// `tcefs fault`, `tcefs device`, `tcefs eeh`: commands for a running daemon, through its control node.
+// `tcefs fault`, `tcefs device`, `tcefs eeh`, `tcefs irq`: commands for a running daemon, through its control node.
 import { readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { CONTROL_PATH } from '../transport/paths.ts';
@@ -31,3 +31,5 @@ export async function faultCommand(kind: string, nth: string | undefined, opts: 
 export const deviceCommand = (action: string, bdf: string, opts: { mount: string }) => send(opts.mount, `device ${action} ${bdf}`);
 
 export const eehCommand = (action: string, group: string, opts: { mount: string }) => send(opts.mount, `eeh ${action} ${group}`);
+
+export const irqCommand = (bdf: string, index: string, vector: string, opts: { mount: string }) => send(opts.mount, `irq ${bdf} ${index} ${vector}`);

@@ -5,7 +5,7 @@ import { registerReplay } from './replay.ts';
 import { registerRun } from './run.ts';
 import { registerShell } from './shell.ts';
 import { statusCommand, tceCommand } from './views.ts';
-import { deviceCommand, eehCommand, faultCommand } from './control.ts';
+import { deviceCommand, eehCommand, faultCommand, irqCommand } from './control.ts';
 
 export const DEFAULT_MOUNT = process.env.TCEFS_MOUNT ?? '/tmp/tcefs';
 
@@ -50,6 +50,15 @@ program
   .argument('<group>', 'IOMMU group number')
   .option('-m, --mount <dir>', 'the mount to control', DEFAULT_MOUNT)
   .action(eehCommand);
+
+program
+  .command('irq')
+  .description('raise an interrupt of a PCI function, as its device would: it reaches the eventfd attached by SET_IRQS')
+  .argument('<bdf>', 'PCI address, e.g. 0000:02:00.0')
+  .argument('<index>', 'vfio-pci irq index: 0 INTx, 1 MSI, 2 MSI-X, 3 ERR, 4 REQ')
+  .argument('[vector]', 'MSI/MSI-X vector', '0')
+  .option('-m, --mount <dir>', 'the mount to control', DEFAULT_MOUNT)
+  .action(irqCommand);
 
 program
   .command('status')

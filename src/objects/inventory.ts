@@ -3,11 +3,13 @@
 import { EEXIST, ENODEV, Errno } from '../errno.ts';
 import type { PciFunctionSpec, Topology } from '../topology/topology.ts';
 import { PciConfigSpace } from './vfio/pci-config.ts';
+import { FunctionIrqs } from './vfio/irqs.ts';
+import { VFIO } from '../uapi/constants.ts';
 import type { Pe, TceHost } from '../tce/index.ts';
 import type { ContainerFile } from './vfio/container.ts';
 import type { GroupFile } from './vfio/group.ts';
 import type { IommufdFile } from './iommufd/context.ts';
-import { DEFAULT_MODEL, MODELS, RecordingIrqPort, type DeviceModel, type IrqPort } from '../devices/index.ts';
+import { DEFAULT_MODEL, MODELS, type DeviceModel, type IrqPort } from '../devices/index.ts';
 import type { BarOverlay, BarTarget } from '../devices/bars.ts';
 import { ClientMemory } from '../devices/client-memory.ts';
 import { FunctionDma } from '../devices/dma.ts';
@@ -16,6 +18,8 @@ export class PciFunction implements BarTarget {
   /** The N of /dev/vfio/devices/vfioN. */
   readonly cdevIndex: number;
   readonly config: PciConfigSpace;
+  /** Interrupt state vfio-pci keeps per function; raise() is the device model's way in. */
+  readonly irqs: FunctionIrqs;
   /** The cdev file currently bound to an iommufd for this function (one at a time). */
   cdevBinding?: object;
   /** Hot-unplugged: gone from /dev and sysfs; its open files answer ENODEV until they are closed. */
@@ -24,13 +28,14 @@ export class PciFunction implements BarTarget {
   readonly files = new Set<{ unplugged(): void }>();
   /** What the function does behind its BARs (src/devices; the topology's "model", plain memory by default). */
   readonly model: DeviceModel;
-  /** Where the model's interrupts go. Replace it to deliver them; the default only records. */
-  irq: IrqPort = new RecordingIrqPort();
+  /** Where the model's interrupts go: the function's interrupt state, which delivers them (tests may watch instead). */
+  irq: IrqPort = { raise: (index, vector) => this.irqs.raise(index, vector) };
   /** BAR ranges that are not the model's (the MSI-X table and PBA), served by their own handlers. */
   readonly overlays: BarOverlay[] = [];
   constructor(readonly spec: PciFunctionSpec, readonly group: IommuGroup, cdevIndex: number, multifunction: boolean, memory: ClientMemory) {
     this.cdevIndex = cdevIndex;
     this.config = new PciConfigSpace(spec, multifunction);
+    this.irqs = new FunctionIrqs(this.config);
     this.model = MODELS[spec.model ?? DEFAULT_MODEL]({
       bdf: spec.bdf,
       bars: spec.bars,
@@ -121,6 +126,8 @@ export class Inventory {
     const f = this.functions.get(bdf);
     if (!f) throw new Errno(ENODEV, `no device ${bdf}`);
     if (f.removed) throw new Errno(ENODEV, `${bdf} is already removed`);
+    // vfio-pci asks the user to let go of a device being removed through the request notifier.
+    f.irqs.raise(VFIO.VFIO_PCI_REQ_IRQ_INDEX);
     f.removed = true;
     // Unplugged hardware stops: DMA in flight is abandoned.
     f.model.reset();
@@ -133,6 +140,7 @@ export class Inventory {
     if (!f) throw new Errno(ENODEV, `no device ${bdf} in the topology`);
     if (!f.removed) throw new Errno(EEXIST, `${bdf} is present`);
     f.removed = false;
+    f.irqs.disableAll();
     f.reset();
   }
 

@@ -44,6 +44,8 @@ export const answerHeader = struct('tcefs_answer', [
   u32('length'), u16('op'), u16('nblobs'), u32('request'), u32('out_len'), s64('result'), u32('new_handle'), u32('handle_field'),
 ]);
 export const blobHeader = struct('tcefs_blob', [u32('field_offset'), u32('length')]);
+/** What a read of a device's interrupt event file returns, one per vector that fired (count times). */
+export const irqRecord = struct('tcefs_irq_record', [u32('index'), u32('vector'), u64('count')]);
 
 export interface Blob {
   /** Offset in the argument struct of the pointer field this data belongs to. */

@@ -10,6 +10,7 @@ import type { Daemon } from '../daemon.ts';
 import { FrameChannel } from './channel.ts';
 import { CONTROL_HELP, runControlText } from '../control.ts';
 import { CLAIM_DIR, DEBUG_DIR, lookup, type Node } from './tree.ts';
+import { IRQ_DIR } from './paths.ts';
 
 const trace = createDebug('tcefs:fuse');
 
@@ -104,12 +105,16 @@ export class TcefsFs {
   private ops() {
     const self = this;
     const claimPrefix = CLAIM_DIR + '/';
+    const irqPrefix = IRQ_DIR + '/';
     return {
       getattr(path: string, cb: Cb) {
         const n = self.node(path);
         if (n) return cb(0, self.stat(n, path));
         if (path.startsWith(claimPrefix) && self.daemon.files.isPending(parseInt(path.slice(claimPrefix.length), 16))) {
           return cb(0, self.stat({ type: 'device', open: () => undefined as never }, path));
+        }
+        if (path.startsWith(irqPrefix) && self.daemon.irqEvents(parseInt(path.slice(irqPrefix.length), 16))) {
+          return cb(0, { ...self.stat({ type: 'control' }, path), mode: 0o100400 });
         }
         cb(Fuse.ENOENT);
       },
@@ -150,6 +155,11 @@ export class TcefsFs {
           r.copy(buf);
           return cb(r.length);
         }
+        const ev = self.daemon.irqStreams.get(fh);
+        if (ev) {
+          // Answered when an interrupt fires, a heartbeat is due, or the device file is released.
+          return ev.read(len, (r) => (typeof r === 'number' ? cb(r) : cb(r.copy(buf))));
+        }
         const t = self.texts.get(fh) ?? (self.controls.has(fh) ? { content: Buffer.from(self.controlStatus()) } : undefined);
         if (!t) return cb(Fuse.EBADF);
         cb(t.content.copy(buf, 0, Math.min(pos, t.content.length), Math.min(pos + len, t.content.length)));
@@ -170,7 +180,12 @@ export class TcefsFs {
         cb(Fuse.EBADF);
       },
       release(_path: string, fh: number, cb: Cb) {
-        if (self.texts.delete(fh) || self.controls.delete(fh)) {
+        const ev = self.daemon.irqStreams.get(fh);
+        if (ev) {
+          ev.streams--;
+          self.daemon.irqStreams.delete(fh);
+        }
+        if (ev || self.texts.delete(fh) || self.controls.delete(fh)) {
           self.daemon.files.unreserve(fh);
           return cb(0);
         }
@@ -198,6 +213,15 @@ export class TcefsFs {
       if (!file) throw new Errno(ENOENT, `${path} is not pending`);
       this.channels.set(file.handle, new FrameChannel(file));
       return file.handle;
+    }
+    if (path.startsWith(IRQ_DIR + '/')) {
+      const ev = this.daemon.irqEvents(parseInt(path.slice(IRQ_DIR.length + 1), 16));
+      if (!ev) throw new Errno(ENOENT, `${path}: no such device file`);
+      if ((flags & 3) !== 0) throw new Errno(EACCES, `${path} is read-only`);
+      const h = files.reserve();
+      ev.streams++;
+      this.daemon.irqStreams.set(h, ev);
+      return h;
     }
     const n = this.node(path);
     if (!n) throw new Errno(ENOENT, path);

@@ -4,6 +4,9 @@
 /** Where fd-returning ioctls' files wait to be claimed: open .tcefs/fd/<handle in hex>. */
 export const CLAIM_DIR = '/.tcefs/fd';
 
+/** Interrupt event streams of device files: read .tcefs/irq/<device handle in hex> (docs/protocol.md). */
+export const IRQ_DIR = '/.tcefs/irq';
+
 /** Text commands for the running daemon: fault injection, hot-unplug (src/control.ts). */
 export const CONTROL_PATH = '/.tcefs/control';
 

@@ -51,6 +51,12 @@ export interface IoctlDecl {
   clientFds?: string[];
   /** A flexible array of file descriptors after the struct, `countField` entries long (replaced by handles too). */
   fdArray?: { field: string; countField: string };
+  /**
+   * An array of eventfds the kernel takes references to (SET_IRQS data[] under DATA_EVENTFD). They are
+   * not tcefs files: the client library keeps a duplicate of each and puts IRQ_EVENTFD (1), HANDLE_NONE
+   * or HANDLE_FOREIGN in its place (src/objects/vfio/irqs.ts), negative entries unchanged.
+   */
+  eventfds?: { field: string; count: string; flagsField: string; flag: number };
   /** The ioctl returns a new file descriptor. */
   returnsFd?: boolean;
   /** File kinds on which this meaning of the number exists. */
@@ -170,7 +176,10 @@ const I: IoctlDecl[] = [
   { name: 'VFIO_DEVICE_GET_INFO', nr: vfio(7), arg: 'argsz', struct: S.vfio_device_info, minsz: end(S.vfio_device_info, 'num_irqs'), kinds: ['device'] },
   { name: 'VFIO_DEVICE_GET_REGION_INFO', nr: vfio(8), arg: 'argsz', struct: S.vfio_region_info, minsz: end(S.vfio_region_info, 'offset'), kinds: ['device'] },
   { name: 'VFIO_DEVICE_GET_IRQ_INFO', nr: vfio(9), arg: 'argsz', struct: S.vfio_irq_info, minsz: end(S.vfio_irq_info, 'count'), kinds: ['device'] },
-  { name: 'VFIO_DEVICE_SET_IRQS', nr: vfio(10), arg: 'argsz', struct: S.vfio_irq_set, minsz: end(S.vfio_irq_set, 'count'), kinds: ['device'] },
+  {
+    name: 'VFIO_DEVICE_SET_IRQS', nr: vfio(10), arg: 'argsz', struct: S.vfio_irq_set, minsz: end(S.vfio_irq_set, 'count'),
+    eventfds: { field: 'data', count: 'count', flagsField: 'flags', flag: 4 /* VFIO_IRQ_SET_DATA_EVENTFD */ }, kinds: ['device'],
+  },
   { name: 'VFIO_DEVICE_RESET', nr: vfio(11), arg: 'none', kinds: ['device'] },
   {
     name: 'VFIO_DEVICE_GET_PCI_HOT_RESET_INFO', nr: vfio(12), arg: 'argsz', struct: S.vfio_pci_hot_reset_info,

@@ -24,7 +24,7 @@ export async function readViews(mnt: string): Promise<Views> {
 
 /** Counters that must be zero once nothing is open. */
 const ZERO_STATS = ['tables', 'liveTces', 'pinnedBytes', 'pinnedExtents', 'lockedBytes', 'lockUnderflows'];
-const ZERO_DAEMON = ['openFiles', 'pendingFiles', 'iommufdObjects', 'mmContexts', 'procHandles'];
+const ZERO_DAEMON = ['openFiles', 'pendingFiles', 'iommufdObjects', 'mmContexts', 'procHandles', 'irqStreams', 'irqWaiters'];
 
 /** The first path where two JSON values differ, for a readable report. */
 function firstDifference(a: unknown, b: unknown, path = ''): string | undefined {
@@ -68,6 +68,7 @@ export function leakProblems(boot: Views, now: Views, opts: LeakOptions = {}): s
   if (now.daemon) {
     for (const k of ZERO_DAEMON) if (k in now.daemon && now.daemon[k] !== 0) out.push(`daemon ${k} = ${now.daemon[k]}`);
     if (now.daemon.removedDevices?.length) out.push(`daemon removedDevices = ${now.daemon.removedDevices.join(' ')}`);
+    if (now.daemon.irqsEnabled?.length) out.push(`daemon irqsEnabled = ${now.daemon.irqsEnabled.join(' ')}`);
   }
   return out;
 }

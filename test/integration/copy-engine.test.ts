@@ -20,9 +20,8 @@ const GROUP = '2';
 const COMMON = {
   device: expect.stringMatching(/^\d+$/), region_info: '0', config_info: '0', enable_memory: '2', id: '0x59504354',
   status: '0x2', completed: '1', copy: 'ok',
-  // SET_IRQS is not there yet, so the program polls STATUS only. Once interrupts are delivered this is
-  // set_irqs: '0' and msix: '1' (arm_msix and wait_msix in the program).
-  set_irqs: '-ENOTTY',
+  // MSI-X armed on an eventfd (arm_msix) and the completion interrupt seen on it (wait_msix).
+  set_irqs: '0', msix: '1',
   odd_write: '3', odd_read: '7', past_bar: '4',
   fault_status: '0xffffffff', fault_mmio: '0xffffffff', untouched: '1',
   fault_view: `dma fault ${BDF} write 0x0000000000400000  no-tce`,

@@ -40,11 +40,14 @@ describe('device info, regions and interrupts', () => {
     expect(h.call(dev, 'VFIO_DEVICE_GET_REGION_INFO', { argsz: 31, index: 7 }).result).toBe(-EINVAL);
   });
 
-  it('reports interrupt counts per vfio-pci index', () => {
+  it('reports interrupt counts per vfio-pci index, from config space', () => {
     const irq = (index: number) => h.call(dev, 'VFIO_DEVICE_GET_IRQ_INFO', { index }).out;
     expect(irq(VFIO.VFIO_PCI_INTX_IRQ_INDEX)).toMatchObject({ count: 1, flags: 7 });
     expect(irq(VFIO.VFIO_PCI_MSI_IRQ_INDEX)).toMatchObject({ count: 0, flags: 9 });
-    expect(irq(VFIO.VFIO_PCI_MSIX_IRQ_INDEX)).toMatchObject({ count: 64, flags: 9 });
+    expect(irq(VFIO.VFIO_PCI_MSIX_IRQ_INDEX)).toMatchObject({ count: 64, flags: 1 }); // resizable: no NORESIZE
+    expect(irq(VFIO.VFIO_PCI_REQ_IRQ_INDEX)).toMatchObject({ count: 1, flags: 9 });
+    // ERR exists on PCI Express functions only (a conventional function answers EINVAL: pci-config tests).
+    expect(irq(VFIO.VFIO_PCI_ERR_IRQ_INDEX)).toMatchObject({ count: 1, flags: 9 });
     expect(h.call(dev, 'VFIO_DEVICE_GET_IRQ_INFO', { index: 5 }).result).toBe(-EINVAL);
   });
 

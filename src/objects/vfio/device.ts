@@ -14,6 +14,8 @@ import type { PciFunction } from '../inventory.ts';
 import { barRead, barWrite } from '../../devices/bars.ts';
 import { deviceFeature, ioeventfd } from './device-features.ts';
 import { hotReset, hotResetInfo, type ResetScope } from './hot-reset.ts';
+import { setIrqsCall } from './irqs.ts';
+import { IrqEvents } from './irq-events.ts';
 
 const REGION_SHIFT = 40n;
 
@@ -40,16 +42,6 @@ export function regionInfo(fn: PciFunction, index: number): RegionInfo {
   }
   const bar = index <= 5 ? fn.spec.bars.find((b) => b.index === index) : undefined;
   return bar ? { index, flags: rw, size: BigInt(bar.size), offset } : { index, flags: 0, size: 0n, offset };
-}
-
-/** GET_IRQ_INFO per vfio-pci index, counts from config space; ERR exists only for PCI Express functions. */
-export function irqInfo(fn: PciFunction, index: number): { flags: number; count: number } | undefined {
-  const eventfd = VFIO.VFIO_IRQ_INFO_EVENTFD;
-  if (index === VFIO.VFIO_PCI_ERR_IRQ_INDEX && !fn.config.isPcie) return undefined;
-  if (index > VFIO.VFIO_PCI_REQ_IRQ_INDEX) return undefined;
-  const count = fn.config.irqCount(index);
-  if (index === VFIO.VFIO_PCI_INTX_IRQ_INDEX) return { flags: eventfd | VFIO.VFIO_IRQ_INFO_MASKABLE | VFIO.VFIO_IRQ_INFO_AUTOMASKED, count };
-  return { flags: eventfd | VFIO.VFIO_IRQ_INFO_NORESIZE, count };
 }
 
 /** What a hot reset of this device's bus needs from the daemon. */
@@ -88,13 +80,15 @@ const common: Handlers = {
   VFIO_DEVICE_GET_IRQ_INFO: (f, call) => {
     call.vfioCopyIn();
     const index = call.get('index');
-    const i = irqInfo(f.fn, index);
+    const i = f.fn.irqs.info(index);
     if (!i) throw new Errno(EINVAL, `irq index ${index}`);
     call.set('flags', i.flags);
     call.set('count', i.count);
     call.copyOut(call.decl.minsz!);
   },
+  VFIO_DEVICE_SET_IRQS: (f, call) => setIrqsCall(f.fn.irqs, f.events, call),
   VFIO_DEVICE_RESET: (f) => {
+    f.fn.irqs.disableAll();
     f.fn.reset();
   },
   VFIO_DEVICE_GET_PCI_HOT_RESET_INFO: (f, call) => hotResetInfo(resetScope(f), call),
@@ -107,6 +101,8 @@ export class DeviceFile extends OpenFile {
   readonly kind = 'device';
   /** Set once a cdev is bound, or when the group path bound it for an iommufd container. */
   iommufd?: IommufdDevice;
+  /** Interrupts for the eventfds this file attached, read by the client from .tcefs/irq/<handle>. */
+  readonly events = new IrqEvents();
 
   constructor(path: string, readonly fn: PciFunction, readonly viaCdev: boolean, readonly daemon?: Daemon) {
     super(path);
@@ -121,8 +117,13 @@ export class DeviceFile extends OpenFile {
 
   release(): void {
     this.fn.files.delete(this);
-    // vfio-pci resets a function its last user closes: no DMA outlives the client that programmed it.
-    if (this.fn.files.size === 0) this.fn.model.reset();
+    this.fn.irqs.detach(this.events);
+    this.events.end();
+    // vfio-pci resets a function its last user closes: no interrupt or DMA outlives the client that set it up.
+    if (this.fn.files.size === 0) {
+      this.fn.irqs.disableAll();
+      this.fn.model.reset();
+    }
     if (this.iommufd) {
       this.iommufd.unbind();
       this.iommufd = undefined;
