@@ -19,6 +19,8 @@
 #define TCEFS_HANDLE_IN_RESULT 0xffffffffu
 #define TCEFS_REGION_BASE 0x10000000000ull
 #define TCEFS_CLAIM_DIR "/.tcefs/fd"
+#define TCEFS_RELEASE_DIR "/.tcefs/release"
+#define TCEFS_RELEASE_WAIT_MAX 24
 
 struct tcefs_frame_header {
 	__u32 magic;

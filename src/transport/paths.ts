@@ -4,6 +4,14 @@
 /** Where fd-returning ioctls' files wait to be claimed: open .tcefs/fd/<handle in hex>. */
 export const CLAIM_DIR = '/.tcefs/fd';
 
+/**
+ * Where a client waits for its last close to reach the daemon: a lookup of .tcefs/release/<handles> is
+ * answered once none of the named files is open any more (docs/protocol.md, "Closing").
+ */
+export const RELEASE_DIR = '/.tcefs/release';
+/** Handles one release wait may name, so that the name stays under NAME_MAX (255). */
+export const RELEASE_WAIT_MAX = 24;
+
 /** Text commands for the running daemon: fault injection, hot-unplug (src/control.ts). */
 export const CONTROL_PATH = '/.tcefs/control';
 
