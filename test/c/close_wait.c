@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <linux/iommufd.h>
 #include <linux/vfio.h>
+#include <tcefs/protocol.h>
 #include <tcefs/tcefs.h>
 #include "shim_test.h"
 
@@ -226,6 +227,20 @@ static void iommufd(void)
 	show("iommufd_files_left", view("iommufd"));
 }
 
+/* The daemon's side, asked directly: a lookup under .tcefs/release answers once the file is released. */
+static void release_lookup(void)
+{
+	char p[4096];
+	int g = node("/dev/vfio/1");
+	snprintf(p, sizeof(p), "%s" TCEFS_RELEASE_DIR "/%x-%d-1", mnt, tcefs_handle(g), (int)getpid());
+	show("release_lookup_open", access(p, F_OK));
+	show("release_close", tcefs_close(g));
+	show("release_lookup_closed", access(p, F_OK));
+	snprintf(p, sizeof(p), "%s" TCEFS_RELEASE_DIR "/not-a-handle", mnt);
+	show("release_lookup_bad", access(p, F_OK));
+	show("release_close_bad_fd", tcefs_close(g));
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IONBF, 0);
@@ -248,5 +263,7 @@ int main(int argc, char **argv)
 	if (!lib)
 		other_closes();
 	iommufd();
+	if (lib)
+		release_lookup();
 	return 0;
 }
