@@ -17,7 +17,8 @@ const trace = createDebug('tcefs:fuse');
 /** Where debugfs would be mounted: the directory holding the state views. */
 const DEBUG_ROOT = DEBUG_DIR.slice(0, DEBUG_DIR.lastIndexOf('/'));
 
-/** How long an open that finds its object busy waits for an in-flight release before failing EBUSY. */
+/** How long an open that finds its object busy waits for an in-flight release before failing EBUSY
+ * (releases nobody waited for: a process that exited without closing). */
 const BUSY_OPEN_WAIT_MS = 500;
 /**
  * How long a release wait holds out for files that stay open: a not-last close the client could not
@@ -144,8 +145,9 @@ export class TcefsFs {
           try {
             cb(0, self.open(path, flags));
           } catch (e) {
-            // close() returns before FUSE delivers RELEASE, so a quick close-then-reopen can find the
-            // old file still holding the group; give its release a moment to arrive first.
+            // FUSE delivers RELEASE after close() returns. Shim and tcefs_close users wait for it
+            // (awaitRelease), but a process that exits without closing, or a plain close(), leaves the
+            // old file holding the group a little longer; give its release a moment to arrive first.
             if (e instanceof Errno && e.errno === EBUSY && Date.now() < deadline) return void setTimeout(attempt, 2);
             if (e instanceof Errno) return cb(-e.errno);
             trace('open %s failed: %O', path, e);
