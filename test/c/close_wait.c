@@ -232,9 +232,17 @@ static void release_lookup(void)
 {
 	char p[4096];
 	int g = node("/dev/vfio/1");
-	snprintf(p, sizeof(p), "%s" TCEFS_RELEASE_DIR "/%x-%d-1", mnt, tcefs_handle(g), (int)getpid());
+	int h = tcefs_handle(g);
+	snprintf(p, sizeof(p), "%s" TCEFS_RELEASE_DIR "/%x-%d-1", mnt, h, (int)getpid());
 	show("release_lookup_open", access(p, F_OK));
+	/* the open file's handle and one more than a wait may name: refused at once, not waited for */
+	int len = snprintf(p, sizeof(p), "%s" TCEFS_RELEASE_DIR "/%x", mnt, h);
+	for (int k = 0; k < TCEFS_RELEASE_WAIT_MAX; k++)
+		len += snprintf(p + len, sizeof(p) - len, ".%x", k + 1);
+	show("release_lookup_too_many", access(p, F_OK));
 	show("release_close", tcefs_close(g));
+	/* the first name again: the earlier answer was not cached, the daemon answers anew */
+	snprintf(p, sizeof(p), "%s" TCEFS_RELEASE_DIR "/%x-%d-1", mnt, h, (int)getpid());
 	show("release_lookup_closed", access(p, F_OK));
 	snprintf(p, sizeof(p), "%s" TCEFS_RELEASE_DIR "/not-a-handle", mnt);
 	show("release_lookup_bad", access(p, F_OK));

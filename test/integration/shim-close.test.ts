@@ -74,6 +74,7 @@ describe('close waits for the release', () => {
         release_close: '0',
         release_lookup_closed: '-ENOENT',
         release_lookup_bad: '-ENOENT',
+        release_lookup_too_many: '-ENOENT',
         release_close_bad_fd: '-EBADF',
       });
     });
