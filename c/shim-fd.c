@@ -203,18 +203,24 @@ void fd_closing(unsigned first, unsigned last, int forget, struct release_wait *
 {
 	int e = errno;
 	w->n = 0;
-	int pid = (int)syscall(SYS_getpid);
+	int pid = 0;
 	for (unsigned p = first / PAGE_SLOTS; p < PAGES && p <= last / PAGE_SLOTS; p++) {
 		struct slot *pg = __atomic_load_n(&pages[p], __ATOMIC_ACQUIRE);
 		if (!pg)
 			continue;
-		for (unsigned i = 0; i < PAGE_SLOTS; i++) {
-			unsigned fd = p * PAGE_SLOTS + i;
+		/* only the range's part of the page: a plain close looks at one slot */
+		unsigned lo = p * PAGE_SLOTS, from = first > lo ? first - lo : 0, to = last - lo < PAGE_SLOTS ? last - lo : PAGE_SLOTS - 1;
+		for (unsigned i = from; i <= to; i++) {
+			int fd = (int)(lo + i);
 			struct slot *s = &pg[i];
-			if (fd < first || fd > last || !closing_tcefs_file((int)fd, s) || held_elsewhere(pid, (int)fd, s, first, last))
+			if (!closing_tcefs_file(fd, s))
+				continue;
+			if (!pid)
+				pid = (int)syscall(SYS_getpid);
+			if (held_elsewhere(pid, fd, s, first, last))
 				continue;
 			if (s->handle <= 0)
-				s->handle = tcefs_handle((int)fd);
+				s->handle = tcefs_handle(fd);
 			int k = 0;
 			while (k < w->n && w->handles[k] != s->handle)
 				k++;
@@ -223,7 +229,9 @@ void fd_closing(unsigned first, unsigned last, int forget, struct release_wait *
 				w->handles[w->n++] = s->handle;
 		}
 	}
-	if (forget)
+	if (forget && first == last)
+		fd_forget((int)first);
+	else if (forget)
 		fd_forget_from(first, last);
 	errno = e;
 }
