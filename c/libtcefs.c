@@ -34,7 +34,7 @@
 /* Frames and replies up to this size live on the stack, so the common ioctl does not malloc. */
 #define SMALL 1024
 
-void (*tcefs__claimed)(int fd);
+void (*tcefs__claimed)(int fd, int handle);
 
 static ssize_t sys_pwrite(int fd, const void *b, size_t n, uint64_t off)
 {
@@ -456,7 +456,7 @@ static int claim(int fd, __u32 handle)
 	snprintf(file, sizeof(file), "%.*s%s/%x", (int)(rel - path), path, TCEFS_CLAIM_DIR, handle);
 	int nfd = (int)syscall(SYS_openat, AT_FDCWD, file, O_RDWR | O_CLOEXEC, 0);
 	if (nfd >= 0 && tcefs__claimed)
-		tcefs__claimed(nfd);
+		tcefs__claimed(nfd, (int)handle);
 	return nfd;
 }
 

@@ -39,7 +39,7 @@ struct slot {
 	/* whether id holds the file's identity when it was tracked (statx could tell) */
 	unsigned char identified;
 	struct identity id;
-	/* the file's daemon handle once asked (at its first close), 0 before */
+	/* the file's daemon handle once known (from the claim, or asked at its first close), 0 before */
 	int handle;
 	/* the same for every fd dup'd from one open, told apart where kcmp cannot compare fds */
 	unsigned desc;
@@ -121,12 +121,12 @@ void fd_track(int fd, const char *rel)
 	errno = e;
 }
 
-void fd_track_claimed(int fd)
+void fd_track_claimed(int fd, int handle)
 {
 	int e = errno;
 	struct slot *s = slot(fd, 1);
 	if (s) {
-		*s = (struct slot){ .tracked = 1, .kind = -1, .desc = next_desc() };
+		*s = (struct slot){ .tracked = 1, .kind = -1, .handle = handle, .desc = next_desc() };
 		remember_identity(fd, s);
 	}
 	errno = e;

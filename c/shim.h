@@ -49,7 +49,7 @@ SHIM dev_t shim_chr_rdev(const char *rel);
 /* Remember that fd was opened on the mount node `rel`. */
 SHIM void fd_track(int fd, const char *rel);
 /* An fd libtcefs opened for an ioctl that returned a file (its kind is asked of the daemon later). */
-SHIM void fd_track_claimed(int fd);
+SHIM void fd_track_claimed(int fd, int handle);
 SHIM void fd_forget(int fd);
 SHIM void fd_forget_from(unsigned first, unsigned last);
 /* `to` now refers to what `from` refers to (dup and friends). */

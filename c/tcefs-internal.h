@@ -14,8 +14,9 @@ TCEFS_HIDDEN int tcefs__ioctl(int fd, int kind, unsigned long request, void *arg
  * takes no frames (sysfs text, directories), -1 when only the daemon knows (a claimed .tcefs/fd file). */
 TCEFS_HIDDEN int tcefs__path_kind(const char *rel);
 
-/* Set by the shim: told of every fd libtcefs opens itself, which is the fd an ioctl returned. */
-TCEFS_HIDDEN extern void (*tcefs__claimed)(int fd);
+/* Set by the shim: told of every fd libtcefs opens itself, which is the fd an ioctl returned, and its
+ * daemon handle. */
+TCEFS_HIDDEN extern void (*tcefs__claimed)(int fd, int handle);
 
 /* Whether fd a of process pa and fd b of process pb are one open file: 1 yes, 0 no, -1 cannot tell
  * (kcmp unavailable or not permitted). */
