@@ -5,6 +5,7 @@
 // usage: close_wait            under `tcefs run` (a private daemon: this program is its only client)
 //        close_wait lib MNT    without the shim: libtcefs's tcefs_close on the nodes of mount MNT
 //        close_wait open N     (run by itself) open group N once and print the result
+//        close_wait inherited FD [MNT]  (run by itself) close the inherited group fd FD, print the view
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@
 #include "shim_test.h"
 
 static const char *mnt = ""; /* the mount prefix in lib mode; empty under the shim */
+static const char *self;
 static int lib;
 
 static int node_mode(const char *rel, int mode)
@@ -116,7 +118,7 @@ static void cdev(void)
 }
 
 /* A group this process closed opens at once in a process started after the close returned. */
-static void handover(const char *self)
+static void handover(void)
 {
 	int g = node("/dev/vfio/1");
 	show("handover_open", g < 0 ? -1 : 0);
@@ -154,6 +156,18 @@ static void not_last(void)
 	waitpid(p, &st, 0);
 	show("fork_child_closed", WIFEXITED(st) ? WEXITSTATUS(st) : 128);
 	show("fork_kept", view("group") == 1 && group_ok(d3));
+
+	/* So does an exec'd child closing the copy it inherited. */
+	char num[16];
+	snprintf(num, sizeof(num), "%d", d3);
+	p = fork();
+	if (p == 0) {
+		execl(self, self, "inherited", num, lib ? mnt : (char *)NULL, (char *)NULL);
+		_exit(127);
+	}
+	waitpid(p, &st, 0);
+	show("exec_child_exit", WIFEXITED(st) ? WEXITSTATUS(st) : 128);
+	show("exec_kept", view("group") == 1 && group_ok(d3));
 	do_close(d3);
 	show("last_close_released", view("group"));
 
@@ -252,6 +266,14 @@ static void release_lookup(void)
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IONBF, 0);
+	self = argv[0];
+	if (argc >= 3 && !strcmp(argv[1], "inherited")) {
+		lib = argc == 4;
+		mnt = lib ? argv[3] : "";
+		show("exec_child_close", do_close(atoi(argv[2])));
+		show("exec_child_groups", view("group"));
+		return 0;
+	}
 	if (argc == 3 && !strcmp(argv[1], "open")) {
 		char rel[32];
 		snprintf(rel, sizeof(rel), "/dev/vfio/%s", argv[2]);
@@ -266,7 +288,7 @@ int main(int argc, char **argv)
 	legacy();
 	cdev();
 	if (!lib)
-		handover(argv[0]);
+		handover();
 	not_last();
 	if (!lib)
 		other_closes();
