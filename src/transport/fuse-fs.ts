@@ -10,7 +10,7 @@ import type { Daemon } from '../daemon.ts';
 import { FrameChannel } from './channel.ts';
 import { CONTROL_HELP, runControlText } from '../control.ts';
 import { CLAIM_DIR, DEBUG_DIR, RELEASE_DIR, lookup, type Node } from './tree.ts';
-import { RELEASE_WAIT_MAX } from './paths.ts';
+import { releaseWaitHandles } from './paths.ts';
 
 const trace = createDebug('tcefs:fuse');
 
@@ -216,9 +216,7 @@ export class TcefsFs {
    * libfuse's default negative_timeout of 0; clients add a unique suffix all the same.
    */
   private awaitRelease(name: string, cb: Cb): void {
-    const list = name.split('-')[0].split('.');
-    const handles = list.length <= RELEASE_WAIT_MAX && list.every((h) => /^[0-9a-f]{1,8}$/.test(h)) ? list.map((h) => parseInt(h, 16)) : [];
-    const open = new Set(handles.filter((h) => this.channels.has(h)));
+    const open = new Set(releaseWaitHandles(name).filter((h) => this.channels.has(h)));
     if (!open.size) return cb(-ENOENT);
     const waiters = new Map<number, () => void>();
     let timer: NodeJS.Timeout | undefined;
