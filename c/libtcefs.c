@@ -34,7 +34,7 @@
 /* Frames and replies up to this size live on the stack, so the common ioctl does not malloc. */
 #define SMALL 1024
 
-void (*tcefs__claimed)(int fd);
+void (*tcefs__claimed)(int fd, int handle);
 
 static ssize_t sys_pwrite(int fd, const void *b, size_t n, uint64_t off)
 {
@@ -281,6 +281,96 @@ int tcefs_fd_to_handle(int fd)
 	return h > 0 ? h : TCEFS_HANDLE_FOREIGN;
 }
 
+/* ---- closing: waiting for the daemon's release ---- */
+
+#ifndef KCMP_FILE
+#define KCMP_FILE 0
+#endif
+
+int tcefs__same_file(int pa, int a, int pb, int b)
+{
+	long r = syscall(SYS_kcmp, pa, pb, KCMP_FILE, a, b);
+	if (r == 0)
+		return 1;
+	/* EBADF: one of the fds is not open, so they are not one file; ENOSYS, EPERM: no way to tell */
+	return r > 0 || errno == EBADF ? 0 : -1;
+}
+
+int tcefs__parent_holds(int fd)
+{
+	int e = errno;
+	int r = tcefs__same_file((int)self_pid(), fd, (int)syscall(SYS_getppid), fd) == 1;
+	errno = e;
+	return r;
+}
+
+/* Whether any other fd of this process is fd's open file (a dup): 1 yes, 0 no or cannot tell. */
+static int other_fd_holds(int fd)
+{
+	int dir = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	if (dir < 0)
+		return 0;
+	char ents[4096] __attribute__((aligned(8)));
+	long n;
+	int held = 0;
+	while (!held && (n = syscall(SYS_getdents64, dir, ents, sizeof(ents))) > 0) {
+		for (long off = 0; off < n && !held;) {
+			struct {
+				uint64_t ino;
+				int64_t off;
+				unsigned short reclen;
+				unsigned char type;
+				char name[];
+			} *d = (void *)(ents + off);
+			off += d->reclen;
+			char *end;
+			long other = strtol(d->name, &end, 10);
+			if (*end || end == d->name || other == fd || other == dir)
+				continue;
+			held = tcefs__same_file((int)self_pid(), fd, (int)self_pid(), (int)other) == 1;
+		}
+	}
+	syscall(SYS_close, dir);
+	return held;
+}
+
+void tcefs__await_release(const char *mnt, const int *handles, int n)
+{
+	/* A name never looked up before, so no cached dentry can answer in the daemon's place. */
+	static unsigned seq;
+	int e = errno;
+	for (int i = 0; i < n;) {
+		char path[PATH_MAX];
+		int len = snprintf(path, sizeof(path), "%s" TCEFS_RELEASE_DIR "/", mnt);
+		for (int k = 0; i < n && k < TCEFS_RELEASE_WAIT_MAX && len < (int)sizeof(path) - 64; k++, i++)
+			len += snprintf(path + len, sizeof(path) - len, "%s%x", k ? "." : "", (unsigned)handles[i]);
+		snprintf(path + len, sizeof(path) - len, "-%x-%x", (unsigned)self_pid(), __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED));
+		/* The answer (ENOENT once released, ETIMEDOUT after the daemon's bound) is all the same here. */
+		syscall(SYS_faccessat, AT_FDCWD, path, F_OK);
+	}
+	errno = e;
+}
+
+int tcefs_close(int fd)
+{
+	char path[PATH_MAX];
+	const char *rel;
+	int h = 0;
+	int e = errno;
+	if (!fd_path(fd, path, sizeof(path), &rel) && tcefs__path_kind(rel) != 0 && !other_fd_holds(fd) && !tcefs__parent_holds(fd))
+		h = query_handle(fd, NULL);
+	errno = e;
+	int r = (int)syscall(SYS_close, fd);
+	/* Linux frees the number even when close reports an error; only EBADF means nothing was closed. */
+	if (h > 0 && (r == 0 || errno != EBADF)) {
+		e = errno;
+		path[rel - path] = 0;
+		tcefs__await_release(path, &h, 1);
+		errno = e;
+	}
+	return r;
+}
+
 static const struct tcefs_cmd_desc *find_cmd(int kind, unsigned long request)
 {
 	unsigned long r = request & 0xffffffffUL;
@@ -366,7 +456,7 @@ static int claim(int fd, __u32 handle)
 	snprintf(file, sizeof(file), "%.*s%s/%x", (int)(rel - path), path, TCEFS_CLAIM_DIR, handle);
 	int nfd = (int)syscall(SYS_openat, AT_FDCWD, file, O_RDWR | O_CLOEXEC, 0);
 	if (nfd >= 0 && tcefs__claimed)
-		tcefs__claimed(nfd);
+		tcefs__claimed(nfd, (int)handle);
 	return nfd;
 }
 

@@ -245,35 +245,60 @@ EXPORT FILE *fopen64(const char *path, const char *mode)
 
 /* ---- fd lifetime: the table follows every way an fd number is reused ---- */
 
+/*
+ * A close that drops the last descriptor of a tcefs file waits for the daemon to release it, as the
+ * kernel's release has run when close() returns: the fds go from the table first (once closed, another
+ * thread's open may get the same number), the close happens, then the wait (fd_closing says which files).
+ */
+static void after_close(int r, const struct release_wait *w)
+{
+	/* Linux frees the number even when close reports an error; only EBADF means nothing was closed. */
+	if (r == 0 || errno != EBADF)
+		fd_release_wait(w);
+}
+
 EXPORT int close(int fd)
 {
-	/* Forget first: once closed, another thread's open may get the same number. */
-	fd_forget(fd);
-	return REAL(close)(fd);
+	struct release_wait w = { 0 };
+	if (fd >= 0)
+		fd_closing((unsigned)fd, (unsigned)fd, 1, &w);
+	int r = REAL(close)(fd);
+	after_close(r, &w);
+	return r;
 }
 
 EXPORT int fclose(FILE *f)
 {
+	struct release_wait w = { 0 };
 	if (f) {
 		int fd = fileno(f);
 		if (fd >= 0)
-			fd_forget(fd);
+			fd_closing((unsigned)fd, (unsigned)fd, 1, &w);
 	}
-	return REAL(fclose)(f);
+	int r = REAL(fclose)(f);
+	/* fclose closes the fd whatever it reports */
+	fd_release_wait(&w);
+	return r;
 }
 
 EXPORT int close_range(unsigned first, unsigned last, int flags)
 {
-	if (!(flags & CLOSE_RANGE_CLOEXEC))
-		fd_forget_from(first, last);
-	return REAL(close_range)(first, last, flags);
+	struct release_wait w = { 0 };
+	if (!(flags & CLOSE_RANGE_CLOEXEC) && first <= last)
+		fd_closing(first, last, 1, &w);
+	int r = REAL(close_range)(first, last, flags);
+	if (r == 0)
+		fd_release_wait(&w);
+	return r;
 }
 
 EXPORT void closefrom(int low)
 {
+	struct release_wait w = { 0 };
 	if (low >= 0)
-		fd_forget_from((unsigned)low, ~0u);
+		fd_closing((unsigned)low, ~0u, 1, &w);
 	REAL(closefrom)(low);
+	fd_release_wait(&w);
 }
 
 EXPORT int dup(int fd)
@@ -284,19 +309,30 @@ EXPORT int dup(int fd)
 	return r;
 }
 
+/* dup2/dup3 onto an open fd close it first: a tcefs file there may need its release waited for. */
 EXPORT int dup2(int fd, int to)
 {
+	struct release_wait w = { 0 };
+	if (to >= 0 && to != fd)
+		fd_closing((unsigned)to, (unsigned)to, 0, &w);
 	int r = REAL(dup2)(fd, to);
-	if (r >= 0 && r != fd)
+	if (r >= 0 && r != fd) {
 		fd_copy(fd, r);
+		fd_release_wait(&w);
+	}
 	return r;
 }
 
 EXPORT int dup3(int fd, int to, int flags)
 {
+	struct release_wait w = { 0 };
+	if (to >= 0 && to != fd)
+		fd_closing((unsigned)to, (unsigned)to, 0, &w);
 	int r = REAL(dup3)(fd, to, flags);
-	if (r >= 0)
+	if (r >= 0) {
 		fd_copy(fd, r);
+		fd_release_wait(&w);
+	}
 	return r;
 }
 

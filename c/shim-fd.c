@@ -39,7 +39,17 @@ struct slot {
 	/* whether id holds the file's identity when it was tracked (statx could tell) */
 	unsigned char identified;
 	struct identity id;
+	/* the file's daemon handle once known (from the claim, or asked at its first close), 0 before */
+	int handle;
+	/* the same for every fd dup'd from one open, told apart where kcmp cannot compare fds */
+	unsigned desc;
 };
+
+static unsigned next_desc(void)
+{
+	static unsigned last;
+	return __atomic_add_fetch(&last, 1, __ATOMIC_RELAXED);
+}
 
 /* What fd refers to, without a round trip to the daemon (a FUSE file's cached attributes do). */
 static int identify(int fd, struct identity *id)
@@ -105,18 +115,18 @@ void fd_track(int fd, const char *rel)
 	int e = errno;
 	struct slot *s = slot(fd, 1);
 	if (s) {
-		*s = (struct slot){ .tracked = 1, .kind = (signed char)tcefs__path_kind(rel) };
+		*s = (struct slot){ .tracked = 1, .kind = (signed char)tcefs__path_kind(rel), .desc = next_desc() };
 		remember_identity(fd, s);
 	}
 	errno = e;
 }
 
-void fd_track_claimed(int fd)
+void fd_track_claimed(int fd, int handle)
 {
 	int e = errno;
 	struct slot *s = slot(fd, 1);
 	if (s) {
-		*s = (struct slot){ .tracked = 1, .kind = -1 };
+		*s = (struct slot){ .tracked = 1, .kind = -1, .handle = handle, .desc = next_desc() };
 		remember_identity(fd, s);
 	}
 	errno = e;
@@ -154,6 +164,82 @@ void fd_copy(int from, int to)
 	} else
 		fd_forget(to);
 	errno = e;
+}
+
+/* ---- closing ---- */
+
+/* Whether slot s (of fd) is a file taking frames that fd still refers to. */
+static int closing_tcefs_file(int fd, const struct slot *s)
+{
+	if (!s->tracked || s->kind == 0)
+		return 0;
+	if (s->identified)
+		return still_same(fd, s);
+	char buf[PATH_MAX];
+	return mount_rel(fd, buf, sizeof(buf)) != NULL;
+}
+
+/* Whether a tracked fd outside first..last, or the parent, holds fd's open file. Unsure is "no": the
+ * caller then waits, which only costs time. */
+static int held_elsewhere(int pid, int fd, const struct slot *s, unsigned first, unsigned last)
+{
+	for (unsigned p = 0; p < PAGES; p++) {
+		struct slot *pg = __atomic_load_n(&pages[p], __ATOMIC_ACQUIRE);
+		if (!pg)
+			continue;
+		for (unsigned i = 0; i < PAGE_SLOTS; i++) {
+			unsigned other = p * PAGE_SLOTS + i;
+			if ((other >= first && other <= last) || !pg[i].tracked || pg[i].kind == 0)
+				continue;
+			int same = tcefs__same_file(pid, fd, pid, (int)other);
+			if (same == 1 || (same < 0 && pg[i].desc == s->desc))
+				return 1;
+		}
+	}
+	return tcefs__parent_holds(fd);
+}
+
+void fd_closing(unsigned first, unsigned last, int forget, struct release_wait *w)
+{
+	int e = errno;
+	w->n = 0;
+	int pid = 0;
+	for (unsigned p = first / PAGE_SLOTS; p < PAGES && p <= last / PAGE_SLOTS; p++) {
+		struct slot *pg = __atomic_load_n(&pages[p], __ATOMIC_ACQUIRE);
+		if (!pg)
+			continue;
+		/* only the range's part of the page: a plain close looks at one slot */
+		unsigned lo = p * PAGE_SLOTS, from = first > lo ? first - lo : 0, to = last - lo < PAGE_SLOTS ? last - lo : PAGE_SLOTS - 1;
+		for (unsigned i = from; i <= to; i++) {
+			int fd = (int)(lo + i);
+			struct slot *s = &pg[i];
+			if (!closing_tcefs_file(fd, s))
+				continue;
+			if (!pid)
+				pid = (int)syscall(SYS_getpid);
+			if (held_elsewhere(pid, fd, s, first, last))
+				continue;
+			if (s->handle <= 0)
+				s->handle = tcefs_handle(fd);
+			int k = 0;
+			while (k < w->n && w->handles[k] != s->handle)
+				k++;
+			/* Past RELEASE_BATCH distinct files a close_range just does not wait for the rest. */
+			if (s->handle > 0 && k == w->n && w->n < RELEASE_BATCH)
+				w->handles[w->n++] = s->handle;
+		}
+	}
+	if (forget && first == last)
+		fd_forget((int)first);
+	else if (forget)
+		fd_forget_from(first, last);
+	errno = e;
+}
+
+void fd_release_wait(const struct release_wait *w)
+{
+	if (w->n)
+		tcefs__await_release(shim_mnt, w->handles, w->n);
 }
 
 /* The kind of a tracked or just-found mount fd, asking the daemon once for a claimed file. */

@@ -52,11 +52,23 @@ SHIM dev_t shim_chr_rdev(const char *rel);
 /* Remember that fd was opened on the mount node `rel`. */
 SHIM void fd_track(int fd, const char *rel);
 /* An fd libtcefs opened for an ioctl that returned a file (its kind is asked of the daemon later). */
-SHIM void fd_track_claimed(int fd);
+SHIM void fd_track_claimed(int fd, int handle);
 SHIM void fd_forget(int fd);
 SHIM void fd_forget_from(unsigned first, unsigned last);
 /* `to` now refers to what `from` refers to (dup and friends). */
 SHIM void fd_copy(int from, int to);
+
+/* Files whose release a close must wait for: gathered before the real close, awaited after it. */
+#define RELEASE_BATCH 64
+struct release_wait {
+	int n;
+	int handles[RELEASE_BATCH];
+};
+/* Before fds first..last are closed (or `first` replaced by dup2): note the tcefs files among them that
+ * no other fd of this process, nor the parent, still holds; forget the fds too if `forget`. */
+SHIM void fd_closing(unsigned first, unsigned last, int forget, struct release_wait *w);
+/* After the close: wait for the daemon to release what fd_closing noted (bounded by the daemon). */
+SHIM void fd_release_wait(const struct release_wait *w);
 
 /* The TCEFS_KIND_* of fd if ioctls on it go to tcefs, else 0. `request` lets an fd the table does not
  * know (inherited, received, opened by a raw syscall) be looked up, but only for VFIO/iommufd numbers. */

@@ -14,8 +14,21 @@ TCEFS_HIDDEN int tcefs__ioctl(int fd, int kind, unsigned long request, void *arg
  * takes no frames (sysfs text, directories), -1 when only the daemon knows (a claimed .tcefs/fd file). */
 TCEFS_HIDDEN int tcefs__path_kind(const char *rel);
 
-/* Set by the shim: told of every fd libtcefs opens itself, which is the fd an ioctl returned. */
-TCEFS_HIDDEN extern void (*tcefs__claimed)(int fd);
+/* Set by the shim: told of every fd libtcefs opens itself, which is the fd an ioctl returned, and its
+ * daemon handle. */
+TCEFS_HIDDEN extern void (*tcefs__claimed)(int fd, int handle);
+
+/* Whether fd a of process pa and fd b of process pb are one open file: 1 yes, 0 no, -1 cannot tell
+ * (kcmp unavailable or not permitted). */
+TCEFS_HIDDEN int tcefs__same_file(int pa, int a, int pb, int b);
+
+/* Whether the parent process has fd's open file under the same number, as a forked or exec'd child's
+ * inherited fd has while the parent keeps its copy: 1 yes, 0 no or cannot tell. */
+TCEFS_HIDDEN int tcefs__parent_holds(int fd);
+
+/* Wait, at most the daemon's bound, until none of the n handles is an open file of the mount at mnt
+ * (an absolute path without trailing slash). */
+TCEFS_HIDDEN void tcefs__await_release(const char *mnt, const int *handles, int n);
 
 /* The path of a per-handle node inside the mount fd lives in: <mount><dir>/<handle in hex>. */
 TCEFS_HIDDEN int tcefs__mount_path(int fd, const char *dir, int handle, char *out, size_t len);

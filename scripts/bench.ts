@@ -104,6 +104,12 @@ function fuseRows(f: FuseNumbers): BenchResult[] {
     { name: "shim's syscalls: statx of the fd", value: f.syscalls.statx / 1000, unit: 'us' },
     { name: "shim's syscalls: (replaced) readlink /proc/self/fd/N", value: f.syscalls.readlinkProcFd / 1000, unit: 'us' },
   );
+  if (f.close)
+    out.push(
+      { name: 'open + last close via the shim (waits for the release)', value: f.close.last / 1000, unit: 'us' },
+      { name: 'open + raw close syscall (no wait)', value: f.close.raw / 1000, unit: 'us' },
+      { name: 'dup + close via the shim (not the last: no wait)', value: f.close.dup / 1000, unit: 'us' },
+    );
   for (const t of f.throughput) {
     out.push({ name: `throughput, ${t.label}, total`, value: t.total, unit: 'ops/s' });
     out.push({ name: `throughput, ${t.label}, per client`, value: t.total / t.clients, unit: 'ops/s' });

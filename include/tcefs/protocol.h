@@ -22,6 +22,8 @@
 #define TCEFS_IRQ_DIR "/.tcefs/irq"
 #define TCEFS_IRQ_EVENTFD 1
 #define TCEFS_IRQ_HEARTBEAT 0xffffffffu
+#define TCEFS_RELEASE_DIR "/.tcefs/release"
+#define TCEFS_RELEASE_WAIT_MAX 24
 
 struct tcefs_frame_header {
 	__u32 magic;

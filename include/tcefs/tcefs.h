@@ -28,6 +28,15 @@ int tcefs_handle(int fd);
 int tcefs_fd_to_handle(int fd);
 
 /*
+ * close(fd), and if that was the last descriptor of its open file in this process, wait until the
+ * daemon has released the file (a VFIO group freed for another open, a device's binding undone), as a
+ * kernel driver has when close() returns. The wait is bounded (200 ms): a file still held by another
+ * process, such as a forked child, stays open and is released by that process's last close. Returns what
+ * close() returns.
+ */
+int tcefs_close(int fd);
+
+/*
  * pread()/pwrite() on a VFIO device fd's region space (region i at offset i << 40, as
  * VFIO_DEVICE_GET_REGION_INFO reports). Region 0 (BAR0) starts at offset 0, where a plain pread()
  * would read the frame stream instead, so region access always goes through these. They return what

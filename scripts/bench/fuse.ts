@@ -109,6 +109,8 @@ export interface FuseNumbers {
   placements: Placement[];
   /** The syscalls the shim adds to an ioctl, timed alone (ns, median). */
   syscalls: { sigmaskPair: number; statx: number; readlinkProcFd: number; processVmReadv: number };
+  /** open + close under the shim (ns, median): a last close (waits for the release), a raw close, a dup's close. */
+  close?: { last: number; raw: number; dup: number };
   throughput: Throughput[];
   nullThroughput: Throughput[];
 }
@@ -359,6 +361,7 @@ export async function measureFuse(o: FuseOptions): Promise<FuseNumbers> {
     const placements: Placement[] = [];
     for (const p of o.placements) placements.push(await measurePlacement(p, pinned.nullNode, pinned.tunedNode, pinned.mnt, log));
     const sys = Object.fromEntries((await client(['syscalls', join(pinned.mnt, 'dev/vfio/vfio'), '20000'], undefined, 0)).map((x) => [x.name, x.median]));
+    const closes = Object.fromEntries((await client(['close', '2000'], pinned.mnt, 0)).map((x) => [x.name, x.median]));
     for (const x of running.splice(0).reverse()) await x.stop();
 
     const free = await servers(work, 'free');
@@ -388,6 +391,7 @@ export async function measureFuse(o: FuseOptions): Promise<FuseNumbers> {
         readlinkProcFd: sys['sys.readlink_proc_fd'],
         processVmReadv: sys['sys.process_vm_readv'],
       },
+      close: { last: closes['close.last'], raw: closes['close.raw'], dup: closes['close.dup'] },
       throughput,
       nullThroughput,
     };

@@ -8,6 +8,9 @@
 //                                     tcefs's options), the raw frame and `check`, in blocks of BLOCK
 //                                     calls, NB times
 //   fuse_bench syscalls PATH N        the client-side syscalls the shim adds to an ioctl, timed alone
+//   fuse_bench close N                open + close of /dev/vfio/vfio (the last close, which waits for the
+//                                     release), open + a raw close the shim never sees, and dup + close
+//                                     (not the last, no wait) (run under the shim)
 //   fuse_bench spapr GROUP N BATCH R  SPAPR v2 container: N single MAP_DMA/UNMAP_DMA pairs of one 4K page,
 //                                     then R frames of BATCH maps and R frames of BATCH unmaps
 //   fuse_bench iommufd BDF N BATCH R  the same with IOMMU_IOAS_MAP/UNMAP, device bound and attached
@@ -270,6 +273,45 @@ static void mode_syscalls(const char *path, size_t n)
 	report("sys.statx", sx, n, 1);
 	report("sys.process_vm_readv", vm, n, 1);
 	report("sys.readlink_proc_fd", rl, n, 1);
+}
+
+/* ---- what a close costs under the shim ---- */
+
+/* The shim makes a last close wait for the daemon's release (a handle exchange, then a lookup the daemon
+ * answers once RELEASE arrived); a raw close syscall shows the open + close without that, and a dup's
+ * close the check that finds the file still held. */
+static void mode_close(size_t n)
+{
+	uint64_t *last = samples(n), *raw = samples(n), *dup_ = samples(n);
+	for (size_t i = 0, w = warmup(n); i < n + w; i++) {
+		uint64_t t0 = now_ns();
+		int fd = open("/dev/vfio/vfio", O_RDWR);
+		if (fd < 0 || close(fd))
+			die("open/close");
+		uint64_t t1 = now_ns();
+		fd = open("/dev/vfio/vfio", O_RDWR);
+		if (fd < 0 || syscall(SYS_close, fd))
+			die("open/raw close");
+		uint64_t t2 = now_ns();
+		if (i >= w)
+			last[i - w] = t1 - t0, raw[i - w] = t2 - t1;
+	}
+	int keep = open("/dev/vfio/vfio", O_RDWR);
+	if (keep < 0)
+		die("open");
+	for (size_t i = 0, w = warmup(n); i < n + w; i++) {
+		uint64_t t0 = now_ns();
+		int fd = dup(keep);
+		if (fd < 0 || close(fd))
+			die("dup/close");
+		uint64_t t1 = now_ns();
+		if (i >= w)
+			dup_[i - w] = t1 - t0;
+	}
+	close(keep);
+	report("close.last", last, n, 1);
+	report("close.raw", raw, n, 1);
+	report("close.dup", dup_, n, 1);
 }
 
 /* ---- batch frames, built by hand ---- */
@@ -603,6 +645,8 @@ int main(int argc, char **argv)
 		mode_interleave(argv[2], strtoul(argv[3], NULL, 0));
 	else if (argc >= 4 && !strcmp(argv[1], "syscalls"))
 		mode_syscalls(argv[2], strtoul(argv[3], NULL, 0));
+	else if (argc >= 3 && !strcmp(argv[1], "close"))
+		mode_close(strtoul(argv[2], NULL, 0));
 	else if (argc >= 3 && !strcmp(argv[1], "check"))
 		mode_check(strtoul(argv[2], NULL, 0));
 	else if (argc >= 6 && !strcmp(argv[1], "spapr"))

@@ -12,7 +12,7 @@ import type { Field, StructLayout } from '../uapi/layout.ts';
 import { ALL_STRUCTS, EXTENSION_STRUCTS } from '../uapi/structs.ts';
 import * as F from '../transport/frame.ts';
 import { REGION_BASE } from '../transport/channel.ts';
-import { CLAIM_DIR, IRQ_DIR } from '../transport/paths.ts';
+import { CLAIM_DIR, IRQ_DIR, RELEASE_DIR, RELEASE_WAIT_MAX } from '../transport/paths.ts';
 import { IRQ_EVENTFD } from '../objects/vfio/irqs.ts';
 import { IRQ_HEARTBEAT } from '../objects/vfio/irq-events.ts';
 
@@ -150,6 +150,8 @@ export function protocolHeader(): string {
     def('TCEFS_IRQ_DIR', JSON.stringify(IRQ_DIR)),
     def('TCEFS_IRQ_EVENTFD', IRQ_EVENTFD),
     def('TCEFS_IRQ_HEARTBEAT', `0x${IRQ_HEARTBEAT.toString(16)}u`),
+    def('TCEFS_RELEASE_DIR', JSON.stringify(RELEASE_DIR)),
+    def('TCEFS_RELEASE_WAIT_MAX', RELEASE_WAIT_MAX),
     '',
     frameStruct(F.frameHeader),
     frameStruct(F.requestHeader),

@@ -5,20 +5,26 @@ import { promisify } from 'node:util';
 import createDebug from 'debug';
 import Fuse from 'fuse-native';
 import { FUSE_TUNING, TunedFuse } from './fuse-mount.ts';
-import { EACCES, EBUSY, EISDIR, ENOENT, ENOTCONN, Errno } from '../errno.ts';
+import { EACCES, EBUSY, EISDIR, ENOENT, ENOTCONN, ETIMEDOUT, Errno } from '../errno.ts';
 import type { Daemon } from '../daemon.ts';
 import { FrameChannel } from './channel.ts';
 import { CONTROL_HELP, runControlText } from '../control.ts';
-import { CLAIM_DIR, DEBUG_DIR, lookup, type Node } from './tree.ts';
-import { IRQ_DIR } from './paths.ts';
+import { CLAIM_DIR, DEBUG_DIR, RELEASE_DIR, lookup, type Node } from './tree.ts';
+import { IRQ_DIR, releaseWaitHandles } from './paths.ts';
 
 const trace = createDebug('tcefs:fuse');
 
 /** Where debugfs would be mounted: the directory holding the state views. */
 const DEBUG_ROOT = DEBUG_DIR.slice(0, DEBUG_DIR.lastIndexOf('/'));
 
-/** How long an open that finds its object busy waits for an in-flight release before failing EBUSY. */
+/** How long an open that finds its object busy waits for an in-flight release before failing EBUSY
+ * (releases nobody waited for: a process that exited without closing). */
 const BUSY_OPEN_WAIT_MS = 500;
+/**
+ * How long a release wait holds out for files that stay open: a not-last close the client could not
+ * tell from a last one (the file is shared with a forked child or another process) costs this much.
+ */
+export const RELEASE_WAIT_MS = 200;
 const run = promisify(exec);
 
 type Cb = (...args: any[]) => void;
@@ -37,6 +43,10 @@ export class TcefsFs {
   private readonly channels = new Map<number, FrameChannel>();
   private readonly texts = new Map<number, TextOpen>();
   private readonly controls = new Set<number>();
+  /** Release waits by the handle they wait for; each is called once that handle's file is released. */
+  private readonly releaseWaits = new Map<number, Set<() => void>>();
+  /** Every release wait not answered yet, so an unmount can answer them first. */
+  private readonly unanswered = new Set<(errno: number) => void>();
   private readonly uid = process.getuid?.() ?? 0;
   private readonly gid = process.getgid?.() ?? 0;
 
@@ -62,6 +72,7 @@ export class TcefsFs {
     const fuse = this.fuse;
     if (!fuse) return;
     this.fuse = undefined;
+    for (const finish of [...this.unanswered]) finish(ENOENT);
     await promisify(fuse.unmount.bind(fuse))().catch(async (e: Error) => {
       trace('unmount failed (%s), detaching lazily', e.message);
       await run(`fusermount -uz ${JSON.stringify(this.mountpoint)}`).catch(() => undefined);
@@ -106,8 +117,10 @@ export class TcefsFs {
     const self = this;
     const claimPrefix = CLAIM_DIR + '/';
     const irqPrefix = IRQ_DIR + '/';
+    const releasePrefix = RELEASE_DIR + '/';
     return {
       getattr(path: string, cb: Cb) {
+        if (path.startsWith(releasePrefix)) return self.awaitRelease(path.slice(releasePrefix.length), cb);
         const n = self.node(path);
         if (n) return cb(0, self.stat(n, path));
         if (path.startsWith(claimPrefix) && self.daemon.files.isPending(parseInt(path.slice(claimPrefix.length), 16))) {
@@ -136,8 +149,9 @@ export class TcefsFs {
           try {
             cb(0, self.open(path, flags));
           } catch (e) {
-            // close() returns before FUSE delivers RELEASE, so a quick close-then-reopen can find the
-            // old file still holding the group; give its release a moment to arrive first.
+            // FUSE delivers RELEASE after close() returns. Shim and tcefs_close users wait for it
+            // (awaitRelease), but a process that exits without closing, or a plain close(), leaves the
+            // old file holding the group a little longer; give its release a moment to arrive first.
             if (e instanceof Errno && e.errno === EBUSY && Date.now() < deadline) return void setTimeout(attempt, 2);
             if (e instanceof Errno) return cb(-e.errno);
             trace('open %s failed: %O', path, e);
@@ -191,6 +205,8 @@ export class TcefsFs {
         }
         self.channels.delete(fh);
         self.daemon.files.remove(fh);
+        const waits = self.releaseWaits.get(fh);
+        if (waits) for (const w of [...waits]) w();
         cb(0);
       },
       truncate(path: string, _size: number, cb: Cb) {
@@ -204,6 +220,45 @@ export class TcefsFs {
         cb(0, { bsize: 4096, frsize: 4096, blocks: 0, bfree: 0, bavail: 0, files: 0, ffree: 0, favail: 0, fsid: 0, flag: 0, namemax: 255 });
       },
     };
+  }
+
+  /**
+   * A lookup of .tcefs/release/<h>[.<h>...][-<anything>]: answered ENOENT once none of the hex handles
+   * is an open frame file, ETIMEDOUT if some still is after RELEASE_WAIT_MS. The answer is deferred, not
+   * the event loop: fuse-native parks only the libfuse thread that carries this lookup, and others go on
+   * to deliver the RELEASE being waited for. Both answers are errors, which the kernel does not cache with
+   * libfuse's default negative_timeout of 0; clients add a unique suffix all the same.
+   */
+  private awaitRelease(name: string, cb: Cb): void {
+    const open = new Set(releaseWaitHandles(name).filter((h) => this.channels.has(h)));
+    if (!open.size) return cb(-ENOENT);
+    const waiters = new Map<number, () => void>();
+    let timer: NodeJS.Timeout | undefined;
+    const finish = (errno: number) => {
+      clearTimeout(timer);
+      this.unanswered.delete(finish);
+      for (const [h, w] of waiters) {
+        const waits = this.releaseWaits.get(h);
+        waits?.delete(w);
+        if (waits && !waits.size) this.releaseWaits.delete(h);
+      }
+      cb(-errno);
+    };
+    for (const h of open) {
+      const w = () => {
+        open.delete(h);
+        if (!open.size) finish(ENOENT);
+      };
+      waiters.set(h, w);
+      let waits = this.releaseWaits.get(h);
+      if (!waits) this.releaseWaits.set(h, (waits = new Set()));
+      waits.add(w);
+    }
+    this.unanswered.add(finish);
+    timer = setTimeout(() => {
+      trace('release wait for %s timed out: %d still open', name, open.size);
+      finish(ETIMEDOUT);
+    }, RELEASE_WAIT_MS);
   }
 
   private open(path: string, flags: number): number {

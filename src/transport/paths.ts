@@ -7,6 +7,24 @@ export const CLAIM_DIR = '/.tcefs/fd';
 /** Interrupt event streams of device files: read .tcefs/irq/<device handle in hex> (docs/protocol.md). */
 export const IRQ_DIR = '/.tcefs/irq';
 
+/**
+ * Where a client waits for its last close to reach the daemon: a lookup of .tcefs/release/<handles> is
+ * answered once none of the named files is open any more (docs/protocol.md, "Closing").
+ */
+export const RELEASE_DIR = '/.tcefs/release';
+/** Handles one release wait may name, so that the name stays under NAME_MAX (255). */
+export const RELEASE_WAIT_MAX = 24;
+
+/**
+ * The handles a name under RELEASE_DIR waits for: lower-case hex joined by '.', then anything after a '-'
+ * (the client's uniquifier). A name that is not such a list, or names too many, waits for nothing.
+ */
+export function releaseWaitHandles(name: string): number[] {
+  const list = name.split('-')[0].split('.');
+  if (list.length > RELEASE_WAIT_MAX || !list.every((h) => /^[0-9a-f]{1,8}$/.test(h))) return [];
+  return list.map((h) => parseInt(h, 16));
+}
+
 /** Text commands for the running daemon: fault injection, hot-unplug (src/control.ts). */
 export const CONTROL_PATH = '/.tcefs/control';
 

@@ -7,9 +7,9 @@ import { DeviceFile } from '../objects/vfio/device.ts';
 import { GroupFile } from '../objects/vfio/group.ts';
 import { IommufdFile } from '../objects/iommufd/context.ts';
 import { describeHost, describePe, renderHostText, renderTceText } from '../tce/index.ts';
-import { CLAIM_DIR, CONTROL_PATH, DEBUG_DIR, IRQ_DIR, PID_PATH } from './paths.ts';
+import { CLAIM_DIR, CONTROL_PATH, DEBUG_DIR, IRQ_DIR, PID_PATH, RELEASE_DIR } from './paths.ts';
 
-export { CLAIM_DIR, CONTROL_PATH, DEBUG_DIR };
+export { CLAIM_DIR, CONTROL_PATH, DEBUG_DIR, RELEASE_DIR };
 
 export type Node =
   | { type: 'dir'; entries: Map<string, Node> }
@@ -63,6 +63,7 @@ export function buildTree(daemon: Daemon): Node & { type: 'dir' } {
   mkdirp(root, '/dev/vfio/devices');
   mkdirp(root, CLAIM_DIR);
   mkdirp(root, IRQ_DIR);
+  mkdirp(root, RELEASE_DIR);
   put(root, '/sys/bus/pci/drivers/vfio-pci/bind', text(''));
   // State views for people (the kernel has no such files; they live under debugfs where such views go).
   const host = daemon.host;
