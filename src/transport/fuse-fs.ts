@@ -10,6 +10,7 @@ import type { Daemon } from '../daemon.ts';
 import { FrameChannel } from './channel.ts';
 import { CONTROL_HELP, runControlText } from '../control.ts';
 import { CLAIM_DIR, DEBUG_DIR, lookup, type Node } from './tree.ts';
+import { openAttr, type AttrFile } from './sysfs.ts';
 
 const trace = createDebug('tcefs:fuse');
 
@@ -36,6 +37,7 @@ export class TcefsFs {
   private readonly channels = new Map<number, FrameChannel>();
   private readonly texts = new Map<number, TextOpen>();
   private readonly controls = new Set<number>();
+  private readonly attrs = new Map<number, AttrFile>();
   private readonly uid = process.getuid?.() ?? 0;
   private readonly gid = process.getgid?.() ?? 0;
 
@@ -93,6 +95,8 @@ export class TcefsFs {
         // a second), so a size taken here cuts off readers that trust st_size (Node's readFile) once the
         // state has changed. Views report 0, as debugfs files do, and are read to EOF (direct_io).
         return { ...base, mode: 0o100444, size: path.startsWith(DEBUG_DIR + '/') ? 0 : Buffer.byteLength(node.read()) };
+      case 'attr':
+        return { ...base, mode: 0o100000 | node.attr.mode, size: node.attr.size };
       case 'control':
         return { ...base, mode: 0o100600, size: 0 };
       case 'device':
@@ -117,7 +121,9 @@ export class TcefsFs {
         const n = self.node(path);
         if (!n) return cb(Fuse.ENOENT);
         if (n.type !== 'dir') return cb(Fuse.ENOTDIR);
-        cb(0, [...n.entries.keys()]);
+        // With a stat per entry libfuse fills in d_type, which walkers test before they stat (DT_LNK, DT_DIR).
+        const names = [...n.entries.keys()];
+        cb(0, names, names.map((k) => self.stat(n.entries.get(k)!, path === '/' ? `/${k}` : `${path}/${k}`)));
       },
       readlink(path: string, cb: Cb) {
         const n = self.node(path);
@@ -150,6 +156,8 @@ export class TcefsFs {
           r.copy(buf);
           return cb(r.length);
         }
+        const a = self.attrs.get(fh);
+        if (a) return cb(sysfsCall(() => a.read(len, pos), buf));
         const t = self.texts.get(fh) ?? (self.controls.has(fh) ? { content: Buffer.from(self.controlStatus()) } : undefined);
         if (!t) return cb(Fuse.EBADF);
         cb(t.content.copy(buf, 0, Math.min(pos, t.content.length), Math.min(pos + len, t.content.length)));
@@ -157,6 +165,8 @@ export class TcefsFs {
       write(_path: string, fh: number, buf: Buffer, len: number, pos: number, cb: Cb) {
         const ch = self.channels.get(fh);
         if (ch) return cb(ch.write(len === buf.length ? buf : buf.subarray(0, len), pos));
+        const a = self.attrs.get(fh);
+        if (a) return cb(sysfsCall(() => a.write(len === buf.length ? buf : buf.subarray(0, len), pos)));
         if (self.texts.has(fh)) return cb(Fuse.EACCES);
         if (self.controls.has(fh)) {
           try {
@@ -170,7 +180,7 @@ export class TcefsFs {
         cb(Fuse.EBADF);
       },
       release(_path: string, fh: number, cb: Cb) {
-        if (self.texts.delete(fh) || self.controls.delete(fh)) {
+        if (self.texts.delete(fh) || self.controls.delete(fh) || self.attrs.delete(fh)) {
           self.daemon.files.unreserve(fh);
           return cb(0);
         }
@@ -180,10 +190,11 @@ export class TcefsFs {
       },
       truncate(path: string, _size: number, cb: Cb) {
         const n = self.node(path);
-        cb(!n ? Fuse.ENOENT : n.type === 'device' || n.type === 'control' ? 0 : Fuse.EACCES);
+        const writable = n?.type === 'attr' && !!(n.attr.mode & 0o222);
+        cb(!n ? Fuse.ENOENT : n.type === 'device' || n.type === 'control' || writable ? 0 : Fuse.EACCES);
       },
       ftruncate(_path: string, fh: number, _size: number, cb: Cb) {
-        cb(self.channels.has(fh) || self.controls.has(fh) ? 0 : Fuse.EACCES);
+        cb(self.channels.has(fh) || self.controls.has(fh) || self.attrs.has(fh) ? 0 : Fuse.EACCES);
       },
       statfs(_path: string, cb: Cb) {
         cb(0, { bsize: 4096, frsize: 4096, blocks: 0, bfree: 0, bavail: 0, files: 0, ffree: 0, favail: 0, fsid: 0, flag: 0, namemax: 255 });
@@ -208,6 +219,12 @@ export class TcefsFs {
       this.texts.set(h, { content: Buffer.from(n.read()) });
       return h;
     }
+    if (n.type === 'attr') {
+      const file = openAttr(n.attr, flags, 1 << this.daemon.topology.hostPageShift);
+      const h = files.reserve();
+      this.attrs.set(h, file);
+      return h;
+    }
     if (n.type === 'link') throw new Errno(ENOENT, path); // the kernel follows links before open
     if (n.type === 'control') {
       const h = files.reserve();
@@ -218,6 +235,19 @@ export class TcefsFs {
     const h = files.add(file);
     this.channels.set(h, new FrameChannel(file));
     return h;
+  }
+}
+
+/** A sysfs read or write: bytes copied into `out`, or the count, or the Errno as a negative result. */
+function sysfsCall(f: () => Buffer | number, out?: Buffer): number {
+  try {
+    const r = f();
+    if (typeof r === 'number') return r;
+    return r.copy(out!);
+  } catch (e) {
+    if (e instanceof Errno) return -e.errno;
+    trace('sysfs: %O', e);
+    return Fuse.EIO;
   }
 }
 
