@@ -1,11 +1,14 @@
 // Which paths the shim sends to the mount, and what the program is told about them.
 //
-// The mount owns whole subtrees: /dev/iommu, /dev/vfio, /sys/kernel/iommu_groups,
-// /sys/bus/pci/drivers/vfio-pci and its own state views under /sys/kernel/debug/tcefs, plus one
-// /sys/bus/pci/devices/<BDF> directory per emulated function.
+// The mount owns whole subtrees: /dev/iommu, /dev/vfio, /sys/kernel/iommu_groups, the PCI view
+// (/sys/bus/pci/devices, /sys/bus/pci/drivers/vfio-pci, /sys/bus/pci/rescan, each emulated
+// /sys/devices/pci<domain>:<bus>, the PHB IOMMU devices) and its own state views under
+// /sys/kernel/debug/tcefs.
 // A path inside such a subtree goes to the mount when the mount provides the subtree's root, so a
 // missing name there is ENOENT, as on a host that has exactly the emulated devices, and never a real
-// host VFIO node reached by accident. A BDF the mount does not emulate keeps the real sysfs.
+// host VFIO node or PCI function reached by accident (the daemon's --host-pci links them back in).
+// In /sys/devices/pci<domain>:<bus> that is decided per entry: a name the mount lacks there, and a
+// domain it does not have, keep the real sysfs.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -119,15 +122,21 @@ static size_t under(const char *p, const char *prefix)
 static size_t trapped_root(const char *p)
 {
 	static const char *const roots[] = { "/dev/iommu", "/dev/vfio", "/sys/kernel/iommu_groups", "/sys/bus/pci/drivers/vfio-pci",
-		"/sys/kernel/debug/tcefs" };
-	static const char devices[] = "/sys/bus/pci/devices/";
+		"/sys/bus/pci/devices", "/sys/bus/pci/rescan", "/sys/devices/virtual/iommu", "/sys/class/iommu", "/sys/kernel/debug/tcefs" };
+	static const char domains[] = "/sys/devices/pci";
 	for (size_t i = 0; i < sizeof(roots) / sizeof(roots[0]); i++) {
 		size_t n = under(p, roots[i]);
 		if (n)
 			return n;
 	}
-	if (!strncmp(p, devices, sizeof(devices) - 1) && p[sizeof(devices) - 1] && p[sizeof(devices) - 1] != '/')
-		return (size_t)(strchrnul(p + sizeof(devices) - 1, '/') - p);
+	/* A domain's listing is the mount's; below it, each entry is the mount's if the mount has it, so a
+	 * host function in a domain both have stays reachable by name (--host-pci links lead there). */
+	if (!strncmp(p, domains, sizeof(domains) - 1)) {
+		const char *end = strchrnul(p + sizeof(domains) - 1, '/');
+		if (*end == '/' && end[1])
+			end = strchrnul(end + 1, '/');
+		return (size_t)(end - p);
+	}
 	return 0;
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Make this machine able to run tcefs and its tests; quick and silent when everything is already there.
 # Installs from Debian: libfuse2 (fuse-native's prebuilt binding loads libfuse.so.2), fuse (fusermount),
-# gcc (the C client library and C tests); from npm: the locked dependencies.
+# gcc (the C client library and C tests), pciutils (lspci, a real client of the emulated sysfs); from npm:
+# the locked dependencies.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,13 +10,15 @@ need=()
 ldconfig -p 2>/dev/null | grep -q 'libfuse\.so\.2 ' || need+=(libfuse2)
 command -v fusermount >/dev/null 2>&1 || need+=(fuse)
 command -v gcc >/dev/null 2>&1 || need+=(gcc libc6-dev)
+command -v lspci >/dev/null 2>&1 || need+=(pciutils)
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}" >&2
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   export DEBIAN_FRONTEND=noninteractive
   $sudo apt-get update -qq >&2
-  $sudo apt-get install -y -qq "${need[@]}" >&2
+  # Another apt run (a parallel setup) holds the lock for a while; wait for it rather than fail.
+  $sudo apt-get install -y -qq -o DPkg::Lock::Timeout=300 "${need[@]}" >&2
 fi
 [ -e /dev/fuse ] || { echo "setup: /dev/fuse is missing; tcefs needs FUSE" >&2; exit 1; }
 

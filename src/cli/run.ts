@@ -31,6 +31,7 @@ const RELAYED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SI
 export interface RunOptions {
   topology?: string;
   mount?: string;
+  hostPci?: boolean;
 }
 
 export function registerRun(program: Command): void {
@@ -40,6 +41,7 @@ export function registerRun(program: Command): void {
     .argument('<cmd...>', 'the program and its arguments; put them after --')
     .option('-t, --topology <file>', 'JSON topology for the private mount (default: the embedded PowerNV host)')
     .option('-m, --mount <dir>', 'use this running tcefs mount instead of starting a private one')
+    .option('--host-pci', "the private mount also lists the host's real PCI functions (the emulated ones win)")
     .action((cmd: string[], opts: RunOptions) => runCommand(cmd, opts));
 }
 
@@ -93,9 +95,10 @@ async function findSetpriv(): Promise<string | undefined> {
   return undefined;
 }
 
-async function startDaemon(mount: string, topology?: string): Promise<PrivateDaemon> {
+async function startDaemon(mount: string, topology?: string, hostPci?: boolean): Promise<PrivateDaemon> {
   const args = [BIN, 'mount', mount];
   if (topology) args.push('--topology', resolve(topology));
+  if (hostPci) args.push('--host-pci');
   // Even if this process is killed outright (SIGKILL), the daemon gets SIGTERM and unmounts.
   const setpriv = await findSetpriv();
   const [file, argv] = setpriv ? [setpriv, ['--pdeathsig', 'TERM', '--', process.execPath, ...args]] : [process.execPath, args];
@@ -163,12 +166,13 @@ export async function runCommand(cmd: string[], opts: RunOptions): Promise<never
   let daemon: PrivateDaemon | undefined;
   let work: string | undefined;
   if (opts.mount) {
+    if (opts.hostPci) fail('--host-pci is chosen when the mount starts (tcefs mount --host-pci)', 2);
     mount = resolve(opts.mount);
     if (!(await isTcefsMount(mount))) fail(`${mount} is not a tcefs mount (start one with: tcefs mount ${mount})`, 2);
   } else {
     work = await mkdtemp(join(tmpdir(), 'tcefs-run-'));
     mount = join(work, 'mnt');
-    daemon = await startDaemon(mount, opts.topology);
+    daemon = await startDaemon(mount, opts.topology, opts.hostPci);
   }
   // If this process dies of something unexpected, the private daemon must not outlive it.
   process.on('exit', () => daemon?.proc.exitCode === null && daemon.proc.kill('SIGTERM'));

@@ -100,29 +100,24 @@ export function openAttr(a: SysfsAttr, flags: number, pageSize: number): AttrFil
 export interface HostPci {
   /** BDF → the function's real directory. */
   devices: Map<string, string>;
-  /** /sys/devices/pci<dom>:<bus> directory name → its real entries. */
-  domains: Map<string, string[]>;
 }
 
 export function scanHostPci(sys = '/sys'): HostPci {
   const devices = new Map<string, string>();
-  const domains = new Map<string, string[]>();
-  const list = (p: string) => {
-    try {
-      return readdirSync(p);
-    } catch {
-      return [];
-    }
-  };
-  for (const bdf of list(`${sys}/bus/pci/devices`)) {
+  let bdfs: string[] = [];
+  try {
+    bdfs = readdirSync(`${sys}/bus/pci/devices`);
+  } catch {
+    // no PCI on this host
+  }
+  for (const bdf of bdfs) {
     try {
       devices.set(bdf, realpathSync(`${sys}/bus/pci/devices/${bdf}`));
     } catch {
       // gone meanwhile
     }
   }
-  for (const d of list(`${sys}/devices`)) if (d.startsWith('pci')) domains.set(d, list(`${sys}/devices/${d}`));
-  return { devices, domains };
+  return { devices };
 }
 
 export interface SysfsContext {
@@ -336,17 +331,11 @@ function addFunction(root: Node & { type: 'dir' }, ctx: SysfsContext, f: PciFunc
 }
 
 /**
- * --host-pci: the host's functions that the emulation does not shadow come back as absolute links to
- * their real directories, which the kernel follows outside the mount. Only /sys/bus/pci/devices and the
- * top level of an emulated /sys/devices/pci<dom>:<bus> are merged.
+ * --host-pci: the host's functions that the emulation does not shadow come back in /sys/bus/pci/devices
+ * as absolute links to their real directories, which the kernel follows outside the mount (and the shim
+ * leaves /sys/devices/pci* names the mount lacks to the host).
  */
 function mergeHost(root: Node & { type: 'dir' }, host: HostPci) {
   const devices = mkdirp(root, '/sys/bus/pci/devices');
   for (const [bdf, real] of host.devices) if (!devices.entries.has(bdf)) devices.entries.set(bdf, { type: 'link', target: real });
-  const top = mkdirp(root, '/sys/devices');
-  for (const [name, entries] of host.domains) {
-    const dom = top.entries.get(name);
-    if (dom?.type !== 'dir') continue;
-    for (const e of entries) if (!dom.entries.has(e)) dom.entries.set(e, { type: 'link', target: `/sys/devices/${name}/${e}` });
-  }
 }
