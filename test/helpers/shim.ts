@@ -20,6 +20,8 @@ export interface ShimRunOptions {
   /** A topology file for the private daemon. */
   topology?: string;
   env?: Record<string, string>;
+  /** `tcefs run --host-pci`: the private daemon lists the host's PCI functions too. */
+  hostPci?: boolean;
 }
 
 /** `tcefs run [--mount M] [--topology T] -- argv...`: exit status and output, whatever the status. */
@@ -28,6 +30,7 @@ export async function tcefsRun(argv: string[], opts: ShimRunOptions = {}): Promi
   const args = [TCEFS, 'run'];
   if (opts.mnt) args.push('--mount', opts.mnt);
   if (opts.topology) args.push('--topology', opts.topology);
+  if (opts.hostPci) args.push('--host-pci');
   args.push('--', ...argv);
   return new Promise((resolve) => {
     const p = spawn(process.execPath, args, { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
