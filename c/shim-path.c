@@ -6,9 +6,10 @@
 // /sys/kernel/debug/tcefs.
 // A path inside such a subtree goes to the mount when the mount provides the subtree's root, so a
 // missing name there is ENOENT, as on a host that has exactly the emulated devices, and never a real
-// host VFIO node or PCI function reached by accident (the daemon's --host-pci links them back in).
-// In /sys/devices/pci<domain>:<bus> that is decided per entry: a name the mount lacks there, and a
-// domain it does not have, keep the real sysfs.
+// host VFIO node or PCI function reached by accident. /sys/module, and with --host-pci
+// /sys/bus/pci/devices and the emulated /sys/devices/pci<domain>:<bus>, list host entries too: an
+// entry the daemon lists as a link with an absolute target is the host's, and its paths are left
+// alone. A /sys/devices/pci* domain the mount does not have keeps the real sysfs.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -122,22 +123,32 @@ static size_t under(const char *p, const char *prefix)
 static size_t trapped_root(const char *p)
 {
 	static const char *const roots[] = { "/dev/iommu", "/dev/vfio", "/sys/kernel/iommu_groups", "/sys/bus/pci/drivers/vfio-pci",
-		"/sys/bus/pci/devices", "/sys/bus/pci/rescan", "/sys/devices/virtual/iommu", "/sys/class/iommu", "/sys/kernel/debug/tcefs" };
+		"/sys/bus/pci/devices", "/sys/bus/pci/rescan", "/sys/devices/virtual/iommu", "/sys/class/iommu", "/sys/module",
+		"/sys/kernel/debug/tcefs" };
 	static const char domains[] = "/sys/devices/pci";
 	for (size_t i = 0; i < sizeof(roots) / sizeof(roots[0]); i++) {
 		size_t n = under(p, roots[i]);
 		if (n)
 			return n;
 	}
-	/* A domain's listing is the mount's; below it, each entry is the mount's if the mount has it, so a
-	 * host function in a domain both have stays reachable by name (--host-pci links lead there). */
-	if (!strncmp(p, domains, sizeof(domains) - 1)) {
-		const char *end = strchrnul(p + sizeof(domains) - 1, '/');
-		if (*end == '/' && end[1])
-			end = strchrnul(end + 1, '/');
-		return (size_t)(end - p);
-	}
+	if (!strncmp(p, domains, sizeof(domains) - 1))
+		return (size_t)(strchrnul(p + sizeof(domains) - 1, '/') - p);
 	return 0;
+}
+
+/* Roots whose listing merges host entries in: the daemon lists a host entry there as a link with an
+ * absolute target, which tells the shim to leave that entry's paths to the host. */
+static int merged_root(const char *p, size_t root)
+{
+	return (root == 20 && !strncmp(p, "/sys/bus/pci/devices", 20)) || (root == 11 && !strncmp(p, "/sys/module", 11)) ||
+	       !strncmp(p, "/sys/devices/pci", 16);
+}
+
+/* Whether the mount's entry at buf (a merged root's child) stands for the host's own. */
+static int host_entry(const char *buf)
+{
+	char target[2];
+	return syscall(SYS_readlinkat, AT_FDCWD, buf, target, sizeof(target)) > 0 && target[0] == '/';
 }
 
 static const char *strip(const char *path, const char *prefix, size_t len)
@@ -205,6 +216,15 @@ static void resolve(int dirfd, const char *path, struct target *t)
 	if (syscall(SYS_faccessat, AT_FDCWD, t->buf, F_OK) != 0)
 		return;
 	memcpy(t->buf + shim_mnt_len, t->norm, len + 1);
+	if (len > root && merged_root(t->norm, root)) {
+		char *end = strchrnul(t->buf + shim_mnt_len + root + 1, '/');
+		char keep = *end;
+		*end = 0;
+		int host = host_entry(t->buf);
+		*end = keep;
+		if (host)
+			return;
+	}
 	t->how = TARGET_REDIRECTED;
 	t->use = t->buf;
 	t->rel = t->buf + shim_mnt_len;

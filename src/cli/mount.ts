@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { Daemon } from '../daemon.ts';
 import { isMountedAt, TcefsFs } from '../transport/fuse-fs.ts';
-import { scanHostPci } from '../transport/sysfs.ts';
+import { scanHost } from '../transport/sysfs.ts';
 import { defaultTopology, parseTopology, TopologyError, type Topology } from '../topology/topology.ts';
 
 export async function loadTopology(file?: string): Promise<Topology> {
@@ -37,9 +37,9 @@ export async function mountCommand(
     console.error('tcefs: --max-objects takes a positive integer');
     process.exit(2);
   }
-  // The host's functions are read once, now: the daemon does not follow the host's own hot-plug.
-  const hostPci = opts.hostPci ? scanHostPci() : undefined;
-  const daemon = new Daemon(topology, { strictKernel: !!opts.strictKernel, maxObjects: opts.maxObjects, hostPci });
+  // The host's modules (and functions) are read once, now: the daemon does not follow the host's changes.
+  const host = scanHost(!!opts.hostPci);
+  const daemon = new Daemon(topology, { strictKernel: !!opts.strictKernel, maxObjects: opts.maxObjects, host });
   const fs = new TcefsFs(daemon, resolve(dir));
   // Handlers go in before the mount: a signal in the gap would otherwise kill us with the mount left behind.
   let stopping: Promise<void> | undefined;

@@ -188,6 +188,11 @@ export class TcefsFs {
         self.daemon.files.remove(fh);
         cb(0);
       },
+      // Nothing in the tree is created by opening it, as sysfs and the VFIO nodes refuse to be (a
+      // directory without a create operation answers EACCES).
+      create(_path: string, _mode: number, cb: Cb) {
+        cb(Fuse.EACCES);
+      },
       truncate(path: string, _size: number, cb: Cb) {
         const n = self.node(path);
         const writable = n?.type === 'attr' && !!(n.attr.mode & 0o222);

@@ -14,7 +14,7 @@
 // Attributes follow drivers/pci/pci-sysfs.c: the same text formats, the same modes, and the same
 // errnos for what the kernel refuses (kernfs: EACCES at open for a direction the file has no handler
 // or mode bit for; EINVAL from the kstrto* parsers; EFBIG writing a binary file at or past its end).
-import { readdirSync, realpathSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { posix } from 'node:path';
 import { E2BIG, EACCES, EFBIG, EINVAL, EIO, ENODEV, ENOTTY, Errno } from '../errno.ts';
@@ -96,28 +96,30 @@ export function openAttr(a: SysfsAttr, flags: number, pageSize: number): AttrFil
   };
 }
 
-/** The host's real PCI functions, read once when the daemon starts (`--host-pci`). */
-export interface HostPci {
-  /** BDF → the function's real directory. */
-  devices: Map<string, string>;
+/**
+ * What the daemon shows of the real host's sysfs, read once when it starts: the loaded modules (listed
+ * beside the emulated vfio ones) and, with --host-pci, the PCI functions and the entries of each
+ * /sys/devices/pci<dom>:<bus>.
+ */
+export interface HostSysfs {
+  modules: string[];
+  pci?: { devices: string[]; domains: Map<string, string[]> };
 }
 
-export function scanHostPci(sys = '/sys'): HostPci {
-  const devices = new Map<string, string>();
-  let bdfs: string[] = [];
+function list(p: string): string[] {
   try {
-    bdfs = readdirSync(`${sys}/bus/pci/devices`);
+    return readdirSync(p);
   } catch {
-    // no PCI on this host
+    return [];
   }
-  for (const bdf of bdfs) {
-    try {
-      devices.set(bdf, realpathSync(`${sys}/bus/pci/devices/${bdf}`));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return { devices };
+}
+
+export function scanHost(withPci: boolean, sys = '/sys'): HostSysfs {
+  const modules = list(`${sys}/module`);
+  if (!withPci) return { modules };
+  const domains = new Map<string, string[]>();
+  for (const d of list(`${sys}/devices`)) if (d.startsWith('pci')) domains.set(d, list(`${sys}/devices/${d}`));
+  return { modules, pci: { devices: list(`${sys}/bus/pci/devices`), domains } };
 }
 
 export interface SysfsContext {
@@ -125,7 +127,7 @@ export interface SysfsContext {
   inventory: Inventory;
   /** The tree is rebuilt after `remove` and `rescan` change the inventory. */
   rebuild: () => void;
-  hostPci?: HostPci;
+  host?: HostSysfs;
 }
 
 const hex = (n: number, width: number) => '0x' + n.toString(16).padStart(width, '0');
@@ -209,7 +211,25 @@ export function addPciSysfs(root: Node & { type: 'dir' }, ctx: SysfsContext): vo
     addGroup(root, g);
     for (const f of present) addFunction(root, ctx, f, cpus, rescan);
   }
-  if (ctx.hostPci) mergeHost(root, ctx.hostPci);
+  addModules(root);
+  if (ctx.host) mergeHost(root, ctx.host);
+}
+
+/** The modules a VFIO user looks for (DPDK and dpdk-devbind.py read /sys/module to see them loaded). */
+function addModules(root: Node & { type: 'dir' }) {
+  const off = ro(() => 'N\n');
+  for (const m of ['vfio', 'vfio_pci', 'vfio_pci_core', 'vfio_iommu_spapr_tce', 'iommufd']) {
+    put(root, `/sys/module/${m}/initstate`, ro(() => 'live\n'));
+    mkdirp(root, `/sys/module/${m}/parameters`);
+  }
+  // tcefs has no no-IOMMU mode: the parameter reads N and only takes the values that keep it off.
+  put(root, '/sys/module/vfio/parameters/enable_unsafe_noiommu_mode', rw(() => 'N\n', (v) => {
+    const c = v.toString('latin1')[0];
+    if (!c || !'Nn0'.includes(c)) throw new Errno(EINVAL, 'no no-IOMMU mode here');
+  }));
+  for (const p of ['enable_sriov', 'disable_vga', 'disable_idle_d3', 'nointxmask', 'disable_denylist']) put(root, `/sys/module/vfio_pci/parameters/${p}`, off);
+  link(root, '/sys/module/vfio_pci/drivers/pci:vfio-pci', '/sys/bus/pci/drivers/vfio-pci');
+  link(root, '/sys/bus/pci/drivers/vfio-pci/module', '/sys/module/vfio_pci');
 }
 
 function addGroup(root: Node & { type: 'dir' }, g: IommuGroup) {
@@ -331,11 +351,23 @@ function addFunction(root: Node & { type: 'dir' }, ctx: SysfsContext, f: PciFunc
 }
 
 /**
- * --host-pci: the host's functions that the emulation does not shadow come back in /sys/bus/pci/devices
- * as absolute links to their real directories, which the kernel follows outside the mount (and the shim
- * leaves /sys/devices/pci* names the mount lacks to the host).
+ * The host's entries beside the emulated ones, each as a link with an absolute target: the shim leaves
+ * the paths of such an entry to the host (c/shim-path.c), and the kernel, following it from inside the
+ * mount, reaches the host's file too. The emulated entries win every name they share.
  */
-function mergeHost(root: Node & { type: 'dir' }, host: HostPci) {
-  const devices = mkdirp(root, '/sys/bus/pci/devices');
-  for (const [bdf, real] of host.devices) if (!devices.entries.has(bdf)) devices.entries.set(bdf, { type: 'link', target: real });
+function mergeHost(root: Node & { type: 'dir' }, host: HostSysfs) {
+  const merge = (path: string, names: string[]) => {
+    const d = mkdirp(root, path);
+    for (const n of names) if (!d.entries.has(n)) d.entries.set(n, { type: 'link', target: `${path}/${n}` });
+  };
+  merge('/sys/module', host.modules);
+  if (!host.pci) return;
+  merge('/sys/bus/pci/devices', host.pci.devices);
+  for (const [name, entries] of host.pci.domains) if (lookupDir(root, `/sys/devices/${name}`)) merge(`/sys/devices/${name}`, entries);
+}
+
+function lookupDir(root: Node & { type: 'dir' }, path: string): boolean {
+  let n: Node | undefined = root;
+  for (const part of path.split('/').filter(Boolean)) n = n?.type === 'dir' ? n.entries.get(part) : undefined;
+  return n?.type === 'dir';
 }

@@ -78,7 +78,7 @@ export function buildTree(daemon: Daemon): Node & { type: 'dir' } {
       put(root, `/dev/vfio/devices/vfio${f.cdevIndex}`, { type: 'device', open: (p) => new DeviceFile(p, f, true, daemon) });
     }
   }
-  addPciSysfs(root, { topology: daemon.topology, inventory: inv, rebuild: () => daemon.rebuildTree(), hostPci: daemon.options.hostPci });
+  addPciSysfs(root, { topology: daemon.topology, inventory: inv, rebuild: () => daemon.rebuildTree(), host: daemon.options.host });
   return root;
 }
 

@@ -136,17 +136,30 @@ describe('lspci under tcefs run', () => {
 describe('--host-pci', () => {
   it("lists the host's functions too, reachable, while the emulated ones win", async () => {
     const host = await readdir('/sys/bus/pci/devices').catch(() => [] as string[]);
-    const r = await tcefsRun(['sh', '-c', 'ls /sys/bus/pci/devices; for d in /sys/bus/pci/devices/*; do echo "$d $(cat $d/vendor)"; done'], { hostPci: true });
+    const script = 'ls /sys/bus/pci/devices; for d in /sys/bus/pci/devices/*; do echo "$d $(cat $d/vendor) $(readlink $d)"; done';
+    const r = await tcefsRun(['sh', '-c', script], { hostPci: true });
     expect(r.code).toBe(0);
     const lines = r.stdout.trim().split('\n');
     const listed = lines.filter((l) => !l.includes(' '));
     const expected = [...new Set([...host, ...specs.map((s) => s.bdf)])].sort();
     expect(listed).toEqual(expected);
-    for (const s of specs) expect(lines).toContain(`/sys/bus/pci/devices/${s.bdf} 0x${s.vendor.toString(16).padStart(4, '0')}`);
+    for (const s of specs) expect(lines).toContain(`/sys/bus/pci/devices/${s.bdf} 0x${s.vendor.toString(16).padStart(4, '0')} ../../..${deviceDir('powernv', s.bdf).slice(4)}`);
+    // A host function is the host's own entry: its real vendor, and the kernel's own link.
     for (const b of host.filter((b) => !specs.some((s) => s.bdf === b))) {
       const real = (await readFile(`/sys/bus/pci/devices/${b}/vendor`, 'utf8')).trim();
-      expect(lines).toContain(`/sys/bus/pci/devices/${b} ${real}`);
+      expect(lines).toContain(`/sys/bus/pci/devices/${b} ${real} ${await readlink(`/sys/bus/pci/devices/${b}`)}`);
     }
+  });
+});
+
+describe('/sys/module', () => {
+  it("lists the host's modules and the emulated host's VFIO ones, whose parameters say no no-IOMMU mode", async () => {
+    const host = await readdir('/sys/module').catch(() => [] as string[]);
+    const r = await tcefsRun(['bash', '-c', 'ls /sys/module; cat /sys/module/vfio/parameters/enable_unsafe_noiommu_mode; readlink -f /sys/module/vfio_pci/drivers/pci:vfio-pci; echo Y > /sys/module/vfio/parameters/enable_unsafe_noiommu_mode || echo refused']);
+    const lines = r.stdout.trim().split('\n');
+    for (const m of ['vfio', 'vfio_pci', 'vfio_iommu_spapr_tce', 'iommufd', ...host]) expect(lines).toContain(m);
+    expect(lines.slice(-3)).toEqual(['N', '/sys/bus/pci/drivers/vfio-pci', 'refused']);
+    expect(r.stderr).toMatch(/Invalid argument/);
   });
 });
 
