@@ -28,6 +28,17 @@ export interface PciFunctionSpec {
   bars: BarSpec[];
   msi: number;
   msix: number;
+  /** An SR-IOV physical function: how many VFs it could have (sysfs sriov_*). */
+  sriov?: SriovSpec;
+}
+
+export interface SriovSpec {
+  totalVfs: number;
+  /** Device ID of the VFs (default: the PF's). */
+  vfDevice: number;
+  /** First VF's routing ID offset from the PF, and the stride between VFs. */
+  offset: number;
+  stride: number;
 }
 
 export interface PeSpec {
@@ -131,7 +142,7 @@ export function parseBdf(bdf: string) {
 
 function parseDevice(v: unknown, where: string, domain: number): PciFunctionSpec {
   const d = obj(v, where);
-  only(d, ['bdf', 'vendor', 'device', 'class', 'subsystemVendor', 'subsystemDevice', 'bars', 'msi', 'msix'], where);
+  only(d, ['bdf', 'vendor', 'device', 'class', 'subsystemVendor', 'subsystemDevice', 'bars', 'msi', 'msix', 'sriov'], where);
   if (typeof d.bdf !== 'string') throw new TopologyError(`${where}.bdf: expected a string`);
   const bdf = parseBdf(d.bdf);
   if (bdf.domain !== domain) throw new TopologyError(`${where}.bdf: ${d.bdf} is not in PCI domain ${domain} of its PHB`);
@@ -159,7 +170,15 @@ function parseDevice(v: unknown, where: string, domain: number): PciFunctionSpec
     bars,
     msi: num(d.msi ?? 0, `${where}.msi`),
     msix: num(d.msix ?? 0, `${where}.msix`),
+    sriov: d.sriov === undefined ? undefined : parseSriov(obj(d.sriov, `${where}.sriov`), `${where}.sriov`, num(d.device, `${where}.device`)),
   };
+}
+
+function parseSriov(o: Json, where: string, pfDevice: number): SriovSpec {
+  only(o, ['totalVfs', 'vfDevice', 'offset', 'stride'], where);
+  const totalVfs = num(o.totalVfs, `${where}.totalVfs`);
+  if (totalVfs < 1 || totalVfs > 0xffff) throw new TopologyError(`${where}.totalVfs: 1 to 65535`);
+  return { totalVfs, vfDevice: num(o.vfDevice ?? pfDevice, `${where}.vfDevice`), offset: num(o.offset ?? 1, `${where}.offset`), stride: num(o.stride ?? 1, `${where}.stride`) };
 }
 
 function parsePseries(p: Json): NonNullable<Topology['pseries']> {

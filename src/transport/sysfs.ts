@@ -17,9 +17,9 @@
 import { readdirSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { posix } from 'node:path';
-import { E2BIG, EACCES, EFBIG, EINVAL, EIO, ENODEV, ENOTTY, Errno } from '../errno.ts';
+import { E2BIG, EACCES, EFBIG, EINVAL, EIO, ENODEV, ENOENT, ENOTTY, ERANGE, Errno } from '../errno.ts';
 import type { Inventory, IommuGroup, PciFunction } from '../objects/inventory.ts';
-import { parseBdf, type Topology } from '../topology/topology.ts';
+import { parseBdf, type SriovSpec, type Topology } from '../topology/topology.ts';
 import { mkdirp, put, type Node } from './tree.ts';
 import {
   capabilities,
@@ -142,12 +142,13 @@ interface FnState {
   driverOverride: string | null;
   /** null: the default list. */
   resetMethods: string[] | null;
+  vfAutoprobe: boolean;
 }
 const states = new WeakMap<PciFunction, FnState>();
 
 function stateOf(fn: PciFunction): FnState {
   let s = states.get(fn);
-  if (!s) states.set(fn, (s = { enables: 0, noMsi: false, numaNode: 0, driverOverride: 'vfio-pci', resetMethods: null }));
+  if (!s) states.set(fn, (s = { enables: 0, noMsi: false, numaNode: 0, driverOverride: 'vfio-pci', resetMethods: null, vfAutoprobe: true }));
   return s;
 }
 
@@ -348,6 +349,37 @@ function addFunction(root: Node & { type: 'dir' }, ctx: SysfsContext, f: PciFunc
     put(root, `${d}/max_link_width`, ro(() => `${l().maxWidth}\n`));
   }
   put(root, `${d}/vfio-dev/vfio${f.cdevIndex}/dev`, ro(() => `511:${f.cdevIndex}\n`));
+  if (s.sriov) addSriov(root, d, s.sriov, st);
+}
+
+/**
+ * An SR-IOV PF bound to vfio-pci. vfio-pci creates VFs only when loaded with enable_sriov=1, which the
+ * emulated host's is not (its parameter reads N): any change of sriov_numvfs is ENOENT, after the checks
+ * sriov_numvfs_store makes first.
+ */
+function addSriov(root: Node & { type: 'dir' }, d: string, sr: SriovSpec, st: FnState) {
+  put(root, `${d}/sriov_totalvfs`, ro(() => `${sr.totalVfs}\n`));
+  put(root, `${d}/sriov_offset`, ro(() => `${sr.offset}\n`));
+  put(root, `${d}/sriov_stride`, ro(() => `${sr.stride}\n`));
+  put(root, `${d}/sriov_vf_device`, ro(() => `${sr.vfDevice.toString(16)}\n`));
+  put(root, `${d}/sriov_numvfs`, rw(() => '0\n', (v) => {
+    const n = kstrto(v, false, 16);
+    if (n > BigInt(sr.totalVfs)) throw new Errno(ERANGE, `at most ${sr.totalVfs} VFs`);
+    if (n !== 0n) throw new Errno(ENOENT, 'vfio-pci was loaded without enable_sriov');
+  }));
+  put(root, `${d}/sriov_drivers_autoprobe`, rw(() => (st.vfAutoprobe ? '1\n' : '0\n'), (v) => {
+    st.vfAutoprobe = kstrtobool(v);
+  }));
+}
+
+/** kstrtobool: y/Y/1/t/T/on and n/N/0/f/F/off, by their first characters. */
+function kstrtobool(v: Buffer): boolean {
+  const s = v.toString('latin1');
+  if ('yY1tT'.includes(s[0] ?? 'x')) return true;
+  if ('nN0fF'.includes(s[0] ?? 'x')) return false;
+  if ((s[0] === 'o' || s[0] === 'O') && (s[1] === 'n' || s[1] === 'N')) return true;
+  if ((s[0] === 'o' || s[0] === 'O') && (s[1] === 'f' || s[1] === 'F')) return false;
+  throw new Errno(EINVAL, 'not a boolean');
 }
 
 /**

@@ -1,6 +1,6 @@
 // The PCI sysfs formats and kernfs's open/read/write rules, without a mount.
 import { describe, expect, it } from 'vitest';
-import { E2BIG, EACCES, EFBIG, EINVAL, EIO, ERANGE } from '../../src/errno.ts';
+import { E2BIG, EACCES, EFBIG, EINVAL, EIO, ENOENT, ERANGE } from '../../src/errno.ts';
 import type { BarSpec, PciFunctionSpec } from '../../src/topology/topology.ts';
 import {
   capabilities,
@@ -18,7 +18,7 @@ import {
 } from '../../src/transport/sysfs-format.ts';
 import { deviceDir, openAttr, relLink, type SysfsAttr } from '../../src/transport/sysfs.ts';
 import { Daemon } from '../../src/daemon.ts';
-import { defaultTopology } from '../../src/topology/topology.ts';
+import { defaultTopology, parseTopology } from '../../src/topology/topology.ts';
 import { lookup } from '../../src/transport/tree.ts';
 
 const bar = (b: Partial<BarSpec>): BarSpec => ({ index: 0, size: 4096, type: 'mem64', prefetchable: false, address: 0n, cpuAddress: 0n, ...b });
@@ -217,6 +217,32 @@ describe('layout', () => {
     const rescan = (lookup(d.tree, '/sys/bus/pci/rescan') as { attr: SysfsAttr }).attr;
     openAttr(rescan, 1, 4096).write(Buffer.from('1\n'), 0);
     expect(lookup(d.tree, '/sys/bus/pci/devices/0000:01:00.1')).toBeDefined();
+    d.shutdown();
+  });
+
+  it('gives a topology SR-IOV PF the sriov_* files; sriov_numvfs refuses as vfio-pci without enable_sriov does', () => {
+    const t = parseTopology({ phbs: [{ pes: [{ pe: 1, group: 3, devices: [{ bdf: '0000:01:00.0', vendor: '0x15b3', device: '0x1017', sriov: { totalVfs: 8, vfDevice: '0x1018' } }] }] }] });
+    const d = new Daemon(t);
+    const at = (n: string) => (lookup(d.tree, `${deviceDir('powernv', '0000:01:00.0')}/${n}`) as { attr: SysfsAttr } | undefined)?.attr;
+    const show = (n: string) => openAttr(at(n)!, 0, 65536).read(100, 0).toString();
+    expect([show('sriov_totalvfs'), show('sriov_numvfs'), show('sriov_offset'), show('sriov_stride'), show('sriov_vf_device')]).toEqual(['8\n', '0\n', '1\n', '1\n', '1018\n']);
+    const numvfs = openAttr(at('sriov_numvfs')!, 1, 65536);
+    expect(errno(() => numvfs.write(Buffer.from('many'), 0))).toBe(EINVAL);
+    expect(errno(() => numvfs.write(Buffer.from('65536'), 0))).toBe(ERANGE);
+    expect(errno(() => numvfs.write(Buffer.from('9'), 0))).toBe(ERANGE);
+    expect(errno(() => numvfs.write(Buffer.from('4'), 0))).toBe(ENOENT);
+    expect(numvfs.write(Buffer.from('0\n'), 0)).toBe(2);
+    expect(show('sriov_numvfs')).toBe('0\n');
+    const probe = openAttr(at('sriov_drivers_autoprobe')!, 1, 65536);
+    expect(errno(() => probe.write(Buffer.from('maybe'), 0))).toBe(EINVAL);
+    expect(show('sriov_drivers_autoprobe')).toBe('1\n');
+    probe.write(Buffer.from('off'), 0);
+    expect(show('sriov_drivers_autoprobe')).toBe('0\n');
+    // Without SR-IOV in the topology there are none.
+    const plain = new Daemon(defaultTopology());
+    expect(lookup(plain.tree, `${deviceDir('powernv', '0000:01:00.0')}/sriov_totalvfs`)).toBeUndefined();
+    expect(lookup(plain.tree, `${deviceDir('powernv', '0000:01:00.0')}/vendor`)).toBeDefined();
+    plain.shutdown();
     d.shutdown();
   });
 });
