@@ -152,6 +152,32 @@ describe('--host-pci', () => {
   });
 });
 
+describe('shell tools', () => {
+  it('readlink -f, realpath, find and ls agree with the links', async () => {
+    const bdfs = specs.map((s) => s.bdf).sort();
+    const b = bdfs[bdfs.length - 1];
+    const g = specs.find((s) => s.bdf === b)!.group;
+    const script = [
+      `readlink -f /sys/bus/pci/devices/${b} /sys/kernel/iommu_groups/${g}/devices/${b} /sys/bus/pci/drivers/vfio-pci/${b}`,
+      `realpath /sys/bus/pci/devices/${b}/iommu_group /sys/bus/pci/devices/${b}/driver`,
+      'find /sys/bus/pci/devices/ -mindepth 1 -maxdepth 1 | sort',
+      'ls /sys/bus/pci/drivers/vfio-pci',
+    ].join('; ');
+    const r = await tcefsRun(['bash', '-c', script]);
+    expect(r.stderr).toBe('');
+    const dir = deviceDir('powernv', b);
+    expect(r.stdout.trim().split('\n')).toEqual([
+      dir,
+      dir,
+      dir,
+      `/sys/kernel/iommu_groups/${g}`,
+      '/sys/bus/pci/drivers/vfio-pci',
+      ...bdfs.map((x) => `/sys/bus/pci/devices/${x}`),
+      ...[...bdfs, 'bind', 'module', 'uevent'].sort(),
+    ]);
+  });
+});
+
 describe('/sys/module', () => {
   it("lists the host's modules and the emulated host's VFIO ones, whose parameters say no no-IOMMU mode", async () => {
     const host = await readdir('/sys/module').catch(() => [] as string[]);
