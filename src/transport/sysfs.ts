@@ -184,7 +184,7 @@ function irqOf(fn: PciFunction): number {
 }
 
 export function addPciSysfs(root: Node & { type: 'dir' }, ctx: SysfsContext): void {
-  const { topology, inventory } = ctx;
+  const { inventory } = ctx;
   mkdirp(root, '/sys/bus/pci/devices');
   const drv = '/sys/bus/pci/drivers/vfio-pci';
   mkdirp(root, drv);
