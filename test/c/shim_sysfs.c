@@ -1,7 +1,8 @@
 // Finds its device the way VFIO programs written for Linux do, knowing nothing of tcefs: list
 // /sys/bus/pci/devices, take the first function with an iommu_group link, read its sysfs attributes,
 // open its group and check that the device fd's config region holds the bytes sysfs `config` has.
-// Then lists the same tree through scandir, nftw, ftw and glob, resolves links with realpath, and
+// Then lists the same tree through a directory fd (fdopendir, raw getdents64), scandir, nftw, ftw and
+// glob, resolves links with realpath, and
 // tries bad reads and writes on the attributes. Prints key=value lines.
 #define _GNU_SOURCE
 #include "shim_test.h"
@@ -15,6 +16,7 @@
 #include <stdlib.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include <linux/vfio.h>
 
@@ -162,7 +164,27 @@ int main(void)
 	close(g);
 	close(c);
 
-	/* 3. The same tree through the other walkers. */
+	/* 3. The same tree through the other walkers: an fd of the directory (fdopendir, raw getdents64)... */
+	int dfd = openat(AT_FDCWD, DEVICES, O_RDONLY | O_DIRECTORY);
+	char dents[8192];
+	long got = syscall(SYS_getdents64, dfd, dents, sizeof(dents));
+	list_buf[0] = 0;
+	for (long at = 0; at < got;) {
+		struct dirent64 *de = (struct dirent64 *)(dents + at);
+		if (de->d_name[0] != '.')
+			add(de->d_type == DT_LNK ? "lnk" : "other");
+		at += de->d_reclen;
+	}
+	printf("getdents64_types=%s\n", list_buf);
+	lseek(dfd, 0, SEEK_SET);
+	DIR *fdir = fdopendir(dfd);
+	int count = 0;
+	while (fdir && (e = readdir(fdir)))
+		count += e->d_name[0] != '.';
+	show("fdopendir_count", count);
+	if (fdir)
+		closedir(fdir);
+	/* ...scandir, nftw, ftw, glob. */
 	struct dirent **names;
 	int n = scandir(DEVICES, &names, NULL, by_name);
 	list_buf[0] = 0;

@@ -50,6 +50,9 @@ describe('a program that enumerates PCI the usual way (test/c/shim_sysfs.c)', ()
       config_matches_region: '1',
       // vfio-pci enables the function while a user has it open.
       enable_while_open: '1',
+      // d_type comes with the listing, as on sysfs (DT_LNK for every entry).
+      getdents64_types: bdfs.map(() => 'lnk').join(','),
+      fdopendir_count: String(bdfs.length),
       scandir: bdfs.join(','),
       nftw: '0',
       nftw_entries: bdfs.join(','),
