@@ -2,8 +2,8 @@
 // /sys/bus/pci/devices, take the first function with an iommu_group link, read its sysfs attributes,
 // open its group and check that the device fd's config region holds the bytes sysfs `config` has.
 // Then lists the same tree through a directory fd (fdopendir, raw getdents64), scandir, nftw, ftw and
-// glob, resolves links with realpath, and
-// tries bad reads and writes on the attributes. Prints key=value lines.
+// glob, resolves links with realpath, and tries bad reads and writes on the attributes. Prints
+// key=value lines.
 #define _GNU_SOURCE
 #include "shim_test.h"
 #include <dirent.h>
