@@ -29,7 +29,7 @@ size_t shim_mnt_len;
 static char alias[PATH_MAX];
 static size_t alias_len;
 
-/* Collapse "//", "." and ".." by text (the kernel would follow symlinks first; see docs/c-programs.md).
+/* Collapse "//", "." and ".." by text (for paths with "..", normalize_links follows the links first).
  * `in` is absolute. A trailing slash is kept, since it makes the kernel insist on a directory. */
 static int normalize(const char *in, char *out, size_t cap)
 {
@@ -166,6 +166,106 @@ const char *shim_unmount(const char *path)
 	return rel ? rel : strip(path, alias, alias_len);
 }
 
+/* Whether the absolute, normalized `norm` is the mount's: if so, its path in the mount goes to buf. */
+static int redirect(const char *norm, char *buf)
+{
+	size_t root = trapped_root(norm);
+	size_t len = strlen(norm);
+	if (!root || shim_mnt_len + len >= PATH_MAX)
+		return 0;
+	memcpy(buf, shim_mnt, shim_mnt_len);
+	memcpy(buf + shim_mnt_len, norm, root);
+	buf[shim_mnt_len + root] = 0;
+	/* Only a mount that provides this subtree takes it; a dead or foreign mount leaves the host's. */
+	if (syscall(SYS_faccessat, AT_FDCWD, buf, F_OK) != 0)
+		return 0;
+	memcpy(buf + shim_mnt_len, norm, len + 1);
+	if (len > root && merged_root(norm, root)) {
+		char *end = strchrnul(buf + shim_mnt_len + root + 1, '/');
+		char keep = *end;
+		*end = 0;
+		int host = host_entry(buf);
+		*end = keep;
+		if (host)
+			return 0;
+	}
+	return 1;
+}
+
+/*
+ * normalize(), but a ".." after a symlink goes up from where the link leads, as the kernel's walk does
+ * (sysfs paths like /sys/bus/pci/devices/<BDF>/../.. are built by libpci and others). Only the prefixes
+ * a ".." follows are looked at, each where the shim would send it.
+ */
+static int normalize_links(const char *in, char *out, size_t cap, int depth)
+{
+	if (depth > 40)
+		return -1;
+	size_t o = 0;
+	out[o++] = '/';
+	out[o] = 0;
+	for (const char *p = in; *p;) {
+		while (*p == '/')
+			p++;
+		if (!*p)
+			break;
+		const char *e = strchrnul(p, '/');
+		size_t n = (size_t)(e - p);
+		if (n == 2 && p[0] == '.' && p[1] == '.' && o > 1) {
+			char where[PATH_MAX], target[PATH_MAX], joined[PATH_MAX];
+			out[o] = 0;
+			const char *look = redirect(out, where) ? where : out;
+			ssize_t t = syscall(SYS_readlinkat, AT_FDCWD, look, target, sizeof(target) - 1);
+			if (t > 0) {
+				target[t] = 0;
+				if (target[0] == '/')
+					snprintf(joined, sizeof(joined), "%s", target);
+				else {
+					while (o > 1 && out[o - 1] != '/')
+						o--;
+					out[o] = 0;
+					if ((size_t)snprintf(joined, sizeof(joined), "%s/%s", out, target) >= sizeof(joined))
+						return -1;
+				}
+				if (normalize_links(joined, out, cap, depth + 1))
+					return -1;
+				o = strlen(out);
+				while (o > 1 && out[o - 1] == '/')
+					out[--o] = 0;
+			}
+			while (o > 1 && out[o - 1] != '/')
+				o--;
+			if (o > 1)
+				o--;
+		} else if (n == 2 && p[0] == '.' && p[1] == '.') {
+			/* ".." at the root stays there */
+		} else if (!(n == 1 && p[0] == '.')) {
+			if (o + n + 2 >= cap)
+				return -1;
+			if (o > 1)
+				out[o++] = '/';
+			memcpy(out + o, p, n);
+			o += n;
+		}
+		out[o] = 0;
+		p = e;
+	}
+	size_t len = strlen(in);
+	if (o > 1 && len && in[len - 1] == '/')
+		out[o++] = '/';
+	out[o] = 0;
+	return 0;
+}
+
+/* Whether a path has a ".." component. */
+static int has_dotdot(const char *p)
+{
+	for (const char *d = strstr(p, ".."); d; d = strstr(d + 1, ".."))
+		if ((d == p || d[-1] == '/') && (d[2] == 0 || d[2] == '/'))
+			return 1;
+	return 0;
+}
+
 static void resolve(int dirfd, const char *path, struct target *t)
 {
 	t->how = TARGET_UNTOUCHED;
@@ -196,7 +296,7 @@ static void resolve(int dirfd, const char *path, struct target *t)
 		strcat(abs, path);
 		src = abs;
 	}
-	if (normalize(src, t->norm, sizeof(t->norm)))
+	if (has_dotdot(src) ? normalize_links(src, t->norm, sizeof(t->norm), 0) : normalize(src, t->norm, sizeof(t->norm)))
 		return;
 	t->have_norm = 1;
 	const char *in = shim_unmount(t->norm);
@@ -205,26 +305,8 @@ static void resolve(int dirfd, const char *path, struct target *t)
 		t->rel = in;
 		return;
 	}
-	size_t root = trapped_root(t->norm);
-	size_t len = strlen(t->norm);
-	if (!root || shim_mnt_len + len >= sizeof(t->buf))
+	if (!redirect(t->norm, t->buf))
 		return;
-	memcpy(t->buf, shim_mnt, shim_mnt_len);
-	memcpy(t->buf + shim_mnt_len, t->norm, root);
-	t->buf[shim_mnt_len + root] = 0;
-	/* Only a mount that provides this subtree takes it; a dead or foreign mount leaves the host's. */
-	if (syscall(SYS_faccessat, AT_FDCWD, t->buf, F_OK) != 0)
-		return;
-	memcpy(t->buf + shim_mnt_len, t->norm, len + 1);
-	if (len > root && merged_root(t->norm, root)) {
-		char *end = strchrnul(t->buf + shim_mnt_len + root + 1, '/');
-		char keep = *end;
-		*end = 0;
-		int host = host_entry(t->buf);
-		*end = keep;
-		if (host)
-			return;
-	}
 	t->how = TARGET_REDIRECTED;
 	t->use = t->buf;
 	t->rel = t->buf + shim_mnt_len;
