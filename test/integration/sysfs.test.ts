@@ -1,7 +1,8 @@
 // The emulated PCI sysfs as real enumeration code meets it: a C program that finds its device the usual
 // way, lspci (libpci's sysfs backend) under `tcefs run`, and every attribute written with garbage.
 import { execFile } from 'node:child_process';
-import { open, readdir, readFile, readlink, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -133,6 +134,25 @@ describe('lspci under tcefs run', () => {
     const buses = [...new Set(specs.map((s) => s.bdf.slice(0, 7)))];
     for (const b of buses) expect(tree.stdout).toContain(`[${b}]`);
     expect(k.stdout.match(/Kernel driver in use: vfio-pci/g)).toHaveLength(specs.length);
+  });
+});
+
+describe('a pSeries host', () => {
+  it('puts functions on the PHB root bus, and lspci still finds their group and driver through the links', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tcefs-sysfs-'));
+    try {
+      const file = join(dir, 'pseries.json');
+      const json = { host: { flavour: 'pseries' }, phbs: [{ domain: 1, pes: [{ pe: 0, group: 42, devices: [{ bdf: '0001:00:01.0', vendor: '0x1af4', device: '0x1041', msix: 3 }] }] }] };
+      await writeFile(file, JSON.stringify(json));
+      const r = await tcefsRun(['sh', '-c', 'lspci -vvv -D; readlink -f /sys/bus/pci/devices/0001:00:01.0/..'], { topology: file });
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(/^0001:00:01\.0 /);
+      expect(r.stdout).toMatch(/\n\s+IOMMU group: 42\n/);
+      expect(r.stdout).toMatch(/\n\s+Kernel driver in use: vfio-pci\n/);
+      expect(r.stdout.trim().split('\n').pop()).toBe('/sys/devices/pci0001:00');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 
