@@ -1,11 +1,15 @@
 // Which paths the shim sends to the mount, and what the program is told about them.
 //
-// The mount owns whole subtrees: /dev/iommu, /dev/vfio, /sys/kernel/iommu_groups,
-// /sys/bus/pci/drivers/vfio-pci and its own state views under /sys/kernel/debug/tcefs, plus one
-// /sys/bus/pci/devices/<BDF> directory per emulated function.
+// The mount owns whole subtrees: /dev/iommu, /dev/vfio, /sys/kernel/iommu_groups, the PCI view
+// (/sys/bus/pci/devices, /sys/bus/pci/drivers/vfio-pci, /sys/bus/pci/rescan, each emulated
+// /sys/devices/pci<domain>:<bus>, the PHB IOMMU devices) and its own state views under
+// /sys/kernel/debug/tcefs.
 // A path inside such a subtree goes to the mount when the mount provides the subtree's root, so a
 // missing name there is ENOENT, as on a host that has exactly the emulated devices, and never a real
-// host VFIO node reached by accident. A BDF the mount does not emulate keeps the real sysfs.
+// host VFIO node or PCI function reached by accident. /sys/module, and with --host-pci
+// /sys/bus/pci/devices and the emulated /sys/devices/pci<domain>:<bus>, list host entries too: an
+// entry the daemon lists as a link with an absolute target is the host's, and its paths are left
+// alone. A /sys/devices/pci* domain the mount does not have keeps the real sysfs.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -25,7 +29,7 @@ size_t shim_mnt_len;
 static char alias[PATH_MAX];
 static size_t alias_len;
 
-/* Collapse "//", "." and ".." by text (the kernel would follow symlinks first; see docs/c-programs.md).
+/* Collapse "//", "." and ".." by text (for paths with "..", normalize_links follows the links first).
  * `in` is absolute. A trailing slash is kept, since it makes the kernel insist on a directory. */
 static int normalize(const char *in, char *out, size_t cap)
 {
@@ -120,16 +124,32 @@ static size_t under(const char *p, const char *prefix)
 static size_t trapped_root(const char *p)
 {
 	static const char *const roots[] = { "/dev/iommu", "/dev/vfio", "/sys/kernel/iommu_groups", "/sys/bus/pci/drivers/vfio-pci",
+		"/sys/bus/pci/devices", "/sys/bus/pci/rescan", "/sys/devices/virtual/iommu", "/sys/class/iommu", "/sys/module",
 		"/sys/kernel/debug/tcefs" };
-	static const char devices[] = "/sys/bus/pci/devices/";
+	static const char domains[] = "/sys/devices/pci";
 	for (size_t i = 0; i < sizeof(roots) / sizeof(roots[0]); i++) {
 		size_t n = under(p, roots[i]);
 		if (n)
 			return n;
 	}
-	if (!strncmp(p, devices, sizeof(devices) - 1) && p[sizeof(devices) - 1] && p[sizeof(devices) - 1] != '/')
-		return (size_t)(strchrnul(p + sizeof(devices) - 1, '/') - p);
+	if (!strncmp(p, domains, sizeof(domains) - 1))
+		return (size_t)(strchrnul(p + sizeof(domains) - 1, '/') - p);
 	return 0;
+}
+
+/* Roots whose listing merges host entries in: the daemon lists a host entry there as a link with an
+ * absolute target, which tells the shim to leave that entry's paths to the host. */
+static int merged_root(const char *p, size_t root)
+{
+	return (root == 20 && !strncmp(p, "/sys/bus/pci/devices", 20)) || (root == 11 && !strncmp(p, "/sys/module", 11)) ||
+	       !strncmp(p, "/sys/devices/pci", 16);
+}
+
+/* Whether the mount's entry at buf (a merged root's child) stands for the host's own. */
+static int host_entry(const char *buf)
+{
+	char target[2];
+	return syscall(SYS_readlinkat, AT_FDCWD, buf, target, sizeof(target)) > 0 && target[0] == '/';
 }
 
 static const char *strip(const char *path, const char *prefix, size_t len)
@@ -145,6 +165,106 @@ const char *shim_unmount(const char *path)
 {
 	const char *rel = strip(path, shim_mnt, shim_mnt_len);
 	return rel ? rel : strip(path, alias, alias_len);
+}
+
+/* Whether the absolute, normalized `norm` is the mount's: if so, its path in the mount goes to buf. */
+static int redirect(const char *norm, char *buf)
+{
+	size_t root = trapped_root(norm);
+	size_t len = strlen(norm);
+	if (!root || shim_mnt_len + len >= PATH_MAX)
+		return 0;
+	memcpy(buf, shim_mnt, shim_mnt_len);
+	memcpy(buf + shim_mnt_len, norm, root);
+	buf[shim_mnt_len + root] = 0;
+	/* Only a mount that provides this subtree takes it; a dead or foreign mount leaves the host's. */
+	if (syscall(SYS_faccessat, AT_FDCWD, buf, F_OK) != 0)
+		return 0;
+	memcpy(buf + shim_mnt_len, norm, len + 1);
+	if (len > root && merged_root(norm, root)) {
+		char *end = strchrnul(buf + shim_mnt_len + root + 1, '/');
+		char keep = *end;
+		*end = 0;
+		int host = host_entry(buf);
+		*end = keep;
+		if (host)
+			return 0;
+	}
+	return 1;
+}
+
+/*
+ * normalize(), but a ".." after a symlink goes up from where the link leads, as the kernel's walk does
+ * (sysfs paths like /sys/bus/pci/devices/<BDF>/../.. are built by libpci and others). Only the prefixes
+ * a ".." follows are looked at, each where the shim would send it.
+ */
+static int normalize_links(const char *in, char *out, size_t cap, int depth)
+{
+	if (depth > 40)
+		return -1;
+	size_t o = 0;
+	out[o++] = '/';
+	out[o] = 0;
+	for (const char *p = in; *p;) {
+		while (*p == '/')
+			p++;
+		if (!*p)
+			break;
+		const char *e = strchrnul(p, '/');
+		size_t n = (size_t)(e - p);
+		if (n == 2 && p[0] == '.' && p[1] == '.' && o > 1) {
+			char where[PATH_MAX], target[PATH_MAX], joined[PATH_MAX];
+			out[o] = 0;
+			const char *look = redirect(out, where) ? where : out;
+			ssize_t t = syscall(SYS_readlinkat, AT_FDCWD, look, target, sizeof(target) - 1);
+			if (t > 0) {
+				target[t] = 0;
+				if (target[0] == '/')
+					snprintf(joined, sizeof(joined), "%s", target);
+				else {
+					while (o > 1 && out[o - 1] != '/')
+						o--;
+					out[o] = 0;
+					if ((size_t)snprintf(joined, sizeof(joined), "%s/%s", out, target) >= sizeof(joined))
+						return -1;
+				}
+				if (normalize_links(joined, out, cap, depth + 1))
+					return -1;
+				o = strlen(out);
+				while (o > 1 && out[o - 1] == '/')
+					out[--o] = 0;
+			}
+			while (o > 1 && out[o - 1] != '/')
+				o--;
+			if (o > 1)
+				o--;
+		} else if (n == 2 && p[0] == '.' && p[1] == '.') {
+			/* ".." at the root stays there */
+		} else if (!(n == 1 && p[0] == '.')) {
+			if (o + n + 2 >= cap)
+				return -1;
+			if (o > 1)
+				out[o++] = '/';
+			memcpy(out + o, p, n);
+			o += n;
+		}
+		out[o] = 0;
+		p = e;
+	}
+	size_t len = strlen(in);
+	if (o > 1 && len && in[len - 1] == '/')
+		out[o++] = '/';
+	out[o] = 0;
+	return 0;
+}
+
+/* Whether a path has a ".." component. */
+static int has_dotdot(const char *p)
+{
+	for (const char *d = strstr(p, ".."); d; d = strstr(d + 1, ".."))
+		if ((d == p || d[-1] == '/') && (d[2] == 0 || d[2] == '/'))
+			return 1;
+	return 0;
 }
 
 static void resolve(int dirfd, const char *path, struct target *t)
@@ -177,7 +297,7 @@ static void resolve(int dirfd, const char *path, struct target *t)
 		strcat(abs, path);
 		src = abs;
 	}
-	if (normalize(src, t->norm, sizeof(t->norm)))
+	if (has_dotdot(src) ? normalize_links(src, t->norm, sizeof(t->norm), 0) : normalize(src, t->norm, sizeof(t->norm)))
 		return;
 	t->have_norm = 1;
 	const char *in = shim_unmount(t->norm);
@@ -186,17 +306,8 @@ static void resolve(int dirfd, const char *path, struct target *t)
 		t->rel = in;
 		return;
 	}
-	size_t root = trapped_root(t->norm);
-	size_t len = strlen(t->norm);
-	if (!root || shim_mnt_len + len >= sizeof(t->buf))
+	if (!redirect(t->norm, t->buf))
 		return;
-	memcpy(t->buf, shim_mnt, shim_mnt_len);
-	memcpy(t->buf + shim_mnt_len, t->norm, root);
-	t->buf[shim_mnt_len + root] = 0;
-	/* Only a mount that provides this subtree takes it; a dead or foreign mount leaves the host's. */
-	if (syscall(SYS_faccessat, AT_FDCWD, t->buf, F_OK) != 0)
-		return;
-	memcpy(t->buf + shim_mnt_len, t->norm, len + 1);
 	t->how = TARGET_REDIRECTED;
 	t->use = t->buf;
 	t->rel = t->buf + shim_mnt_len;

@@ -35,6 +35,6 @@ trap 'rm -rf "$tmp"' EXIT
 "$CC" "${cflags[@]}" -shared -Wl,-soname,libtcefs.so "$tmp/libtcefs.o" "$tmp/libtcefs-irq.o" -o "$tmp/libtcefs.so"
 ar rcs "$tmp/libtcefs.a" "$tmp/libtcefs.o" "$tmp/libtcefs-irq.o"
 # Only the interposed libc names leave the shim; libtcefs inside it stays private (-fvisibility=hidden).
-"$CC" "${cflags[@]}" -fvisibility=hidden -shared c/preload.c c/shim-path.c c/shim-fd.c c/shim-ptracer.c c/libtcefs.c c/libtcefs-irq.c \
+"$CC" "${cflags[@]}" -fvisibility=hidden -shared c/preload.c c/shim-*.c c/libtcefs.c c/libtcefs-irq.c \
   -o "$tmp/libtcefs-preload.so" -ldl
 for o in "${outputs[@]}"; do mv -f "$tmp/$(basename "$o")" "$o"; done

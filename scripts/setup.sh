@@ -2,7 +2,7 @@
 # Make this machine able to run tcefs and its tests; quick and silent when everything is already there.
 # Installs from Debian: libfuse2 (fuse-native's prebuilt binding loads libfuse.so.2), fuse (fusermount),
 # gcc (the C client library and C tests), strace (a test watches the shim's prctl), qemu-system-ppc (a real
-# VFIO client); from npm: the locked dependencies.
+# VFIO client), pciutils (lspci, a real client of the emulated sysfs); from npm: the locked dependencies.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,13 +12,15 @@ command -v fusermount >/dev/null 2>&1 || need+=(fuse)
 command -v gcc >/dev/null 2>&1 || need+=(gcc libc6-dev)
 command -v strace >/dev/null 2>&1 || need+=(strace)
 command -v qemu-system-ppc64 >/dev/null 2>&1 || need+=(qemu-system-ppc)
+command -v lspci >/dev/null 2>&1 || need+=(pciutils)
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}" >&2
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   export DEBIAN_FRONTEND=noninteractive
   $sudo apt-get update -qq >&2
-  $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
+  # Another apt run (a parallel setup) holds the lock for a while; wait for it rather than fail.
+  $sudo apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=300 "${need[@]}" >&2
 fi
 [ -e /dev/fuse ] || { echo "setup: /dev/fuse is missing; tcefs needs FUSE" >&2; exit 1; }
 

@@ -3,6 +3,7 @@
 import { Inventory } from './objects/inventory.ts';
 import { FileRegistry } from './objects/file-registry.ts';
 import { buildTree, type Node } from './transport/tree.ts';
+import type { HostSysfs } from './transport/sysfs.ts';
 import type { Topology } from './topology/topology.ts';
 import { TceHost } from './tce/index.ts';
 import { MmContext } from './objects/vfio/prereg.ts';
@@ -28,6 +29,8 @@ export interface DaemonOptions {
   strictKernel?: boolean;
   /** Objects one iommufd context may hold (ENOSPC past it). */
   maxObjects?: number;
+  /** What of the real host's sysfs is listed beside the emulated one (modules; PCI with `--host-pci`). */
+  host?: HostSysfs;
 }
 
 export class Daemon {

@@ -24,6 +24,7 @@ program
   .option('--max-objects <n>', 'objects one iommufd context may hold (ENOSPC past it)', (v) => Number(v))
   .addOption(new Option('--vfio-container <kind>', 'what /dev/vfio/vfio is (overrides the topology)').choices(['legacy', 'iommufd']))
   .addOption(new Option('--page-size <size>', "the emulated host's page size (overrides the topology; see docs/page-size.md)").choices(['4K', '64K']))
+  .option('--host-pci', "merge the host's real PCI functions into the emulated /sys/bus/pci/devices (emulated ones win)")
   // The daemon is loaded only by the command that runs it, so every other command starts quickly.
   .action(async (dir, opts) => (await import('./mount.ts')).mountCommand(dir, opts));
 

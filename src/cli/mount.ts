@@ -4,6 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { Daemon } from '../daemon.ts';
 import { isMountedAt, TcefsFs } from '../transport/fuse-fs.ts';
+import { scanHost } from '../transport/sysfs.ts';
 import { defaultTopology, parseTopology, TopologyError, type Topology } from '../topology/topology.ts';
 
 export async function loadTopology(file?: string): Promise<Topology> {
@@ -22,7 +23,7 @@ const UNMOUNT_POLL_MS = 1000;
 
 export async function mountCommand(
   dir: string,
-  opts: { topology?: string; allowOther?: boolean; strictKernel?: boolean; maxObjects?: number; vfioContainer?: 'legacy' | 'iommufd'; pageSize?: '4K' | '64K' },
+  opts: { topology?: string; allowOther?: boolean; strictKernel?: boolean; maxObjects?: number; vfioContainer?: 'legacy' | 'iommufd'; pageSize?: '4K' | '64K'; hostPci?: boolean },
 ): Promise<void> {
   let topology: Topology;
   try {
@@ -37,7 +38,9 @@ export async function mountCommand(
     console.error('tcefs: --max-objects takes a positive integer');
     process.exit(2);
   }
-  const daemon = new Daemon(topology, { strictKernel: !!opts.strictKernel, maxObjects: opts.maxObjects });
+  // The host's modules (and functions) are read once, now: the daemon does not follow the host's changes.
+  const host = scanHost(!!opts.hostPci);
+  const daemon = new Daemon(topology, { strictKernel: !!opts.strictKernel, maxObjects: opts.maxObjects, host });
   const fs = new TcefsFs(daemon, resolve(dir));
   // Handlers go in before the mount: a signal in the gap would otherwise kill us with the mount left behind.
   let stopping: Promise<void> | undefined;

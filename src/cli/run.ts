@@ -33,6 +33,7 @@ export interface RunOptions {
   mount?: string;
   vfioContainer?: 'legacy' | 'iommufd';
   pageSize?: '4K' | '64K';
+  hostPci?: boolean;
 }
 
 export function registerRun(program: Command): void {
@@ -44,6 +45,7 @@ export function registerRun(program: Command): void {
     .option('-m, --mount <dir>', 'use this running tcefs mount instead of starting a private one')
     .addOption(new Option('--vfio-container <kind>', 'what /dev/vfio/vfio is in the private mount (as tcefs mount)').choices(['legacy', 'iommufd']))
     .addOption(new Option('--page-size <size>', "the private mount's host page size (as tcefs mount)").choices(['4K', '64K']))
+    .option('--host-pci', "the private mount also lists the host's real PCI functions (the emulated ones win)")
     .action((cmd: string[], opts: RunOptions) => runCommand(cmd, opts));
 }
 
@@ -102,6 +104,7 @@ async function startDaemon(mount: string, opts: RunOptions): Promise<PrivateDaem
   if (opts.topology) args.push('--topology', resolve(opts.topology));
   if (opts.vfioContainer) args.push('--vfio-container', opts.vfioContainer);
   if (opts.pageSize) args.push('--page-size', opts.pageSize);
+  if (opts.hostPci) args.push('--host-pci');
   // Even if this process is killed outright (SIGKILL), the daemon gets SIGTERM and unmounts.
   const setpriv = await findSetpriv();
   const [file, argv] = setpriv ? [setpriv, ['--pdeathsig', 'TERM', '--', process.execPath, ...args]] : [process.execPath, args];
@@ -169,6 +172,7 @@ export async function runCommand(cmd: string[], opts: RunOptions): Promise<never
   let daemon: PrivateDaemon | undefined;
   let work: string | undefined;
   if (opts.mount) {
+    if (opts.hostPci) fail('--host-pci is chosen when the mount starts (tcefs mount --host-pci)', 2);
     mount = resolve(opts.mount);
     // A running mount has its host already: these would silently do nothing.
     if (opts.topology || opts.vfioContainer || opts.pageSize) fail('--topology, --vfio-container and --page-size shape a private mount; they cannot go with --mount', 2);

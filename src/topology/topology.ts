@@ -35,6 +35,17 @@ export interface PciFunctionSpec {
   model?: string;
   /** Config-space layout: capabilities, extended capabilities, ROM, revision (src/topology/pci-caps.ts). */
   caps: PciCapsSpec;
+  /** An SR-IOV physical function: how many VFs it could have (sysfs sriov_*). */
+  sriov?: SriovSpec;
+}
+
+export interface SriovSpec {
+  totalVfs: number;
+  /** Device ID of the VFs (default: the PF's). */
+  vfDevice: number;
+  /** First VF's routing ID offset from the PF, and the stride between VFs. */
+  offset: number;
+  stride: number;
 }
 
 export interface PeSpec {
@@ -161,7 +172,7 @@ export function parseBdf(bdf: string) {
 
 function parseDevice(v: unknown, where: string, domain: number): PciFunctionSpec {
   const d = obj(v, where);
-  only(d, ['bdf', 'vendor', 'device', 'class', 'subsystemVendor', 'subsystemDevice', 'bars', 'model', ...CAPS_KEYS], where);
+  only(d, ['bdf', 'vendor', 'device', 'class', 'subsystemVendor', 'subsystemDevice', 'bars', 'model', 'sriov', ...CAPS_KEYS], where);
   if (d.model !== undefined && (typeof d.model !== 'string' || !Object.hasOwn(MODELS, d.model))) {
     throw new TopologyError(`${where}.model: unknown device model ${JSON.stringify(d.model)} (known: ${Object.keys(MODELS).join(', ')})`);
   }
@@ -201,7 +212,15 @@ function parseDevice(v: unknown, where: string, domain: number): PciFunctionSpec
     msix: caps.msix?.vectors ?? 0,
     caps,
     ...(d.model !== undefined && { model: d.model as string }),
+    sriov: d.sriov === undefined ? undefined : parseSriov(obj(d.sriov, `${where}.sriov`), `${where}.sriov`, num(d.device, `${where}.device`)),
   };
+}
+
+function parseSriov(o: Json, where: string, pfDevice: number): SriovSpec {
+  only(o, ['totalVfs', 'vfDevice', 'offset', 'stride'], where);
+  const totalVfs = num(o.totalVfs, `${where}.totalVfs`);
+  if (totalVfs < 1 || totalVfs > 0xffff) throw new TopologyError(`${where}.totalVfs: 1 to 65535`);
+  return { totalVfs, vfDevice: num(o.vfDevice ?? pfDevice, `${where}.vfDevice`), offset: num(o.offset ?? 1, `${where}.offset`), stride: num(o.stride ?? 1, `${where}.stride`) };
 }
 
 function parsePseries(p: Json): NonNullable<Topology['pseries']> {

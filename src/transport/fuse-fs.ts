@@ -11,6 +11,7 @@ import { FrameChannel } from './channel.ts';
 import { CONTROL_HELP, runControlText } from '../control.ts';
 import { CLAIM_DIR, DEBUG_DIR, RELEASE_DIR, lookup, type Node } from './tree.ts';
 import { IRQ_DIR, releaseWaitHandles } from './paths.ts';
+import { openAttr, type AttrFile } from './sysfs.ts';
 
 const trace = createDebug('tcefs:fuse');
 
@@ -47,6 +48,7 @@ export class TcefsFs {
   private readonly releaseWaits = new Map<number, Set<() => void>>();
   /** Every release wait not answered yet, so an unmount can answer them first. */
   private readonly unanswered = new Set<(errno: number) => void>();
+  private readonly attrs = new Map<number, AttrFile>();
   private readonly uid = process.getuid?.() ?? 0;
   private readonly gid = process.getgid?.() ?? 0;
 
@@ -105,6 +107,8 @@ export class TcefsFs {
         // a second), so a size taken here cuts off readers that trust st_size (Node's readFile) once the
         // state has changed. Views report 0, as debugfs files do, and are read to EOF (direct_io).
         return { ...base, mode: 0o100444, size: path.startsWith(DEBUG_DIR + '/') ? 0 : Buffer.byteLength(node.read()) };
+      case 'attr':
+        return { ...base, mode: 0o100000 | node.attr.mode, size: node.attr.size };
       case 'control':
         return { ...base, mode: 0o100600, size: 0 };
       case 'device':
@@ -135,7 +139,9 @@ export class TcefsFs {
         const n = self.node(path);
         if (!n) return cb(Fuse.ENOENT);
         if (n.type !== 'dir') return cb(Fuse.ENOTDIR);
-        cb(0, [...n.entries.keys()]);
+        // With a stat per entry libfuse fills in d_type, which walkers test before they stat (DT_LNK, DT_DIR).
+        const names = [...n.entries.keys()];
+        cb(0, names, names.map((k) => self.stat(n.entries.get(k)!, path === '/' ? `/${k}` : `${path}/${k}`)));
       },
       readlink(path: string, cb: Cb) {
         const n = self.node(path);
@@ -174,6 +180,8 @@ export class TcefsFs {
           // Answered when an interrupt fires, a heartbeat is due, or the device file is released.
           return ev.read(len, (r) => (typeof r === 'number' ? cb(r) : cb(r.copy(buf))));
         }
+        const a = self.attrs.get(fh);
+        if (a) return cb(sysfsCall(() => a.read(len, pos), buf));
         const t = self.texts.get(fh) ?? (self.controls.has(fh) ? { content: Buffer.from(self.controlStatus()) } : undefined);
         if (!t) return cb(Fuse.EBADF);
         cb(t.content.copy(buf, 0, Math.min(pos, t.content.length), Math.min(pos + len, t.content.length)));
@@ -181,6 +189,8 @@ export class TcefsFs {
       write(_path: string, fh: number, buf: Buffer, len: number, pos: number, cb: Cb) {
         const ch = self.channels.get(fh);
         if (ch) return cb(ch.write(len === buf.length ? buf : buf.subarray(0, len), pos));
+        const a = self.attrs.get(fh);
+        if (a) return cb(sysfsCall(() => a.write(len === buf.length ? buf : buf.subarray(0, len), pos)));
         if (self.texts.has(fh)) return cb(Fuse.EACCES);
         if (self.controls.has(fh)) {
           try {
@@ -199,7 +209,7 @@ export class TcefsFs {
           ev.streams--;
           self.daemon.irqStreams.delete(fh);
         }
-        if (ev || self.texts.delete(fh) || self.controls.delete(fh)) {
+        if (ev || self.texts.delete(fh) || self.controls.delete(fh) || self.attrs.delete(fh)) {
           self.daemon.files.unreserve(fh);
           return cb(0);
         }
@@ -209,12 +219,18 @@ export class TcefsFs {
         if (waits) for (const w of [...waits]) w();
         cb(0);
       },
+      // Nothing in the tree is created by opening it, as sysfs and the VFIO nodes refuse to be (a
+      // directory without a create operation answers EACCES).
+      create(_path: string, _mode: number, cb: Cb) {
+        cb(Fuse.EACCES);
+      },
       truncate(path: string, _size: number, cb: Cb) {
         const n = self.node(path);
-        cb(!n ? Fuse.ENOENT : n.type === 'device' || n.type === 'control' ? 0 : Fuse.EACCES);
+        const writable = n?.type === 'attr' && !!(n.attr.mode & 0o222);
+        cb(!n ? Fuse.ENOENT : n.type === 'device' || n.type === 'control' || writable ? 0 : Fuse.EACCES);
       },
       ftruncate(_path: string, fh: number, _size: number, cb: Cb) {
-        cb(self.channels.has(fh) || self.controls.has(fh) ? 0 : Fuse.EACCES);
+        cb(self.channels.has(fh) || self.controls.has(fh) || self.attrs.has(fh) ? 0 : Fuse.EACCES);
       },
       statfs(_path: string, cb: Cb) {
         cb(0, { bsize: 4096, frsize: 4096, blocks: 0, bfree: 0, bavail: 0, files: 0, ffree: 0, favail: 0, fsid: 0, flag: 0, namemax: 255 });
@@ -287,6 +303,12 @@ export class TcefsFs {
       this.texts.set(h, { content: Buffer.from(n.read()) });
       return h;
     }
+    if (n.type === 'attr') {
+      const file = openAttr(n.attr, flags, 1 << this.daemon.topology.hostPageShift);
+      const h = files.reserve();
+      this.attrs.set(h, file);
+      return h;
+    }
     if (n.type === 'link') throw new Errno(ENOENT, path); // the kernel follows links before open
     if (n.type === 'control') {
       const h = files.reserve();
@@ -297,6 +319,19 @@ export class TcefsFs {
     const h = files.add(file);
     this.channels.set(h, new FrameChannel(file));
     return h;
+  }
+}
+
+/** A sysfs read or write: bytes copied into `out`, or the count, or the Errno as a negative result. */
+function sysfsCall(f: () => Buffer | number, out?: Buffer): number {
+  try {
+    const r = f();
+    if (typeof r === 'number') return r;
+    return r.copy(out!);
+  } catch (e) {
+    if (e instanceof Errno) return -e.errno;
+    trace('sysfs: %O', e);
+    return Fuse.EIO;
   }
 }
 

@@ -1,5 +1,5 @@
 // The file tree tcefs mounts: the /dev nodes programs open, the sysfs files they read to find groups and
-// devices, and .tcefs/ for protocol plumbing. Built from the daemon's inventory; rebuilt when it changes.
+// devices (src/transport/sysfs.ts), and .tcefs/ for protocol plumbing. Built from the daemon's inventory; rebuilt when it changes.
 import type { Daemon } from '../daemon.ts';
 import type { OpenFile } from '../dispatch/open-file.ts';
 import { ContainerFile } from '../objects/vfio/container.ts';
@@ -8,6 +8,7 @@ import { GroupFile } from '../objects/vfio/group.ts';
 import { IommufdFile } from '../objects/iommufd/context.ts';
 import { describeHost, describePe, renderHostText, renderTceText } from '../tce/index.ts';
 import { CLAIM_DIR, CONTROL_PATH, DEBUG_DIR, IRQ_DIR, PID_PATH, RELEASE_DIR } from './paths.ts';
+import { addPciSysfs, type SysfsAttr } from './sysfs.ts';
 
 export { CLAIM_DIR, CONTROL_PATH, DEBUG_DIR, RELEASE_DIR };
 
@@ -16,6 +17,8 @@ export type Node =
   | { type: 'link'; target: string }
   /** A read-only text file whose content is computed at open (sysfs attributes, state views). */
   | { type: 'text'; read: () => string }
+  /** A sysfs attribute with the kernel's modes and store semantics (src/transport/sysfs.ts). */
+  | { type: 'attr'; attr: SysfsAttr }
   /** A node that opens into a file object taking request frames (/dev/iommu, /dev/vfio/...). */
   | { type: 'device'; open: (path: string) => OpenFile }
   /** The daemon's control node: text commands written to it (src/control.ts). */
@@ -25,13 +28,11 @@ export type Node =
 const json = (v: unknown) => JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? `0x${x.toString(16)}` : x), 2) + '\n';
 
 
-const hex = (n: number, width: number) => '0x' + n.toString(16).padStart(width, '0');
-
-function dir(entries: Record<string, Node> = {}): Node & { type: 'dir' } {
+export function dir(entries: Record<string, Node> = {}): Node & { type: 'dir' } {
   return { type: 'dir', entries: new Map(Object.entries(entries)) };
 }
 
-function mkdirp(root: Node & { type: 'dir' }, path: string): Node & { type: 'dir' } {
+export function mkdirp(root: Node & { type: 'dir' }, path: string): Node & { type: 'dir' } {
   let d = root;
   for (const part of path.split('/').filter(Boolean)) {
     const existing = d.entries.get(part);
@@ -43,12 +44,10 @@ function mkdirp(root: Node & { type: 'dir' }, path: string): Node & { type: 'dir
   return d;
 }
 
-function put(root: Node & { type: 'dir' }, path: string, node: Node) {
+export function put(root: Node & { type: 'dir' }, path: string, node: Node) {
   const i = path.lastIndexOf('/');
   mkdirp(root, path.slice(0, i)).entries.set(path.slice(i + 1), node);
 }
-
-const text = (s: string): Node => ({ type: 'text', read: () => s });
 
 export function buildTree(daemon: Daemon): Node & { type: 'dir' } {
   const root = dir();
@@ -64,45 +63,25 @@ export function buildTree(daemon: Daemon): Node & { type: 'dir' } {
   mkdirp(root, CLAIM_DIR);
   mkdirp(root, IRQ_DIR);
   mkdirp(root, RELEASE_DIR);
-  put(root, '/sys/bus/pci/drivers/vfio-pci/bind', text(''));
   // State views for people (the kernel has no such files; they live under debugfs where such views go).
   const host = daemon.host;
   put(root, `${DEBUG_DIR}/host`, { type: 'text', read: () => renderHostText(host) });
   put(root, `${DEBUG_DIR}/host.json`, { type: 'text', read: () => json(describeHost(host)) });
   put(root, `${DEBUG_DIR}/daemon.json`, { type: 'text', read: () => json(daemon.describe()) });
   put(root, CONTROL_PATH, { type: 'control' });
-  put(root, PID_PATH, text(`${process.pid}\n`));
+  put(root, PID_PATH, { type: 'text', read: () => `${process.pid}\n` });
   for (const g of inv.groups.values()) {
     // A group whose every device was unplugged is gone from /dev and sysfs, as the kernel's would be.
     const present = g.devices.filter((f) => !f.removed);
     if (!present.length) continue;
     put(root, `/dev/vfio/${g.id}`, { type: 'device', open: (p) => new GroupFile(p, g, daemon) });
-    const gdir = `/sys/kernel/iommu_groups/${g.id}`;
-    mkdirp(root, `${gdir}/devices`);
-    // PowerPC reports no reserved regions for TCE groups; the file exists and is empty.
-    put(root, `${gdir}/reserved_regions`, text(''));
-    // The platform default domain type has no sysfs name, so the kernel prints "unknown".
-    put(root, `${gdir}/type`, text('unknown\n'));
-    put(root, `${gdir}/name`, text(`${g.platformName}\n`));
     put(root, `${DEBUG_DIR}/groups/${g.id}/tce`, { type: 'text', read: () => renderTceText(g.pe) });
     put(root, `${DEBUG_DIR}/groups/${g.id}/pe.json`, { type: 'text', read: () => json(describePe(g.pe)) });
     for (const f of present) {
-      const s = f.spec;
-      const d = `/sys/bus/pci/devices/${f.bdf}`;
-      put(root, `${gdir}/devices/${f.bdf}`, { type: 'link', target: `../../../../bus/pci/devices/${f.bdf}` });
-      put(root, `${d}/iommu_group`, { type: 'link', target: `../../../../kernel/iommu_groups/${g.id}` });
-      put(root, `${d}/driver`, { type: 'link', target: '../../drivers/vfio-pci' });
-      put(root, `/sys/bus/pci/drivers/vfio-pci/${f.bdf}`, { type: 'link', target: `../../devices/${f.bdf}` });
-      put(root, `${d}/vendor`, text(`${hex(s.vendor, 4)}\n`));
-      put(root, `${d}/device`, text(`${hex(s.device, 4)}\n`));
-      put(root, `${d}/subsystem_vendor`, text(`${hex(s.subsystemVendor, 4)}\n`));
-      put(root, `${d}/subsystem_device`, text(`${hex(s.subsystemDevice, 4)}\n`));
-      put(root, `${d}/class`, text(`${hex(s.classCode, 6)}\n`));
-      put(root, `${d}/driver_override`, text('vfio-pci\n'));
-      put(root, `${d}/vfio-dev/vfio${f.cdevIndex}/dev`, text(`511:${f.cdevIndex}\n`));
       put(root, `/dev/vfio/devices/vfio${f.cdevIndex}`, { type: 'device', open: (p) => new DeviceFile(p, f, true, daemon) });
     }
   }
+  addPciSysfs(root, { topology: daemon.topology, inventory: inv, rebuild: () => daemon.rebuildTree(), host: daemon.options.host });
   return root;
 }
 

@@ -22,6 +22,8 @@ export interface ShimRunOptions {
   /** More `tcefs run` options for the private daemon, e.g. ['--page-size', '4K']. */
   runArgs?: string[];
   env?: Record<string, string>;
+  /** `tcefs run --host-pci`: the private daemon lists the host's PCI functions too. */
+  hostPci?: boolean;
 }
 
 /** `tcefs run [--mount M] [--topology T] -- argv...`: exit status and output, whatever the status. */
@@ -31,6 +33,7 @@ export async function tcefsRun(argv: string[], opts: ShimRunOptions = {}): Promi
   if (opts.mnt) args.push('--mount', opts.mnt);
   if (opts.topology) args.push('--topology', opts.topology);
   if (opts.runArgs) args.push(...opts.runArgs);
+  if (opts.hostPci) args.push('--host-pci');
   args.push('--', ...argv);
   return new Promise((resolve) => {
     const p = spawn(process.execPath, args, { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });

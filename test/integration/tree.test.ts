@@ -20,7 +20,7 @@ describe('the tree', () => {
       expect(await readlink(join(dev, 'iommu_group'))).toBe('../../../../kernel/iommu_groups/0');
       expect(await realpath(join(dev, 'iommu_group'))).toBe(join(await realpath(m), 'sys/kernel/iommu_groups/0'));
       expect((await readdir(join(m, 'sys/kernel/iommu_groups/0/devices'))).sort()).toEqual(['0000:01:00.0', '0000:01:00.1']);
-      expect(await realpath(join(m, 'sys/kernel/iommu_groups/1/devices/0000:02:00.0'))).toBe(join(await realpath(m), 'sys/bus/pci/devices/0000:02:00.0'));
+      expect(await realpath(join(m, 'sys/kernel/iommu_groups/1/devices/0000:02:00.0'))).toBe(join(await realpath(m), 'sys/devices/pci0000:00/0000:00:00.0/0000:02:00.0'));
       expect(await readFile(join(dev, 'vendor'), 'utf8')).toBe('0x15b3\n');
       expect(await readFile(join(dev, 'device'), 'utf8')).toBe('0x1017\n');
       expect(await readFile(join(dev, 'class'), 'utf8')).toBe('0x020000\n');
@@ -49,7 +49,9 @@ describe('the tree', () => {
     const d = await startDaemon({ topology });
     try {
       expect(await readdir(join(d.mnt, 'dev/vfio'))).toContain('42');
-      expect(await readlink(join(d.mnt, 'sys/bus/pci/devices/0001:00:01.0/iommu_group'))).toBe('../../../../kernel/iommu_groups/42');
+        // pSeries: the function sits on the PHB's root bus, one level nearer /sys.
+      expect(await readlink(join(d.mnt, 'sys/bus/pci/devices/0001:00:01.0'))).toBe('../../../devices/pci0001:00/0001:00:01.0');
+      expect(await readlink(join(d.mnt, 'sys/bus/pci/devices/0001:00:01.0/iommu_group'))).toBe('../../../kernel/iommu_groups/42');
     } finally {
       await d.stop();
     }
