@@ -15,14 +15,8 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 #include <linux/vfio.h>
+#include "shim_test.h"
 
-static void show(const char *key, long rc)
-{
-	if (rc >= 0)
-		printf("%s=%ld\n", key, rc);
-	else
-		printf("%s=-%s\n", key, strerrorname_np(errno));
-}
 
 static int feature(int dev, __u32 flags, const void *payload, size_t len)
 {

@@ -15,14 +15,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 #include <linux/iommufd.h>
+#include "shim_test.h"
 
-static void show(const char *key, long rc)
-{
-	if (rc >= 0)
-		printf("%s=%ld\n", key, rc);
-	else
-		printf("%s=-%s\n", key, strerrorname_np(errno));
-}
 
 static int fd;
 static uint32_t ioas;

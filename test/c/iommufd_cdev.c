@@ -17,14 +17,8 @@
 #include <unistd.h>
 #include <linux/iommufd.h>
 #include <linux/vfio.h>
+#include "shim_test.h"
 
-static void show(const char *key, long rc)
-{
-	if (rc >= 0)
-		printf("%s=%ld\n", key, rc);
-	else
-		printf("%s=-%s\n", key, strerrorname_np(errno));
-}
 
 static int open_cdev(const char *bdf)
 {

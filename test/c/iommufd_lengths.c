@@ -15,14 +15,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <linux/iommufd.h>
+#include "shim_test.h"
 
-static void show(const char *key, long rc)
-{
-	if (rc >= 0)
-		printf("%s=%ld\n", key, rc);
-	else
-		printf("%s=-%s\n", key, strerrorname_np(errno));
-}
 
 static const char *name_of(int rc)
 {

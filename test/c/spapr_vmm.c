@@ -17,16 +17,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 #include <linux/vfio.h>
+#include "shim_test.h"
 
 static int group_id;
 
-static void show(const char *key, long rc)
-{
-	if (rc >= 0)
-		printf("%s=%ld\n", key, rc);
-	else
-		printf("%s=-%s\n", key, strerrorname_np(errno));
-}
 
 static void view(const char *step)
 {

@@ -16,14 +16,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 #include <linux/vfio.h>
+#include "shim_test.h"
 
-static void show(const char *key, long rc)
-{
-	if (rc >= 0)
-		printf("%s=%ld\n", key, rc);
-	else
-		printf("%s=-%s\n", key, strerrorname_np(errno));
-}
 
 struct iova_range { uint64_t start, end; };
 
