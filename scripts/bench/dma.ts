@@ -74,6 +74,8 @@ export async function measureDma(bytes = 16 << 20, rounds = 9): Promise<DmaNumbe
     }
     windows.forEach((w, k) => call(c, 'VFIO_IOMMU_MAP_DMA', { flags: rw, vaddr: addr + BigInt(2 * k * bytes), iova: w.base, size: BigInt(2 * bytes) }));
     const dev = daemon.files.claim(call(g, 'VFIO_GROUP_GET_DEVICE_FD', {}, { raw: Buffer.from(BDF + '\0') }).newHandle)!;
+    // Memory decoding and bus mastering on, as a driver turns them on before it touches the BARs.
+    dev.regionWrite((7n << 40n) + 4n, Buffer.from([0x06, 0x00]));
     const u32 = (v: number) => Buffer.from(new Uint32Array([v]).buffer);
     const u64 = (v: bigint) => Buffer.from(new BigUint64Array([v]).buffer);
     const engineCopy = async (src: bigint, dst: bigint) => {
