@@ -8,7 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-ldconfig -p 2>/dev/null | grep -q 'libfuse\.so\.2 ' || need+=(libfuse2)
+# grep reads the whole list: with pipefail, an early exit (-q) can kill ldconfig with SIGPIPE and fail the test.
+ldconfig -p 2>/dev/null | grep 'libfuse\.so\.2 ' >/dev/null || need+=(libfuse2)
 command -v fusermount >/dev/null 2>&1 || need+=(fuse)
 command -v gcc >/dev/null 2>&1 || need+=(gcc libc6-dev)
 command -v strace >/dev/null 2>&1 || need+=(strace)
