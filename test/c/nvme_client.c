@@ -5,13 +5,15 @@
 // writes a pattern through a PRP list, flushes, reads it back, sends bad commands, shuts the controller
 // down, and finally points a read at an IOVA with no TCE so that the PE freezes. key=value output.
 //
-// usage: nvme_client spapr|iommufd BDF GROUP [verify]
+// usage: nvme_client spapr|iommufd BDF GROUP [verify|kill]
 //   verify: write nothing; read the pattern back from what the namespace already holds.
+//   kill: fill the I/O queue with writes, ring, and SIGKILL itself before they complete.
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -268,8 +270,9 @@ static void trimmed(const char *key, const unsigned char *s, int n)
 int main(int argc, char **argv)
 {
 	if (argc < 4)
-		return fprintf(stderr, "usage: nvme_client spapr|iommufd BDF GROUP [verify]\n"), 2;
+		return fprintf(stderr, "usage: nvme_client spapr|iommufd BDF GROUP [verify|kill]\n"), 2;
 	int verify = argc > 4 && !strcmp(argv[4], "verify");
+	int kill_self = argc > 4 && !strcmp(argv[4], "kill");
 	group = argv[3];
 	size_t align = 1 << 16;
 	void *p = mmap(NULL, BUF + align, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
@@ -328,6 +331,15 @@ int main(int argc, char **argv)
 	uint64_t *list = (uint64_t *)(mem + O_LIST);
 	for (unsigned i = 1; i < XFER / 4096; i++)
 		list[i - 1] = IOVA + O_WRITE + i * 4096;
+	if (kill_self) {
+		for (unsigned i = 0; i < QSIZE - 1; i++) {
+			e = (struct sqe){ .cdw0 = 0x01, .nsid = 1, .prp1 = IOVA + O_WRITE, .prp2 = IOVA + O_LIST, .cdw10 = SLBA + i * 64, .cdw12 = XFER / 512 - 1 };
+			submit(&io, &e);
+		}
+		printf("killing=1\n");
+		fflush(stdout);
+		raise(SIGKILL);
+	}
 	if (!verify) {
 		e = (struct sqe){ .cdw0 = 0x01, .nsid = 1, .prp1 = IOVA + O_WRITE, .prp2 = IOVA + O_LIST, .cdw10 = SLBA, .cdw12 = XFER / 512 - 1 };
 		printf("write=%d\n", run(&io, &e, NULL));

@@ -8,6 +8,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_TOPOLOGY_JSON } from '../../src/topology/topology.ts';
 import { kv } from '../helpers/c.ts';
+import { startDaemon, type RunningDaemon } from '../helpers/daemon.ts';
+import { readViews, waitForClean } from '../helpers/leaks.ts';
 import { runUnderShim } from '../helpers/shim.ts';
 
 const BDF = '0000:02:00.0';
@@ -71,5 +73,26 @@ describe('a user-space NVMe driver under tcefs run', () => {
     const after = await readFile(backing);
     expect(after.length).toBe(16 << 20);
     expect(after.subarray(0, 1 << 20).equals(image)).toBe(true);
+  });
+});
+
+describe('a driver SIGKILLed with writes in flight', () => {
+  let d: RunningDaemon;
+  beforeAll(async () => {
+    d = await startDaemon();
+  });
+  afterAll(async () => {
+    await d?.stop();
+  });
+
+  it.each(['spapr', 'iommufd'])('%s: leaves no pins, no /proc handle, no frozen PE; the next driver gets a working controller', async (mode) => {
+    const boot = await readViews(d.mnt);
+    const r = await runUnderShim('nvme_client', [mode, BDF, GROUP, 'kill'], { mnt: d.mnt });
+    expect(kv(r.stdout)).toMatchObject({ ready: '0x1', create_sq: '0', killing: '1' });
+    expect(r.code).not.toBe(0);
+    expect(await waitForClean(d.mnt, boot)).toEqual([]);
+    expect((await readViews(d.mnt)).daemon.procHandles).toBe(0);
+    const next = await runUnderShim('nvme_client', [mode, BDF, GROUP], { mnt: d.mnt });
+    expect(kv(next.stdout)).toMatchObject({ ready: '0x1', write: '0', flush: '0', read: '0', readback: 'ok' });
   });
 });
