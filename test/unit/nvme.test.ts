@@ -532,6 +532,11 @@ describe('I/O', () => {
     h.w32(REG.DOORBELLS + 0xf00, 1);
     h.run();
     expect(h.ctrl.describe().queues).toEqual(before);
+    // Past the doorbell page (the PBA, the MSI-X table) nothing is a doorbell: no error is logged.
+    const errors = () => (h.admin({ opcode: ADMIN.GET_LOG_PAGE, prp1: DATA, cdw: { 10: (1 << 15) | (15 << 16) | 1 } }), h.bus.read(DATA, 8).readBigUInt64LE());
+    const n = errors();
+    h.ctrl.write(0, 0x2000, Buffer.alloc(0x2000, 0xff));
+    expect(errors()).toBe(n);
     expect(h.rw(IO.READ, 0, 1, DATA).status).toBe(0);
   });
 
