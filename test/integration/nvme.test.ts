@@ -59,6 +59,15 @@ describe('a user-space NVMe driver under tcefs run', () => {
     expect(file.subarray(SLBA * 512, SLBA * 512 + XFER).equals(pattern)).toBe(true);
   });
 
+  it('INTx: with MSI-X off the completions arrive on the INTx eventfd, unmasked by the driver after each', async () => {
+    const r = await runUnderShim('nvme_client', ['spapr', BDF, GROUP, 'intx'], { topology });
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const out = kv(r.stdout);
+    expect(out).toMatchObject(EXPECTED);
+    expect(out.unmask).toBeUndefined();
+  });
+
   it('a new daemon serves what the file holds: a pattern put there beforehand reads back, nothing is written', async () => {
     await rm(backing, { force: true });
     const image = Buffer.alloc(1 << 20);
