@@ -14,6 +14,8 @@ import { MODELS } from '../../src/devices/index.ts';
 import { DEFAULT_TOPOLOGY_JSON, parseTopology } from '../../src/topology/topology.ts';
 import { VFIO } from '../../src/uapi/constants.ts';
 import { seededRandom } from '../helpers/random.ts';
+import { Harness } from '../helpers/direct.ts';
+import { EEH_OP } from '../../src/tce/eeh.ts';
 
 const BASE = 0x100000n;
 const MEM = 8 << 20;
@@ -641,6 +643,23 @@ describe('backing file', () => {
     expect(d.resident).toBe(64 << 10);
     d.deallocate(0, 1 << 30);
     expect(d.resident).toBe(0);
+  });
+});
+
+describe('in the daemon', () => {
+  it('an EEH hot reset of the PE resets the controller (queues gone, not ready), as hardware behind a reset', () => {
+    const fn = new Harness().daemon.inventory.functions.get('0000:02:00.0')!;
+    expect(fn.model.name).toBe('nvme');
+    const w32 = (off: number, v: number) => fn.model.write(0, off, Buffer.from(new Uint32Array([v]).buffer));
+    w32(REG.AQA, 0x000f000f);
+    w32(REG.ASQ, 0x10000);
+    w32(REG.ACQ, 0x20000);
+    w32(REG.CC, 1 | CC_IO);
+    expect(fn.model.read(0, REG.CSTS, 4).readUInt32LE()).toBe(1);
+    fn.group.pe.eeh.op(EEH_OP.RESET_HOT);
+    fn.group.pe.eeh.op(EEH_OP.RESET_DEACTIVATE);
+    expect(fn.model.read(0, REG.CSTS, 4).readUInt32LE()).toBe(0);
+    expect(fn.model.read(0, REG.CC, 4).readUInt32LE()).toBe(0);
   });
 });
 
