@@ -1,12 +1,12 @@
 // The NVMe controller model against a stand-in DMA port (client memory as one Buffer): registers, the
 // admin and I/O command sets, PRPs, completions and interrupts, asynchronous events, fairness, a file
 // that outlives the controller, and random commands that must all end in a status, never a throw.
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { NvmeController, CAP, MQES } from '../../src/devices/nvme/controller.ts';
-import { MemoryDisk } from '../../src/devices/nvme/disk.ts';
+import { FileDisk, MemoryDisk } from '../../src/devices/nvme/disk.ts';
 import { prpSegments } from '../../src/devices/nvme/prp.ts';
 import { ADMIN, FEAT, IO, REG, SC } from '../../src/devices/nvme/spec.ts';
 import { DmaError, RecordingIrqPort, type DmaPort } from '../../src/devices/model.ts';
@@ -635,6 +635,17 @@ describe('backing file', () => {
     expect(b.admin({ opcode: ADMIN.IDENTIFY, nsid: 1, prp1: DATA, cdw: { 10: 0 } }).status).toBe(0);
     expect(b.bus.read(DATA, 8).readBigUInt64LE()).toBe(2048n);
     b.ctrl.disk.close();
+  });
+
+  it('an empty file without a size is refused; a size smaller than the file limits the namespace', () => {
+    const file = join(dir, 'empty.img');
+    writeFileSync(file, '');
+    expect(() => new FileDisk(file)).toThrow(/too small for a namespace/);
+    writeFileSync(file, Buffer.alloc(1 << 20));
+    const d = new FileDisk(file, 64 << 10);
+    expect(d.size).toBe(64 << 10);
+    expect(statSync(file).size).toBe(1 << 20);
+    d.close();
   });
 
   it('the memory disk stays sparse and deallocation gives memory back', () => {
