@@ -327,6 +327,27 @@ describe('admin commands', () => {
     expect(h.admin({ opcode: ADMIN.GET_LOG_PAGE, prp1: DATA, cdw: { 10: (127 << 16) | 2, 12: 4096 } }).status).toBe(SC.INVALID_FIELD);
   });
 
+  it('an event that finds the admin CQ full is posted once the host frees a slot', () => {
+    h.w32(REG.CC, 0);
+    h.enable(0, 4); // holds 3 completions
+    const aer = h.place(0, { opcode: ADMIN.ASYNC_EVENT });
+    // An SQ of 4 holds 3 commands at once: two rounds fill the CQ with three Keep Alive completions.
+    for (let i = 0; i < 2; i++) h.place(0, { opcode: ADMIN.KEEP_ALIVE });
+    h.ring(0);
+    h.run();
+    h.place(0, { opcode: ADMIN.KEEP_ALIVE });
+    h.ring(0);
+    h.run();
+    h.w32(REG.DOORBELLS + 9 * 8, 1); // an event, with no room for it
+    h.run();
+    expect(h.ctrl.describe()).toMatchObject({ heldEvents: 1, pendingEvents: 1 });
+    expect(h.reap(0)?.status).toBe(0); // frees a slot: the event goes out
+    expect(h.ctrl.describe()).toMatchObject({ heldEvents: 0, pendingEvents: 0 });
+    h.reap(0);
+    h.reap(0);
+    expect(h.reap(0)?.cid).toBe(aer);
+  });
+
   it('Asynchronous Event Requests are held until an event, up to the limit; Abort takes one back; Keep Alive succeeds', () => {
     const cids = [0, 1, 2, 3].map(() => h.place(0, { opcode: ADMIN.ASYNC_EVENT }));
     h.ring(0);

@@ -284,6 +284,8 @@ export class NvmeController implements DeviceModel {
       // The head may only move over entries the controller posted.
       if (value >= cq.size || consumed > pending) return this.asyncError(AEN.INVALID_DOORBELL_VALUE);
       cq.head = value;
+      // An event that found the admin CQ full goes out now that there is room.
+      if (qid === 0 && this.events.length) this.deliverEvents();
     } else {
       const sq = this.sqs.get(qid);
       if (!sq) return this.asyncError(AEN.INVALID_DOORBELL);
