@@ -40,7 +40,14 @@ export async function mountCommand(
   }
   // The host's modules (and functions) are read once, now: the daemon does not follow the host's changes.
   const host = scanHost(!!opts.hostPci);
-  const daemon = new Daemon(topology, { strictKernel: !!opts.strictKernel, maxObjects: opts.maxObjects, host });
+  let daemon: Daemon;
+  try {
+    daemon = new Daemon(topology, { strictKernel: !!opts.strictKernel, maxObjects: opts.maxObjects, host });
+  } catch (e) {
+    // What the topology names but cannot be had (a model's backing file) is the topology's fault too.
+    console.error(`tcefs: ${(e as Error).message}`);
+    process.exit(2);
+  }
   const fs = new TcefsFs(daemon, resolve(dir));
   // Handlers go in before the mount: a signal in the gap would otherwise kill us with the mount left behind.
   let stopping: Promise<void> | undefined;

@@ -43,6 +43,7 @@ export class PciFunction implements BarTarget {
       // Through this function so that replacing `irq` later reaches the model too.
       irq: { raise: (index, vector) => this.irq.raise(index, vector) },
       dma: new FunctionDma(group.pe, memory, spec.bdf),
+      storage: spec.storage,
     });
     // The MSI-X table is the host's (vfio-pci reads it as all ones and drops writes), not the device's.
     const m = this.config.msixLayout;
@@ -110,6 +111,10 @@ export class Inventory {
       for (const pe of phb.pes) {
         const g = new IommuGroup(pe.group, phb.domain, pe.pe, host.peByGroup(pe.group)!);
         this.groups.set(g.id, g);
+        // A hot or fundamental PE reset resets the hardware behind it; vfio-pci's virtual config stays.
+        g.pe.eeh.onReset = () => {
+          for (const f of g.devices) f.model.reset();
+        };
         for (const spec of pe.devices) {
           const slot = spec.bdf.slice(0, -2);
           const multifunction = phb.pes.some((p) => p.devices.some((d) => d !== spec && d.bdf.slice(0, -2) === slot));

@@ -33,6 +33,8 @@ export interface PciFunctionSpec {
   msix: number;
   /** The device model behind the BARs (src/devices); absent means plain memory. */
   model?: string;
+  /** What a storage model (nvme) keeps its namespace in: a file, else memory; size in bytes. */
+  storage?: { backing?: string; size?: number };
   /** Config-space layout: capabilities, extended capabilities, ROM, revision (src/topology/pci-caps.ts). */
   caps: PciCapsSpec;
   /** An SR-IOV physical function: how many VFs it could have (sysfs sriov_*). */
@@ -115,6 +117,7 @@ export const DEFAULT_TOPOLOGY_JSON = {
           devices: [
             {
               bdf: '0000:02:00.0', vendor: '0x144d', device: '0xa808', class: '0x010802', subsystemVendor: '0x144d', subsystemDevice: '0xa801', revision: 0,
+              model: 'nvme',
               bars: [{ index: 0, size: '16K', type: 'mem64', prefetchable: false }],
               pm: { offset: 0x40 },
               msi: { vectors: 32, '64bit': true, perVectorMask: false, offset: 0x50 },
@@ -172,10 +175,11 @@ export function parseBdf(bdf: string) {
 
 function parseDevice(v: unknown, where: string, domain: number): PciFunctionSpec {
   const d = obj(v, where);
-  only(d, ['bdf', 'vendor', 'device', 'class', 'subsystemVendor', 'subsystemDevice', 'bars', 'model', 'sriov', ...CAPS_KEYS], where);
+  only(d, ['bdf', 'vendor', 'device', 'class', 'subsystemVendor', 'subsystemDevice', 'bars', 'model', 'sriov', 'backing', 'size', ...CAPS_KEYS], where);
   if (d.model !== undefined && (typeof d.model !== 'string' || !Object.hasOwn(MODELS, d.model))) {
     throw new TopologyError(`${where}.model: unknown device model ${JSON.stringify(d.model)} (known: ${Object.keys(MODELS).join(', ')})`);
   }
+  const storage = parseStorage(d, where);
   if (typeof d.bdf !== 'string') throw new TopologyError(`${where}.bdf: expected a string`);
   const bdf = parseBdf(d.bdf);
   if (bdf.domain !== domain) throw new TopologyError(`${where}.bdf: ${d.bdf} is not in PCI domain ${domain} of its PHB`);
@@ -213,6 +217,7 @@ function parseDevice(v: unknown, where: string, domain: number): PciFunctionSpec
     caps,
     ...(d.model !== undefined && { model: d.model as string }),
     sriov: d.sriov === undefined ? undefined : parseSriov(obj(d.sriov, `${where}.sriov`), `${where}.sriov`, num(d.device, `${where}.device`)),
+    ...(storage && { storage }),
   };
 }
 
@@ -221,6 +226,19 @@ function parseSriov(o: Json, where: string, pfDevice: number): SriovSpec {
   const totalVfs = num(o.totalVfs, `${where}.totalVfs`);
   if (totalVfs < 1 || totalVfs > 0xffff) throw new TopologyError(`${where}.totalVfs: 1 to 65535`);
   return { totalVfs, vfDevice: num(o.vfDevice ?? pfDevice, `${where}.vfDevice`), offset: num(o.offset ?? 1, `${where}.offset`), stride: num(o.stride ?? 1, `${where}.stride`) };
+}
+
+/** "backing" (a file path, relative to the daemon's directory) and "size" of a storage model's namespace. */
+function parseStorage(d: Json, where: string): PciFunctionSpec['storage'] {
+  if (d.backing === undefined && d.size === undefined) return undefined;
+  if (d.model !== 'nvme') throw new TopologyError(`${where}: "backing" and "size" belong to a storage model ("model": "nvme")`);
+  if (d.backing !== undefined && (typeof d.backing !== 'string' || d.backing === '')) throw new TopologyError(`${where}.backing: expected a file path`);
+  let size: number | undefined;
+  if (d.size !== undefined) {
+    size = Number(parseSize(d.size, `${where}.size`));
+    if (size < 4096 || size % 512 !== 0 || !Number.isSafeInteger(size)) throw new TopologyError(`${where}.size: a namespace is a whole number of 512-byte blocks, at least 4K`);
+  }
+  return { ...(d.backing !== undefined && { backing: d.backing as string }), ...(size !== undefined && { size }) };
 }
 
 function parsePseries(p: Json): NonNullable<Topology['pseries']> {
