@@ -2,7 +2,7 @@
 # Make this machine able to run tcefs and its tests; quick and silent when everything is already there.
 # Installs from Debian: libfuse2 (fuse-native's prebuilt binding loads libfuse.so.2), fuse (fusermount),
 # gcc (the C client library and C tests), strace (a test watches the shim's prctl), qemu-system-ppc (a real
-# VFIO client); from npm: the locked dependencies.
+# VFIO client), cpio (the POWER guest's initramfs); from npm: the locked dependencies.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +12,7 @@ command -v fusermount >/dev/null 2>&1 || need+=(fuse)
 command -v gcc >/dev/null 2>&1 || need+=(gcc libc6-dev)
 command -v strace >/dev/null 2>&1 || need+=(strace)
 command -v qemu-system-ppc64 >/dev/null 2>&1 || need+=(qemu-system-ppc)
+command -v cpio >/dev/null 2>&1 || need+=(cpio)
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}" >&2
   sudo=""
