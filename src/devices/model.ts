@@ -39,6 +39,8 @@ export interface ModelContext {
   msixVectors: number;
   irq: IrqPort;
   dma: DmaPort;
+  /** A storage model's namespace: backing file and size from the topology. */
+  storage?: { backing?: string; size?: number };
 }
 
 /**

@@ -43,6 +43,7 @@ export class PciFunction implements BarTarget {
       // Through this function so that replacing `irq` later reaches the model too.
       irq: { raise: (index, vector) => this.irq.raise(index, vector) },
       dma: new FunctionDma(group.pe, memory, spec.bdf),
+      storage: spec.storage,
     });
     // The MSI-X table is the host's (vfio-pci reads it as all ones and drops writes), not the device's.
     const m = this.config.msixLayout;

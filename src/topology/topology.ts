@@ -33,6 +33,8 @@ export interface PciFunctionSpec {
   msix: number;
   /** The device model behind the BARs (src/devices); absent means plain memory. */
   model?: string;
+  /** What a storage model (nvme) keeps its namespace in: a file, else memory; size in bytes. */
+  storage?: { backing?: string; size?: number };
   /** Config-space layout: capabilities, extended capabilities, ROM, revision (src/topology/pci-caps.ts). */
   caps: PciCapsSpec;
 }
@@ -104,6 +106,7 @@ export const DEFAULT_TOPOLOGY_JSON = {
           devices: [
             {
               bdf: '0000:02:00.0', vendor: '0x144d', device: '0xa808', class: '0x010802', subsystemVendor: '0x144d', subsystemDevice: '0xa801', revision: 0,
+              model: 'nvme',
               bars: [{ index: 0, size: '16K', type: 'mem64', prefetchable: false }],
               pm: { offset: 0x40 },
               msi: { vectors: 32, '64bit': true, perVectorMask: false, offset: 0x50 },
@@ -161,10 +164,11 @@ export function parseBdf(bdf: string) {
 
 function parseDevice(v: unknown, where: string, domain: number): PciFunctionSpec {
   const d = obj(v, where);
-  only(d, ['bdf', 'vendor', 'device', 'class', 'subsystemVendor', 'subsystemDevice', 'bars', 'model', ...CAPS_KEYS], where);
+  only(d, ['bdf', 'vendor', 'device', 'class', 'subsystemVendor', 'subsystemDevice', 'bars', 'model', 'backing', 'size', ...CAPS_KEYS], where);
   if (d.model !== undefined && (typeof d.model !== 'string' || !Object.hasOwn(MODELS, d.model))) {
     throw new TopologyError(`${where}.model: unknown device model ${JSON.stringify(d.model)} (known: ${Object.keys(MODELS).join(', ')})`);
   }
+  const storage = parseStorage(d, where);
   if (typeof d.bdf !== 'string') throw new TopologyError(`${where}.bdf: expected a string`);
   const bdf = parseBdf(d.bdf);
   if (bdf.domain !== domain) throw new TopologyError(`${where}.bdf: ${d.bdf} is not in PCI domain ${domain} of its PHB`);
@@ -201,7 +205,21 @@ function parseDevice(v: unknown, where: string, domain: number): PciFunctionSpec
     msix: caps.msix?.vectors ?? 0,
     caps,
     ...(d.model !== undefined && { model: d.model as string }),
+    ...(storage && { storage }),
   };
+}
+
+/** "backing" (a file path, relative to the daemon's directory) and "size" of a storage model's namespace. */
+function parseStorage(d: Json, where: string): PciFunctionSpec['storage'] {
+  if (d.backing === undefined && d.size === undefined) return undefined;
+  if (d.model !== 'nvme') throw new TopologyError(`${where}: "backing" and "size" belong to a storage model ("model": "nvme")`);
+  if (d.backing !== undefined && (typeof d.backing !== 'string' || d.backing === '')) throw new TopologyError(`${where}.backing: expected a file path`);
+  let size: number | undefined;
+  if (d.size !== undefined) {
+    size = Number(parseSize(d.size, `${where}.size`));
+    if (size < 4096 || size % 512 !== 0 || !Number.isSafeInteger(size)) throw new TopologyError(`${where}.size: a namespace is a whole number of 512-byte blocks, at least 4K`);
+  }
+  return { ...(d.backing !== undefined && { backing: d.backing as string }), ...(size !== undefined && { size }) };
 }
 
 function parsePseries(p: Json): NonNullable<Topology['pseries']> {

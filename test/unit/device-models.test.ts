@@ -37,11 +37,11 @@ describe('BAR routing', () => {
 
   it('a device file reaches the model, and a frozen PE answers all ones through it', () => {
     const h = new Harness();
-    const dev = h.open('/dev/vfio/devices/vfio2');
+    const dev = h.open('/dev/vfio/devices/vfio0');
     expect(h.call(dev, 'VFIO_DEVICE_BIND_IOMMUFD', { iommufd: h.open('/dev/iommu').handle }).result).toBe(0);
     h.enableMemory(dev);
     dev.regionWrite(0x10n, Buffer.from('abcd'));
-    const fn = h.daemon.inventory.functions.get('0000:02:00.0')!;
+    const fn = h.daemon.inventory.functions.get('0000:01:00.0')!;
     expect(fn.model.name).toBe('memory');
     expect(fn.model.read(0, 0x10, 4).toString()).toBe('abcd');
     fn.group.pe.eeh.freeze();
@@ -60,9 +60,10 @@ describe('the topology names a model per function', () => {
     return t;
   };
   it('defaults to plain memory and refuses names it does not know', () => {
-    expect(parseTopology(DEFAULT_TOPOLOGY_JSON).phbs[0].pes[1].devices[0].model).toBeUndefined();
+    expect(parseTopology(DEFAULT_TOPOLOGY_JSON).phbs[0].pes[0].devices[0].model).toBeUndefined();
+    expect(parseTopology(DEFAULT_TOPOLOGY_JSON).phbs[0].pes[1].devices[0].model).toBe('nvme');
     expect(parseTopology(withModel('copy-engine')).phbs[0].pes[1].devices[0].model).toBe('copy-engine');
-    expect(() => parseTopology(withModel('nvme'))).toThrow(/devices\[0\]\.model: unknown device model "nvme" \(known: memory, copy-engine\)/);
+    expect(() => parseTopology(withModel('disk'))).toThrow(/devices\[0\]\.model: unknown device model "disk" \(known: memory, copy-engine, nvme\)/);
     expect(() => parseTopology(withModel(7))).toThrow(/unknown device model 7/);
     expect(() => parseTopology(withModel('toString'))).toThrow(/unknown device model/);
   });
