@@ -27,8 +27,8 @@ else
   dev=(-drive "file=$1,if=none,format=raw,id=d0" -device nvme,drive=d0,serial=tcefs0)
 fi
 # QEMU tells the IOMMU of every entry the guest clears in its default DMA window, and Linux clears it all
-# at boot: 128 MiB (32768 entries) instead of the default 1 GiB keeps that from dominating the boot.
+# at boot: 32 MiB (8192 entries) instead of the default 1 GiB keeps that from dominating the boot.
 exec "${QEMU:-qemu-system-ppc64}" -M pseries -accel tcg -m 1G -smp 1 -nographic -nodefaults \
   -serial none -monitor none -chardev stdio,id=c0 -device spapr-vty,chardev=c0 \
-  -global spapr-pci-host-bridge.dma_win_size=0x8000000 \
+  -global spapr-pci-host-bridge.dma_win_size=0x2000000 \
   -kernel "$KERNEL" -initrd "$INITRD" -append "console=hvc0 $append" "${dev[@]}"
