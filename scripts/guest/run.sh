@@ -6,7 +6,8 @@
 #                                                  the function BDF passed through with vfio-pci
 #
 # APPEND goes onto the kernel command line (guest_read=, guest_write=, guest_hold=, disable_ddw: see
-# ./init). The guest powers itself off; QEMU then exits 0. $QEMU picks another qemu-system-ppc64.
+# ./init). The guest powers itself off; QEMU then exits 0. $QEMU is another QEMU command (words split,
+# so it may carry -L FIRMWARE-DIR).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 append= vfio=
@@ -28,7 +29,7 @@ else
 fi
 # QEMU tells the IOMMU of every entry the guest clears in its default DMA window, and Linux clears it all
 # at boot: 32 MiB (8192 entries) instead of the default 1 GiB keeps that from dominating the boot.
-exec "${QEMU:-qemu-system-ppc64}" -M pseries -accel tcg -m 1G -smp 1 -nographic -nodefaults \
+exec ${QEMU:-qemu-system-ppc64} -M pseries -accel tcg -m 1G -smp 1 -nographic -nodefaults \
   -serial none -monitor none -chardev stdio,id=c0 -device spapr-vty,chardev=c0 \
   -global spapr-pci-host-bridge.dma_win_size=0x2000000 \
   -kernel "$KERNEL" -initrd "$INITRD" -append "console=hvc0 $append" "${dev[@]}"

@@ -4,7 +4,8 @@
 // creates its DMA windows through RTAS, which QEMU turns into VFIO_IOMMU_SPAPR_TCE_CREATE, and maps its
 // buffers with TCEs: with a 64-bit DDW (Linux maps all its memory there at once) and, in a second boot
 // with disable_ddw, in the default 32-bit window alone. While the driver is bound after its I/O, the
-// guest waits on its console and the test reads the PE's windows out of the daemon.
+// guest waits on its console and the test reads the PE's windows out of the daemon. QEMU 10.0 does the
+// DDW boot once more.
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { execFile } from 'node:child_process';
@@ -15,6 +16,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, TCEFS, startDaemon, type RunningDaemon } from '../helpers/daemon.ts';
 import { DEBUG_DIR, readViews, waitForClean, type Views } from '../helpers/leaks.ts';
+import { qemu10 } from '../helpers/qemu.ts';
 import { buildShim } from '../helpers/shim.ts';
 import { DEFAULT_TOPOLOGY_JSON } from '../../src/topology/topology.ts';
 import type { PeView } from '../../src/tce/inspect.ts';
@@ -70,8 +72,8 @@ describe(`a pseries guest's nvme driver on tcefs's ${BDF}, passed through with v
   });
 
   /** Boot the guest under `tcefs run`; when it says it holds, snapshot the PE and let it go on. */
-  async function boot(name: string, append: string): Promise<Boot> {
-    const b = await bootOnce(append);
+  async function boot(name: string, append: string, qemu?: string): Promise<Boot> {
+    const b = await bootOnce(append, qemu);
     // For people to read: the guest's console, the PE while held and QEMU's ioctls.
     const dir = join(ROOT, 'build', 'test-logs');
     await mkdir(dir, { recursive: true });
@@ -82,10 +84,11 @@ describe(`a pseries guest's nvme driver on tcefs's ${BDF}, passed through with v
     return b;
   }
 
-  function bootOnce(append: string): Promise<Boot> {
+  function bootOnce(append: string, qemu?: string): Promise<Boot> {
     const traceStart = d.stderr().length;
     const argv = [TCEFS, 'run', '--mount', d.mnt, '--', 'bash', join(ROOT, 'scripts/guest/run.sh'), '-v', BDF, '-a', append];
-    const p = spawn(process.execPath, argv, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const env = { ...process.env, ...(qemu && { QEMU: qemu }) };
+    const p = spawn(process.execPath, argv, { env, stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
     let held: PeView | undefined;
     let asked = false;
@@ -132,16 +135,20 @@ describe(`a pseries guest's nvme driver on tcefs's ${BDF}, passed through with v
   const live = (pe: PeView | undefined, start: bigint) =>
     pe?.windows.find((w) => BigInt(w.start) === start)?.liveTces ?? 0;
 
-  it('binds with a 64-bit DDW the guest creates through RTAS, does its I/O through it, and powers off', async () => {
-    const token = `guest-ddw-${randomBytes(4).toString('hex')}`;
-    const b = await boot('ddw', `guest_read=${READ_LBA} guest_write=${WRITE_LBA}:${token} guest_hold=30`);
-    await checkIo(b, token);
-    // The guest asked its firmware for a second window, and QEMU asked tcefs for it.
+  /** The guest made its 64-bit window through RTAS, QEMU asked tcefs for it, and the driver used it. */
+  async function checkDdw(b: Boot): Promise<void> {
     expect(b.console).toMatch(/ibm,create-pe-dma-window\(\d+\) .* returned 0/);
     expect(b.trace).toMatch(new RegExp(`VFIO_IOMMU_SPAPR_TCE_CREATE \\{[^}]* start_addr=0x${DDW_START.toString(16)}\\} -> 0`));
     expect(b.trace).toMatch(new RegExp(`VFIO_IOMMU_MAP_DMA \\{[^}]* iova=0x${DDW_START.toString(16)}[^}]*\\} -> 0`));
     expect(live(b.held, DDW_START)).toBeGreaterThan(0);
     expect(await waitForClean(d.mnt, idle)).toEqual([]);
+  }
+
+  it('binds with a 64-bit DDW the guest creates through RTAS, does its I/O through it, and powers off', async () => {
+    const token = `guest-ddw-${randomBytes(4).toString('hex')}`;
+    const b = await boot('ddw', `guest_read=${READ_LBA} guest_write=${WRITE_LBA}:${token} guest_hold=30`);
+    await checkIo(b, token);
+    await checkDdw(b);
   }, BOOT_MS + 10_000);
 
   it('with disable_ddw maps its buffers TCE by TCE in the default 32-bit window', async () => {
@@ -153,4 +160,12 @@ describe(`a pseries guest's nvme driver on tcefs's ${BDF}, passed through with v
     expect(live(b.held, 0n)).toBeGreaterThan(0);
     expect(await waitForClean(d.mnt, idle)).toEqual([]);
   }, BOOT_MS + 10_000);
+
+  it('does the same under QEMU 10.0 (bookworm-backports)', async () => {
+    const q = await qemu10();
+    const token = `guest-q10-${randomBytes(4).toString('hex')}`;
+    const b = await boot('qemu10', `guest_read=${READ_LBA} guest_write=${WRITE_LBA}:${token} guest_hold=30`, `${q.bin} -L ${q.firmware}`);
+    await checkIo(b, token);
+    await checkDdw(b);
+  }, BOOT_MS + 300_000);
 });
