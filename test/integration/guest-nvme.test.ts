@@ -4,7 +4,8 @@
 // creates its DMA windows through RTAS, which QEMU turns into VFIO_IOMMU_SPAPR_TCE_CREATE, and maps its
 // buffers with TCEs: with a 64-bit DDW (Linux maps all its memory there at once) and, in a second boot
 // with disable_ddw, in the default 32-bit window alone. While the driver is bound after its I/O, the
-// guest waits on its console and the test reads the PE's windows out of the daemon. QEMU 10.0 does the
+// guest copies a 1 MiB chunk of random data to the next one (one direct read, one direct write), then
+// waits on its console and the test reads the PE's windows out of the daemon. QEMU 10.0 does the
 // DDW boot once more.
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -27,6 +28,9 @@ const BLOCK = 4096;
 const READ_LBA = 2;
 const WRITE_LBA = 5;
 const DISK_BYTES = 16 << 20;
+const CHUNK = 1 << 20;
+/** Each boot copies chunk i to i + 1; the source chunks hold random data. */
+const CHUNKS = { ddw: 2, noDdw: 4, qemu10: 6 };
 const DDW_START = 0x0800000000000000n;
 const BOOT_MS = 90_000;
 
@@ -50,6 +54,7 @@ describe(`a pseries guest's nvme driver on tcefs's ${BDF}, passed through with v
   let idle: Views;
   let group: string;
   const hostBlock = pattern(`tcefs-host-${randomBytes(6).toString('hex')}`);
+  const chunks = new Map(Object.values(CHUNKS).map((i) => [i, randomBytes(CHUNK)]));
 
   beforeAll(async () => {
     await Promise.all([exec('bash', [join(ROOT, 'scripts/guest/build.sh')], { timeout: 300_000 }), buildShim()]);
@@ -58,6 +63,7 @@ describe(`a pseries guest's nvme driver on tcefs's ${BDF}, passed through with v
     const f = await open(disk, 'w');
     await f.truncate(DISK_BYTES);
     await f.write(hostBlock, 0, BLOCK, READ_LBA * BLOCK);
+    for (const [i, data] of chunks) await f.write(data, 0, CHUNK, i * CHUNK);
     await f.close();
     const topology = structuredClone(DEFAULT_TOPOLOGY_JSON) as { phbs: { pes: { devices: Record<string, unknown>[] }[] }[] };
     const dev = topology.phbs.flatMap((p) => p.pes.flatMap((pe) => pe.devices)).find((x) => x.bdf === BDF)!;
@@ -115,8 +121,8 @@ describe(`a pseries guest's nvme driver on tcefs's ${BDF}, passed through with v
     });
   }
 
-  /** The guest read the host's block, wrote its own, which is in the backing file now. */
-  async function checkIo(b: Boot, token: string): Promise<void> {
+  /** The guest read the host's block, wrote its own, which is in the backing file now; the same for the chunk. */
+  async function checkIo(b: Boot, token: string, chunk: number): Promise<void> {
     expect(b.console, b.console).toContain('TCEFS-GUEST: nvme0n1 present');
     expect(b.console).toContain(`TCEFS-GUEST: read lba ${READ_LBA} md5 ${md5(hostBlock)}`);
     const mine = pattern(token);
@@ -128,6 +134,13 @@ describe(`a pseries guest's nvme driver on tcefs's ${BDF}, passed through with v
     await f.read(got, 0, BLOCK, WRITE_LBA * BLOCK);
     await f.close();
     expect(got.equals(mine)).toBe(true);
+    const src = chunks.get(chunk)!;
+    expect(b.console).toContain(`TCEFS-GUEST: bulk chunk ${chunk} of 1024k md5 ${md5(src)}`);
+    const copy = Buffer.alloc(CHUNK);
+    const g = await open(disk, 'r');
+    await g.read(copy, 0, CHUNK, (chunk + 1) * CHUNK);
+    await g.close();
+    expect(copy.equals(src)).toBe(true);
     // QEMU's DMA calls all succeeded (it ignores some irq ones that fail on a kernel too).
     expect(b.trace).not.toMatch(/VFIO_IOMMU_(?:UN)?MAP_DMA .* -> E|SPAPR_TCE_(?:CREATE|REMOVE) .* -> E/);
   }
@@ -146,15 +159,15 @@ describe(`a pseries guest's nvme driver on tcefs's ${BDF}, passed through with v
 
   it('binds with a 64-bit DDW the guest creates through RTAS, does its I/O through it, and powers off', async () => {
     const token = `guest-ddw-${randomBytes(4).toString('hex')}`;
-    const b = await boot('ddw', `guest_read=${READ_LBA} guest_write=${WRITE_LBA}:${token} guest_hold=30`);
-    await checkIo(b, token);
+    const b = await boot('ddw', `guest_read=${READ_LBA} guest_write=${WRITE_LBA}:${token} guest_bulk=${CHUNKS.ddw}:1024 guest_hold=30`);
+    await checkIo(b, token, CHUNKS.ddw);
     await checkDdw(b);
   }, BOOT_MS + 10_000);
 
   it('with disable_ddw maps its buffers TCE by TCE in the default 32-bit window', async () => {
     const token = `guest-32-${randomBytes(4).toString('hex')}`;
-    const b = await boot('no-ddw', `disable_ddw guest_read=${READ_LBA} guest_write=${WRITE_LBA}:${token} guest_hold=30`);
-    await checkIo(b, token);
+    const b = await boot('no-ddw', `disable_ddw guest_read=${READ_LBA} guest_write=${WRITE_LBA}:${token} guest_bulk=${CHUNKS.noDdw}:1024 guest_hold=30`);
+    await checkIo(b, token, CHUNKS.noDdw);
     expect(b.console).not.toMatch(/ibm,create-pe-dma-window/);
     expect(b.trace).not.toMatch(new RegExp(`start_addr=0x${DDW_START.toString(16)}`));
     expect(live(b.held, 0n)).toBeGreaterThan(0);
@@ -164,8 +177,8 @@ describe(`a pseries guest's nvme driver on tcefs's ${BDF}, passed through with v
   it('does the same under QEMU 10.0 (bookworm-backports)', async () => {
     const q = await qemu10();
     const token = `guest-q10-${randomBytes(4).toString('hex')}`;
-    const b = await boot('qemu10', `guest_read=${READ_LBA} guest_write=${WRITE_LBA}:${token} guest_hold=30`, `${q.bin} -L ${q.firmware}`);
-    await checkIo(b, token);
+    const b = await boot('qemu10', `guest_read=${READ_LBA} guest_write=${WRITE_LBA}:${token} guest_bulk=${CHUNKS.qemu10}:1024 guest_hold=30`, `${q.bin} -L ${q.firmware}`);
+    await checkIo(b, token, CHUNKS.qemu10);
     await checkDdw(b);
   }, BOOT_MS + 300_000);
 });
