@@ -477,6 +477,17 @@ describe('I/O', () => {
     expect(h.irq.raised.map((r) => r.index)).toEqual([VFIO.VFIO_PCI_MSIX_IRQ_INDEX]);
   });
 
+  it('INTMC raises again a masked vector whose queue still holds entries', () => {
+    h.w32(REG.INTMS, 1 << 1);
+    h.place(1, { opcode: IO.FLUSH, nsid: 1 });
+    h.ring(1);
+    h.run();
+    h.irq.raised.length = 0;
+    h.w32(REG.INTMC, 1 << 1);
+    expect(h.irq.raised.map((r) => r.index).sort()).toEqual([VFIO.VFIO_PCI_INTX_IRQ_INDEX, VFIO.VFIO_PCI_MSI_IRQ_INDEX, VFIO.VFIO_PCI_MSIX_IRQ_INDEX].sort());
+    expect(h.reap(1)?.status).toBe(0);
+  });
+
   it('a CQ without IEN raises nothing; a full CQ holds the SQ until its head moves', () => {
     h.admin({ opcode: ADMIN.CREATE_CQ, prp1: IOCQ + 0x20000n, cdw: { 10: (3 << 16) | 2, 11: 1 } });
     h.admin({ opcode: ADMIN.CREATE_SQ, prp1: IOSQ + 0x20000n, cdw: { 10: (3 << 16) | 2, 11: (2 << 16) | 1 } });
@@ -521,6 +532,11 @@ describe('I/O', () => {
     h.w32(REG.DOORBELLS + 0xf00, 1);
     h.run();
     expect(h.ctrl.describe().queues).toEqual(before);
+    // Past the doorbell page (the PBA, the MSI-X table) nothing is a doorbell: no error is logged.
+    const errors = () => (h.admin({ opcode: ADMIN.GET_LOG_PAGE, prp1: DATA, cdw: { 10: (1 << 15) | (15 << 16) | 1 } }), h.bus.read(DATA, 8).readBigUInt64LE());
+    const n = errors();
+    h.ctrl.write(0, 0x2000, Buffer.alloc(0x2000, 0xff));
+    expect(errors()).toBe(n);
     expect(h.rw(IO.READ, 0, 1, DATA).status).toBe(0);
   });
 
@@ -543,6 +559,8 @@ describe('random commands and doorbells', () => {
       host.enable();
       host.ioPair(1, 64, 1);
       host.ioPair(2, 64, 2);
+      // Part of the data area holds random qwords, so PRP lists point anywhere, aligned or not.
+      for (let i = 0; i < 0x8000; i += 4) host.bus.mem.writeUInt32LE(r(2) ? r(0x1_0000_0000) >>> 0 : r(0x100) << 12, Number(DATA - BASE) + 0x80000 + i);
       const statuses = new Set<number>();
       for (let round = 0; round < 60; round++) {
         const qid = r(3);
@@ -551,11 +569,12 @@ describe('random commands and doorbells', () => {
         const pick = r(4);
         // Bogus PRPs: inside memory, outside, at odd offsets; opcodes both known and not.
         const prp = [DATA + BigInt(r(0x100000)), BigInt(r(0x100000)), DATA + BigInt(r(64) * 0x1000), 0n][pick];
+        const lists = DATA + 0x80000n + BigInt(r(8) * 0x1000 + r(512) * 8);
         const opcode = qid === 0 ? [0, 1, 2, 4, 5, 6, 8, 9, 10, 0x18, r(256)][r(11)] : [0, 1, 2, 8, 9, r(256)][r(6)];
         // Neither Create nor Delete may touch the queues the test reaps from.
         const c10 = qid === 0 && [0, 1, 4, 5].includes(opcode) ? ((r(64) << 16) | (3 + r(40))) : raw.readUInt32LE(40);
         const cid = host.place(qid, {
-          opcode, nsid: [1, 0, 2, 0xffffffff, r(8)][r(5)], prp1: prp, prp2: prp + BigInt(r(3) * 0x1000 + r(2) * 4),
+          opcode, nsid: [1, 0, 2, 0xffffffff, r(8)][r(5)], prp1: prp, prp2: r(2) ? lists : prp + BigInt(r(3) * 0x1000 + r(2) * 4),
           cdw: { 10: qid === 0 && opcode === 0x0c ? 0 : c10, 11: raw.readUInt32LE(44), 12: r(2) ? r(64) : raw.readUInt32LE(48), 13: raw.readUInt32LE(52) },
           flags: r(8) === 0 ? 1 << 14 : 0,
         });
@@ -580,6 +599,9 @@ describe('random commands and doorbells', () => {
         c = host.rw(IO.WRITE, 7, 1, DATA, 0n, q);
         expect(c.status).toBe(0);
       }
+      // Nothing outlives a controller reset: no queue, no held request, no event.
+      host.w32(REG.CC, 0);
+      expect(host.ctrl.describe()).toMatchObject({ ready: false, fatal: false, queues: [], heldEvents: 0, pendingEvents: 0 });
     }
   });
 });

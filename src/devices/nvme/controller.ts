@@ -176,9 +176,9 @@ export class NvmeController implements DeviceModel {
       if (touched(REG.ACQ, 8)) this.acq = merged(REG.ACQ, 8, this.acq) & ~0xfffn;
       if (touched(REG.CC, 4)) this.writeCc(Number(merged(REG.CC, 4, BigInt(this.cc))) >>> 0);
     }
-    if (end > REG.DOORBELLS) {
+    if (end > REG.DOORBELLS && offset < REG.DOORBELLS_END) {
       const first = Math.max(0, Math.floor((offset - REG.DOORBELLS) / 4));
-      const last = Math.ceil((end - REG.DOORBELLS) / 4);
+      const last = Math.ceil((Math.min(end, REG.DOORBELLS_END) - REG.DOORBELLS) / 4);
       for (let d = first; d < last; d++) this.doorbell(d, Number(merged(REG.DOORBELLS + d * 4, 4, 0n)));
     }
   }

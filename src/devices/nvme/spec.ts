@@ -17,6 +17,8 @@ export const REG = {
   END: 0x40,
   /** SQ y tail doorbell at DOORBELLS + 8y, CQ y head doorbell at DOORBELLS + 8y + 4 (CAP.DSTRD = 0). */
   DOORBELLS: 0x1000,
+  /** The doorbell page ends where the default topology's MSI-X PBA begins; the rest of the BAR is inert. */
+  DOORBELLS_END: 0x2000,
 } as const;
 
 export const CC = {
