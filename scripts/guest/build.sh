@@ -5,18 +5,34 @@
 #
 #   scripts/guest/build.sh     -> KERNEL=<path of vmlinux>  INITRD=<path of initramfs.cpio.gz>
 #
-# TCEFS_GUEST_KVER picks the kernel ABI (default 6.1.0-47, the one bookworm ships now).
+# The kernel is the one bookworm's linux-image-powerpc64le depends on (asked again once a day; old
+# kernels leave the suite); TCEFS_GUEST_KVER=6.1.0-NN picks one.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${TCEFS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tcefs}
-kver=${TCEFS_GUEST_KVER:-6.1.0-47}-powerpc64le
+fetch() { bash "$here/../debian-fetch.sh" -a ppc64el -s bookworm -d "$cache" "$@"; }
+
+current=$cache/guest/kernel
+if [ -n "${TCEFS_GUEST_KVER:-}" ]; then
+  kver=$TCEFS_GUEST_KVER-powerpc64le
+else
+  if [ -z "$(find "$current" -mmin -1440 2>/dev/null)" ]; then
+    k=$(fetch -D linux-image-powerpc64le | grep -o 'linux-image-[0-9][^ ,]*-powerpc64le' | head -n1) || k=
+    if [ -n "$k" ]; then
+      mkdir -p "$(dirname "$current")"
+      echo "${k#linux-image-}" >"$current"
+    fi
+  fi
+  [ -s "$current" ] || { echo "guest: cannot tell bookworm's current ppc64el kernel" >&2; exit 1; }
+  kver=$(cat "$current")
+fi
 kpkg=linux-image-$kver
 
 out=$cache/guest/$kver
 initrd=$out/initramfs.cpio.gz
 if [ ! -e "$initrd" ] || [ "$here/init" -nt "$initrd" ] || [ "$0" -nt "$initrd" ]; then
   command -v cpio >/dev/null || { echo "guest: cpio is missing (scripts/setup.sh installs it)" >&2; exit 1; }
-  pkgs=$(bash "$here/../debian-fetch.sh" -a ppc64el -s bookworm -d "$cache" "$kpkg" busybox-static)
+  pkgs=$(fetch "$kpkg" busybox-static)
   kdir=$(sed -n 1p <<<"$pkgs")
   bdir=$(sed -n 2p <<<"$pkgs")
   root=$(mktemp -d)
