@@ -37,7 +37,14 @@ export async function mountCommand(
     console.error('tcefs: --max-objects takes a positive integer');
     process.exit(2);
   }
-  const daemon = new Daemon(topology, { strictKernel: !!opts.strictKernel, maxObjects: opts.maxObjects });
+  let daemon: Daemon;
+  try {
+    daemon = new Daemon(topology, { strictKernel: !!opts.strictKernel, maxObjects: opts.maxObjects });
+  } catch (e) {
+    // What the topology names but cannot be had (a model's backing file) is the topology's fault too.
+    console.error(`tcefs: ${(e as Error).message}`);
+    process.exit(2);
+  }
   const fs = new TcefsFs(daemon, resolve(dir));
   // Handlers go in before the mount: a signal in the gap would otherwise kill us with the mount left behind.
   let stopping: Promise<void> | undefined;

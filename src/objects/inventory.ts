@@ -111,6 +111,10 @@ export class Inventory {
       for (const pe of phb.pes) {
         const g = new IommuGroup(pe.group, phb.domain, pe.pe, host.peByGroup(pe.group)!);
         this.groups.set(g.id, g);
+        // A hot or fundamental PE reset resets the hardware behind it; vfio-pci's virtual config stays.
+        g.pe.eeh.onReset = () => {
+          for (const f of g.devices) f.model.reset();
+        };
         for (const spec of pe.devices) {
           const slot = spec.bdf.slice(0, -2);
           const multifunction = phb.pes.some((p) => p.devices.some((d) => d !== spec && d.bdf.slice(0, -2) === slot));

@@ -75,6 +75,8 @@ export class EehPe {
   resets = 0;
   /** The last DMA faults, oldest first. They stay after recovery so the views can still explain a freeze. */
   readonly dmaFaults: DmaFaultRecord[] = [];
+  /** Told when a PE reset is asserted: the PE's devices go back to power-on state (their models reset). */
+  onReset?: () => void;
 
   constructor(
     private readonly flavour: Flavour,
@@ -153,6 +155,7 @@ export class EehPe {
         this.cfgBlocked = true;
         this.resetAsserted = true;
         this.resets++;
+        this.onReset?.();
         return 0;
       case EEH_OP.CONFIGURE:
         return 0;

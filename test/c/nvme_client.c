@@ -5,9 +5,10 @@
 // writes a pattern through a PRP list, flushes, reads it back, sends bad commands, shuts the controller
 // down, and finally points a read at an IOVA with no TCE so that the PE freezes. key=value output.
 //
-// usage: nvme_client spapr|iommufd BDF GROUP [verify|kill]
+// usage: nvme_client spapr|iommufd BDF GROUP [verify|kill|intx]
 //   verify: write nothing; read the pattern back from what the namespace already holds.
 //   kill: fill the I/O queue with writes, ring, and SIGKILL itself before they complete.
+//   intx: completions on the INTx eventfd (MSI-X left off), unmasked after each interrupt.
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -167,9 +168,33 @@ static int run(struct queue *q, struct sqe *e, uint32_t *dw0)
 	return st >= 0 && got != cid ? -2 : st;
 }
 
-/* ---- interrupts: MSI-X vectors 0 (admin) and 1 (I/O) on eventfds ---- */
+/* ---- interrupts: MSI-X vectors 0 (admin) and 1 (I/O) on eventfds, or INTx on one ---- */
 
 static int efd[2] = { -1, -1 };
+static int intx;
+
+static long arm_intx(void)
+{
+	char buf[sizeof(struct vfio_irq_set) + sizeof(int32_t)];
+	struct vfio_irq_set *s = (void *)buf;
+	int32_t fd = efd[0] = efd[1] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	s->argsz = sizeof(buf);
+	s->flags = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER;
+	s->index = VFIO_PCI_INTX_IRQ_INDEX;
+	s->start = 0;
+	s->count = 1;
+	memcpy(s->data, &fd, sizeof(fd));
+	return ioctl(dev, VFIO_DEVICE_SET_IRQS, s);
+}
+
+/* INTx is masked by the host when it fires; the driver unmasks it once it has looked at its queues. */
+static void unmask_intx(void)
+{
+	struct vfio_irq_set s = { .argsz = sizeof(s), .flags = VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_UNMASK,
+		.index = VFIO_PCI_INTX_IRQ_INDEX, .start = 0, .count = 1 };
+	if (ioctl(dev, VFIO_DEVICE_SET_IRQS, &s))
+		printf("unmask=-%s\n", strerrorname_np(errno));
+}
 
 static long arm_msix(void)
 {
@@ -194,7 +219,26 @@ static uint64_t fired(int v)
 	uint64_t n = 0;
 	if (poll(&p, 1, 5000) == 1 && read(efd[v], &n, sizeof(n)) != sizeof(n))
 		n = 0;
+	if (intx)
+		unmask_intx();
 	return n;
+}
+
+/* Takes whatever interrupts are outstanding, so that the next one counted is the next one raised. */
+static void drain(void)
+{
+	for (int i = 0; i < 20; i++) {
+		struct pollfd p[2] = { { .fd = efd[0], .events = POLLIN }, { .fd = efd[1], .events = POLLIN } };
+		uint64_t n;
+		if (poll(p, 2, 100) <= 0)
+			return;
+		/* With INTx both entries are one eventfd: the second read may find it empty (EAGAIN). */
+		for (int v = 0; v < 2; v++)
+			if (p[v].revents & POLLIN && read(efd[v], &n, sizeof(n)) < 0 && errno != EAGAIN)
+				return;
+		if (intx)
+			unmask_intx();
+	}
 }
 
 /* ---- DMA setup ---- */
@@ -273,6 +317,7 @@ int main(int argc, char **argv)
 		return fprintf(stderr, "usage: nvme_client spapr|iommufd BDF GROUP [verify|kill]\n"), 2;
 	int verify = argc > 4 && !strcmp(argv[4], "verify");
 	int kill_self = argc > 4 && !strcmp(argv[4], "kill");
+	intx = argc > 4 && !strcmp(argv[4], "intx");
 	group = argv[3];
 	size_t align = 1 << 16;
 	void *p = mmap(NULL, BUF + align, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
@@ -304,7 +349,7 @@ int main(int argc, char **argv)
 	wr64(REG_ACQ, IOVA + O_ACQ);
 	wr32(REG_CC, CC_EN | CC_QES);
 	printf("ready=0x%x\n", wait_csts(1, 1));
-	show("set_irqs", arm_msix());
+	show("set_irqs", intx ? arm_intx() : arm_msix());
 
 	struct sqe e = { .cdw0 = 0x06, .prp1 = IOVA + O_ID, .cdw10 = 1 };
 	printf("identify_ctrl=%d\n", run(&admin, &e, NULL));
@@ -323,7 +368,7 @@ int main(int argc, char **argv)
 	printf("create_cq=%d\n", run(&admin, &e, NULL));
 	e = (struct sqe){ .cdw0 = 0x01, .prp1 = IOVA + O_IOSQ, .cdw10 = ((QSIZE - 1) << 16) | 1, .cdw11 = (1u << 16) | 1 };
 	printf("create_sq=%d\n", run(&admin, &e, NULL));
-	fired(0);
+	drain();
 
 	/* 32 KiB at LBA 16: PRP1 the first 4K page, PRP2 a list of the seven others. */
 	for (unsigned i = 0; i < XFER; i++)

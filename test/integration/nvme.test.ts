@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_TOPOLOGY_JSON } from '../../src/topology/topology.ts';
 import { kv } from '../helpers/c.ts';
+import { tcefs } from '../helpers/cli.ts';
 import { startDaemon, type RunningDaemon } from '../helpers/daemon.ts';
 import { readViews, waitForClean } from '../helpers/leaks.ts';
 import { runUnderShim } from '../helpers/shim.ts';
@@ -59,6 +60,15 @@ describe('a user-space NVMe driver under tcefs run', () => {
     expect(file.subarray(SLBA * 512, SLBA * 512 + XFER).equals(pattern)).toBe(true);
   });
 
+  it('INTx: with MSI-X off the completions arrive on the INTx eventfd, unmasked by the driver after each', async () => {
+    const r = await runUnderShim('nvme_client', ['spapr', BDF, GROUP, 'intx'], { topology });
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const out = kv(r.stdout);
+    expect(out).toMatchObject(EXPECTED);
+    expect(out.unmask).toBeUndefined();
+  });
+
   it('a new daemon serves what the file holds: a pattern put there beforehand reads back, nothing is written', async () => {
     await rm(backing, { force: true });
     const image = Buffer.alloc(1 << 20);
@@ -73,6 +83,18 @@ describe('a user-space NVMe driver under tcefs run', () => {
     const after = await readFile(backing);
     expect(after.length).toBe(16 << 20);
     expect(after.subarray(0, 1 << 20).equals(image)).toBe(true);
+  });
+});
+
+describe('a backing file that cannot be had', () => {
+  it('stops the mount with the reason and status 2, before anything is mounted', async () => {
+    const t = structuredClone(DEFAULT_TOPOLOGY_JSON) as any;
+    Object.assign(t.phbs[0].pes[1].devices[0], { backing: dir });
+    const file = join(dir, 'bad-topology.json');
+    await writeFile(file, JSON.stringify(t));
+    const r = await tcefs(['mount', join(dir, 'mnt'), '--topology', file]);
+    expect(r.stderr.trim()).toBe(`tcefs: backing file ${dir}: EISDIR: illegal operation on a directory, open '${dir}'`);
+    expect(r.code).toBe(2);
   });
 });
 

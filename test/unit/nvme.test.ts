@@ -1,12 +1,12 @@
 // The NVMe controller model against a stand-in DMA port (client memory as one Buffer): registers, the
 // admin and I/O command sets, PRPs, completions and interrupts, asynchronous events, fairness, a file
 // that outlives the controller, and random commands that must all end in a status, never a throw.
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { NvmeController, CAP, MQES } from '../../src/devices/nvme/controller.ts';
-import { MemoryDisk } from '../../src/devices/nvme/disk.ts';
+import { FileDisk, MemoryDisk } from '../../src/devices/nvme/disk.ts';
 import { prpSegments } from '../../src/devices/nvme/prp.ts';
 import { ADMIN, FEAT, IO, REG, SC } from '../../src/devices/nvme/spec.ts';
 import { DmaError, RecordingIrqPort, type DmaPort } from '../../src/devices/model.ts';
@@ -14,6 +14,8 @@ import { MODELS } from '../../src/devices/index.ts';
 import { DEFAULT_TOPOLOGY_JSON, parseTopology } from '../../src/topology/topology.ts';
 import { VFIO } from '../../src/uapi/constants.ts';
 import { seededRandom } from '../helpers/random.ts';
+import { Harness } from '../helpers/direct.ts';
+import { EEH_OP } from '../../src/tce/eeh.ts';
 
 const BASE = 0x100000n;
 const MEM = 8 << 20;
@@ -635,12 +637,40 @@ describe('backing file', () => {
     b.ctrl.disk.close();
   });
 
+  it('an empty file without a size is refused; a size smaller than the file limits the namespace', () => {
+    const file = join(dir, 'empty.img');
+    writeFileSync(file, '');
+    expect(() => new FileDisk(file)).toThrow(/too small for a namespace/);
+    writeFileSync(file, Buffer.alloc(1 << 20));
+    const d = new FileDisk(file, 64 << 10);
+    expect(d.size).toBe(64 << 10);
+    expect(statSync(file).size).toBe(1 << 20);
+    d.close();
+  });
+
   it('the memory disk stays sparse and deallocation gives memory back', () => {
     const d = new MemoryDisk(1 << 30);
     d.write(5 << 20, Buffer.alloc(100, 1));
     expect(d.resident).toBe(64 << 10);
     d.deallocate(0, 1 << 30);
     expect(d.resident).toBe(0);
+  });
+});
+
+describe('in the daemon', () => {
+  it('an EEH hot reset of the PE resets the controller (queues gone, not ready), as hardware behind a reset', () => {
+    const fn = new Harness().daemon.inventory.functions.get('0000:02:00.0')!;
+    expect(fn.model.name).toBe('nvme');
+    const w32 = (off: number, v: number) => fn.model.write(0, off, Buffer.from(new Uint32Array([v]).buffer));
+    w32(REG.AQA, 0x000f000f);
+    w32(REG.ASQ, 0x10000);
+    w32(REG.ACQ, 0x20000);
+    w32(REG.CC, 1 | CC_IO);
+    expect(fn.model.read(0, REG.CSTS, 4).readUInt32LE()).toBe(1);
+    fn.group.pe.eeh.op(EEH_OP.RESET_HOT);
+    fn.group.pe.eeh.op(EEH_OP.RESET_DEACTIVATE);
+    expect(fn.model.read(0, REG.CSTS, 4).readUInt32LE()).toBe(0);
+    expect(fn.model.read(0, REG.CC, 4).readUInt32LE()).toBe(0);
   });
 });
 

@@ -93,11 +93,19 @@ export class FileDisk implements Disk {
 
   constructor(readonly path: string, size?: number) {
     const fresh = !existsSync(path);
-    this.fd = openSync(path, fresh ? 'w+' : 'r+');
+    try {
+      this.fd = openSync(path, fresh ? 'w+' : 'r+');
+    } catch (e) {
+      throw new Error(`backing file ${path}: ${(e as Error).message}`);
+    }
     const have = fstatSync(this.fd).size;
     const want = size ?? (fresh ? DEFAULT_DISK_SIZE : have);
+    this.size = want - (want % 512);
+    if (this.size < 4096) {
+      closeSync(this.fd);
+      throw new Error(`backing file ${path}: ${want} bytes is too small for a namespace (at least 4K; name a "size")`);
+    }
     if (have < want) ftruncateSync(this.fd, want);
-    this.size = Math.max(want, 0) - (Math.max(want, 0) % 512);
   }
 
   read(offset: number, length: number, into: Buffer): void {
