@@ -3,10 +3,11 @@
 # private apt configuration: the system's dpkg architectures, apt sources and package lists stay as they
 # are. The mirror is the one the machine's own apt sources name.
 #
-#   scripts/debian-fetch.sh [-a ARCH] [-s SUITE] [-c COMPONENTS] [-d CACHE] PACKAGE...
+#   scripts/debian-fetch.sh [-a ARCH] [-s SUITE] [-c COMPONENTS] [-d CACHE] [-D] PACKAGE...
 #
 # Each PACKAGE ends up extracted in $CACHE/pkgs/<suite>-<arch>/<package>/ and that path is printed, one
-# line per package. A package already extracted is not fetched again. Examples:
+# line per package. A package already extracted is not fetched again. -D fetches nothing and prints each
+# PACKAGE's Depends line instead (what a metapackage stands for today). Examples:
 #   scripts/debian-fetch.sh -a all -s trixie-backports linux-source-7.3
 #   scripts/debian-fetch.sh -a ppc64el -s bookworm-backports qemu-system-ppc qemu-system-data
 set -euo pipefail
@@ -14,15 +15,17 @@ set -euo pipefail
 arch=$(dpkg --print-architecture)
 suite=
 components=main
+depends=
 cache=${TCEFS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tcefs}
 
-usage() { sed -n '2,12s/^# \{0,1\}//p' "$0" >&2; exit 2; }
-while getopts a:s:c:d:h opt; do
+usage() { sed -n '2,13s/^# \{0,1\}//p' "$0" >&2; exit 2; }
+while getopts a:s:c:d:Dh opt; do
   case $opt in
     a) arch=$OPTARG ;;
     s) suite=$OPTARG ;;
     c) components=$OPTARG ;;
     d) cache=$OPTARG ;;
+    D) depends=1 ;;
     *) usage ;;
   esac
 done
@@ -58,15 +61,28 @@ O=(-o "APT::Architecture=$list_arch" -o "APT::Architectures::=$list_arch"
 # As root, apt would drop to _apt, which cannot write a cache under root's home.
 [ "$(id -u)" = 0 ] && O+=(-o APT::Sandbox::User=root)
 
+fresh_lists() {
+  # Lists older than a day are read again.
+  if [ -z "$(find "$A/lists" -maxdepth 1 -name '*Packages*' -mmin -1440 -print -quit)" ]; then
+    apt-get "${O[@]}" -q update >&2
+  fi
+}
+
+if [ -n "$depends" ]; then
+  fresh_lists
+  for p in "$@"; do
+    apt-cache "${O[@]}" show --no-all-versions "$p" | sed -n 's/^Depends: //p' | grep . ||
+      { echo "debian-fetch: $p has no Depends in $suite/$arch" >&2; exit 1; }
+  done
+  exit 0
+fi
+
 out=$cache/pkgs/$suite-$arch
 mkdir -p "$out"
 need=()
 for p in "$@"; do [ -e "$out/$p/.done" ] || need+=("$p"); done
 if [ ${#need[@]} -gt 0 ]; then
-  # Lists older than a day are read again.
-  if [ -z "$(find "$A/lists" -maxdepth 1 -name '*Packages*' -mmin -1440 -print -quit)" ]; then
-    apt-get "${O[@]}" -q update >&2
-  fi
+  fresh_lists
   dl=$A/download
   mkdir -p "$dl"
   (cd "$dl" && apt-get "${O[@]}" -q download "${need[@]}" >&2)

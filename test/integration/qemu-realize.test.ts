@@ -2,25 +2,16 @@
 // through with -device vfio-pci must realize with no vfio error, on Debian's QEMU 7.2 and on QEMU 10.0
 // (bookworm-backports, fetched into the cache with a private apt configuration), and `quit` must leave
 // the daemon as it booted. The ioctls QEMU issued are written to build/test-logs/ for people to read.
-import { execFile } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, startDaemon, type RunningDaemon } from '../helpers/daemon.ts';
 import { readViews, waitForClean, type Views } from '../helpers/leaks.ts';
+import { qemu10 } from '../helpers/qemu.ts';
 import { tcefsRun } from '../helpers/shim.ts';
 import { DEFAULT_TOPOLOGY_JSON } from '../../src/topology/topology.ts';
 
-const exec = promisify(execFile);
 const BDFS = DEFAULT_TOPOLOGY_JSON.phbs.flatMap((p) => p.pes.flatMap((pe) => pe.devices.map((d) => d)));
-
-/** QEMU 10.0.2 from bookworm-backports, extracted into the cache; its libraries are bookworm's own. */
-async function qemu10(): Promise<{ bin: string; firmware: string }> {
-  const { stdout } = await exec('bash', [join(ROOT, 'scripts/debian-fetch.sh'), '-s', 'bookworm-backports', 'qemu-system-ppc', 'qemu-system-data'], { timeout: 300_000 });
-  const [ppc, data] = stdout.trim().split('\n');
-  return { bin: join(ppc, 'usr/bin/qemu-system-ppc64'), firmware: join(data, 'usr/share/qemu') };
-}
 
 const QEMUS: { name: string; get: () => Promise<{ bin: string; firmware?: string }> }[] = [
   { name: 'QEMU 7.2 (Debian 12)', get: async () => ({ bin: 'qemu-system-ppc64' }) },
