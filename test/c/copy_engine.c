@@ -195,28 +195,14 @@ static long eeh(unsigned op_code)
 
 /* ---- iommufd and the VFIO cdev ---- */
 
+#include "cdev_test.h"
+
 static int iommufd_setup(const char *bdf, unsigned char *src, unsigned char *dst)
 {
-	char path[512];
-	int d = -1;
-	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/vfio-dev", bdf);
-	DIR *dir = opendir(path);
-	struct dirent *e;
-	while (dir && (e = readdir(dir)))
-		if (!strncmp(e->d_name, "vfio", 4)) {
-			snprintf(path, sizeof(path), "/dev/vfio/devices/%s", e->d_name);
-			d = open(path, O_RDWR);
-		}
-	if (dir)
-		closedir(dir);
-	int i = open("/dev/iommu", O_RDWR);
-	struct vfio_device_bind_iommufd bind = { .argsz = sizeof(bind), .iommufd = i };
-	show("bind", ioctl(d, VFIO_DEVICE_BIND_IOMMUFD, &bind));
-	struct iommu_ioas_alloc a = { .size = sizeof(a) };
-	show("ioas_alloc", ioctl(i, IOMMU_IOAS_ALLOC, &a));
-	struct vfio_device_attach_iommufd_pt at = { .argsz = sizeof(at), .pt_id = a.out_ioas_id };
-	show("attach", ioctl(d, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &at));
-	struct iommu_ioas_map m = { .size = sizeof(m), .ioas_id = a.out_ioas_id, .length = BUF,
+	int i;
+	__u32 ioas;
+	int d = cdev_attach(bdf, &i, &ioas);
+	struct iommu_ioas_map m = { .size = sizeof(m), .ioas_id = ioas, .length = BUF,
 		.flags = IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE };
 	m.user_va = (uintptr_t)src, m.iova = IOVA_SRC;
 	show("map_src", ioctl(i, IOMMU_IOAS_MAP, &m));
