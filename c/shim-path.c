@@ -29,42 +29,13 @@ size_t shim_mnt_len;
 static char alias[PATH_MAX];
 static size_t alias_len;
 
+static int walk(const char *in, char *out, size_t cap, int follow, int depth);
+
 /* Collapse "//", "." and ".." by text (for paths with "..", normalize_links follows the links first).
  * `in` is absolute. A trailing slash is kept, since it makes the kernel insist on a directory. */
 static int normalize(const char *in, char *out, size_t cap)
 {
-	size_t o = 0;
-	out[o++] = '/';
-	const char *p = in;
-	while (*p) {
-		while (*p == '/')
-			p++;
-		if (!*p)
-			break;
-		const char *e = strchrnul(p, '/');
-		size_t n = (size_t)(e - p);
-		if (n == 1 && p[0] == '.') {
-			/* nothing */
-		} else if (n == 2 && p[0] == '.' && p[1] == '.') {
-			while (o > 1 && out[o - 1] != '/')
-				o--;
-			if (o > 1)
-				o--;
-		} else {
-			if (o + n + 2 >= cap)
-				return -1;
-			if (o > 1)
-				out[o++] = '/';
-			memcpy(out + o, p, n);
-			o += n;
-		}
-		p = e;
-	}
-	size_t len = strlen(in);
-	if (o > 1 && len && in[len - 1] == '/')
-		out[o++] = '/';
-	out[o] = 0;
-	return 0;
+	return walk(in, out, cap, 0, 0);
 }
 
 static void do_init(void)
@@ -194,11 +165,12 @@ static int redirect(const char *norm, char *buf)
 }
 
 /*
- * normalize(), but a ".." after a symlink goes up from where the link leads, as the kernel's walk does
- * (sysfs paths like /sys/bus/pci/devices/<BDF>/../.. are built by libpci and others). Only the prefixes
- * a ".." follows are looked at, each where the shim would send it.
+ * The lexical walk behind normalize(), and with `follow` normalize_links(): a ".." after a symlink goes
+ * up from where the link leads, as the kernel's walk does (sysfs paths like /sys/bus/pci/devices/<BDF>/../..
+ * are built by libpci and others). Only the prefixes a ".." follows are looked at, each where the shim
+ * would send it.
  */
-static int normalize_links(const char *in, char *out, size_t cap, int depth)
+static int walk(const char *in, char *out, size_t cap, int follow, int depth)
 {
 	if (depth > 40)
 		return -1;
@@ -212,34 +184,34 @@ static int normalize_links(const char *in, char *out, size_t cap, int depth)
 			break;
 		const char *e = strchrnul(p, '/');
 		size_t n = (size_t)(e - p);
-		if (n == 2 && p[0] == '.' && p[1] == '.' && o > 1) {
-			char where[PATH_MAX], target[PATH_MAX], joined[PATH_MAX];
-			out[o] = 0;
-			const char *look = redirect(out, where) ? where : out;
-			ssize_t t = syscall(SYS_readlinkat, AT_FDCWD, look, target, sizeof(target) - 1);
-			if (t > 0) {
-				target[t] = 0;
-				if (target[0] == '/')
-					snprintf(joined, sizeof(joined), "%s", target);
-				else {
-					while (o > 1 && out[o - 1] != '/')
-						o--;
-					out[o] = 0;
-					if ((size_t)snprintf(joined, sizeof(joined), "%s/%s", out, target) >= sizeof(joined))
+		if (n == 2 && p[0] == '.' && p[1] == '.') {
+			/* ".." at the root stays there */
+			if (o > 1 && follow) {
+				char where[PATH_MAX], target[PATH_MAX], joined[PATH_MAX];
+				const char *look = redirect(out, where) ? where : out;
+				ssize_t t = syscall(SYS_readlinkat, AT_FDCWD, look, target, sizeof(target) - 1);
+				if (t > 0) {
+					target[t] = 0;
+					if (target[0] == '/')
+						snprintf(joined, sizeof(joined), "%s", target);
+					else {
+						while (o > 1 && out[o - 1] != '/')
+							o--;
+						out[o] = 0;
+						if ((size_t)snprintf(joined, sizeof(joined), "%s/%s", out, target) >= sizeof(joined))
+							return -1;
+					}
+					if (walk(joined, out, cap, 1, depth + 1))
 						return -1;
+					o = strlen(out);
+					while (o > 1 && out[o - 1] == '/')
+						out[--o] = 0;
 				}
-				if (normalize_links(joined, out, cap, depth + 1))
-					return -1;
-				o = strlen(out);
-				while (o > 1 && out[o - 1] == '/')
-					out[--o] = 0;
 			}
 			while (o > 1 && out[o - 1] != '/')
 				o--;
 			if (o > 1)
 				o--;
-		} else if (n == 2 && p[0] == '.' && p[1] == '.') {
-			/* ".." at the root stays there */
 		} else if (!(n == 1 && p[0] == '.')) {
 			if (o + n + 2 >= cap)
 				return -1;
@@ -256,6 +228,11 @@ static int normalize_links(const char *in, char *out, size_t cap, int depth)
 		out[o++] = '/';
 	out[o] = 0;
 	return 0;
+}
+
+static int normalize_links(const char *in, char *out, size_t cap)
+{
+	return walk(in, out, cap, 1, 0);
 }
 
 /* Whether a path has a ".." component. */
@@ -297,7 +274,7 @@ static void resolve(int dirfd, const char *path, struct target *t)
 		strcat(abs, path);
 		src = abs;
 	}
-	if (has_dotdot(src) ? normalize_links(src, t->norm, sizeof(t->norm), 0) : normalize(src, t->norm, sizeof(t->norm)))
+	if (has_dotdot(src) ? normalize_links(src, t->norm, sizeof(t->norm)) : normalize(src, t->norm, sizeof(t->norm)))
 		return;
 	t->have_norm = 1;
 	const char *in = shim_unmount(t->norm);
