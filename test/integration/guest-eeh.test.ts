@@ -1,5 +1,7 @@
 // EEH end to end: the pseries guest of guest-nvme.test.ts reads its NVMe namespace in a loop while the
-// test freezes the function's PE with `tcefs eeh freeze`. The in-flight read hangs; the nvme driver's
+// test freezes the function's PE, first with `tcefs eeh freeze`, then, once the guest has recovered,
+// with an induced DMA fault (`tcefs eeh dma-fault`: the device's next DMA fails as through a bad TCE
+// and the PHB freezes the PE). Each time the in-flight read hangs; the nvme driver's
 // timeout reads CSTS as all ones, the guest's EEH core asks QEMU for the slot state over RTAS (QEMU:
 // VFIO_EEH_PE_OP GET_STATE on the container), calls the driver's error_detected, resets the PE
 // (ibm,set-slot-reset -> RESET_HOT, RESET_DEACTIVATE: tcefs resets the NVMe model), restores config
@@ -65,15 +67,18 @@ describe(`EEH recovery of a pseries guest's nvme driver on tcefs's ${BDF}`, () =
 
   const pe = async (): Promise<PeView> => JSON.parse(await readFile(join(d.mnt, DEBUG_DIR, 'groups', group, 'pe.json'), 'utf8'));
   const live = (v: PeView | undefined, start: bigint) => v?.windows.find((w) => BigInt(w.start) === start)?.liveTces;
+  const recoveries = (out: string) => out.split('\nTCEFS-GUEST: eeh reads')[0].match(/EEH: Recovery successful/g)?.length ?? 0;
 
-  it('freezing the PE under I/O: the guest notices, resets the PE through RTAS, and its reads and writes go on', async () => {
+  it('freezing the PE under I/O, by command and by a DMA fault: the guest resets it through RTAS each time and its I/O goes on', async () => {
     const token = `guest-eeh-${randomBytes(4).toString('hex')}`;
     const traceStart = d.stderr().length;
     let freezeAt = -1;
     let before: PeView | undefined;
     let frozen: PeView | undefined;
     let after: PeView | undefined;
+    let faulted: PeView | undefined;
     let freeze: { code: number | null; stderr: string } | undefined;
+    let arm: { code: number | null; stderr: string } | undefined;
     let stage = 0;
     const b = await bootGuest({
       mnt: d.mnt,
@@ -87,9 +92,13 @@ describe(`EEH recovery of a pseries guest's nvme driver on tcefs's ${BDF}`, () =
           freezeAt = d.stderr().length;
           freeze = await tcefs(['eeh', 'freeze', group, '--mount', d.mnt]);
           frozen = await pe();
-        } else if (stage === 1 && out.includes('EEH: Recovery successful')) {
+        } else if (stage === 1 && recoveries(out) === 1) {
           stage = 2;
           after = await pe();
+          arm = await tcefs(['eeh', 'dma-fault', group, '--mount', d.mnt]);
+        } else if (stage === 2 && recoveries(out) === 2) {
+          stage = 3;
+          faulted = await pe();
           say('go');
         }
       },
@@ -99,7 +108,7 @@ describe(`EEH recovery of a pseries guest's nvme driver on tcefs's ${BDF}`, () =
     const dir = join(ROOT, 'build', 'test-logs');
     await mkdir(dir, { recursive: true });
     const log = join(dir, 'guest-eeh.log');
-    await writeFile(log, `--- console (exit ${b.code})\n${b.console}\n--- PE before, frozen, after\n${JSON.stringify([before, frozen, after], null, 1)}\n--- tcefs ioctl trace\n${trace}`);
+    await writeFile(log, `--- console (exit ${b.code})\n${b.console}\n--- PE before, frozen, after the freeze, after the DMA fault\n${JSON.stringify([before, frozen, after, faulted], null, 1)}\n--- tcefs ioctl trace\n${trace}`);
     console.log(`guest eeh: logged in ${log}`);
 
     // The freeze took, and the guest was told nothing but found out by itself.
@@ -126,7 +135,16 @@ describe(`EEH recovery of a pseries guest's nvme driver on tcefs's ${BDF}`, () =
     expect(live(after, DDW_START)).toBe(live(before, DDW_START));
     expect(after?.eeh.stateName).toBe('NORMAL');
 
-    // Every read of the loop, the one across the freeze included, returned the host's block.
+    // The DMA fault: on record in the PE's view with the device that hit it, and recovered the same way.
+    expect(arm).toEqual({ code: 0, stdout: '', stderr: '' });
+    expect(recoveries(b.console)).toBe(2);
+    expect(b.console).toContain('EEH: This PCI device has failed 2 times in the last hour');
+    expect(faulted?.eeh.dmaFaults).toEqual([expect.objectContaining({ reason: 'injected', device: BDF })]);
+    expect(faulted?.eeh.stateName).toBe('NORMAL');
+    expect(sinceFreeze.match(/VFIO_EEH_PE_OP \{[^}]* op=5 [^}]*\} -> 0n/g)?.length).toBeGreaterThanOrEqual(2);
+    expect(live(faulted, DDW_START)).toBe(live(before, DDW_START));
+
+    // Every read of the loop, the ones across the freezes included, returned the host's block.
     const reads = /TCEFS-GUEST: eeh reads (\d+) bad (\d+)/.exec(b.console);
     expect(reads, b.console).not.toBeNull();
     expect(Number(reads![1])).toBeGreaterThan(1);
