@@ -32,7 +32,7 @@ const DISK_BYTES = 16 << 20;
 const DDW_START = 0x0800000000000000n;
 /** How long a command may hang before the guest's nvme driver looks at the device (30 s by default). */
 const IO_TIMEOUT_S = 4;
-const BOOT_MS = 120_000;
+const BOOT_MS = 240_000;
 
 const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
 const pattern = (line: string) => Buffer.alloc(BLOCK, `${line}\n`);
@@ -83,7 +83,7 @@ describe(`EEH recovery of a pseries guest's nvme driver on tcefs's ${BDF}`, () =
     const b = await bootGuest({
       mnt: d.mnt,
       bdf: BDF,
-      append: `guest_read=${READ_LBA} guest_write=${WRITE_LBA}:${token} guest_eeh=60 nvme_core.io_timeout=${IO_TIMEOUT_S}`,
+      append: `guest_read=${READ_LBA} guest_write=${WRITE_LBA}:${token} guest_eeh=150 nvme_core.io_timeout=${IO_TIMEOUT_S}`,
       timeoutMs: BOOT_MS,
       watch: async (out, say) => {
         if (stage === 0 && out.includes('TCEFS-GUEST: eeh reading')) {
