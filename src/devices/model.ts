@@ -8,7 +8,7 @@ export interface IrqPort {
   raise(index: number, vector: number): void;
 }
 
-/** Why a DMA did not happen. The first five are translation faults, which also freeze the PE. */
+/** Why a DMA did not happen. The first six are translation faults, which also freeze the PE. */
 export type DmaFailure = 'no-window' | 'no-tce' | 'permission' | 'blocked' | 'no-memory' | 'injected' | 'frozen' | 'too-long';
 
 export class DmaError extends Error {
