@@ -34,8 +34,7 @@ export class PciFunction implements BarTarget {
   readonly overlays: BarOverlay[] = [];
   constructor(readonly spec: PciFunctionSpec, readonly group: IommuGroup, cdevIndex: number, multifunction: boolean, memory: ClientMemory) {
     this.cdevIndex = cdevIndex;
-    this.config = new PciConfigSpace(spec, multifunction);
-    this.config.isolated = () => this.group.pe.eeh.mmioFrozen || this.group.pe.eeh.cfgBlocked;
+    this.config = new PciConfigSpace(spec, multifunction, () => group.pe.eeh.mmioFrozen || group.pe.eeh.cfgBlocked);
     this.irqs = new FunctionIrqs(this.config);
     this.model = MODELS[spec.model ?? DEFAULT_MODEL]({
       bdf: spec.bdf,

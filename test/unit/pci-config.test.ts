@@ -251,9 +251,8 @@ describe('the topology describes capabilities and refuses contradictions', () =>
 
 describe('EEH', () => {
   it('while the PE is isolated the function answers all ones and takes no writes; virtual bits still read back', () => {
-    const c = nvme();
     let isolated = false;
-    c.isolated = () => isolated;
+    const c = new PciConfigSpace(specs.get('0000:02:00.0')!, false, () => isolated);
     w16(c, 4, 0x0006); // memory and bus master on, INTx enabled
     const bar0 = u32(c, 0x10);
     isolated = true;

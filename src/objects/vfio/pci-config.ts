@@ -130,10 +130,9 @@ export class PciConfigSpace {
   /** vfio-pci's msi_qmax: zero until MSI is first enabled, then log2 of the vectors enabled. */
   private msiQmax = 0;
   power: PowerState = 'D0';
-  /** Config cycles do not reach the function while its PE is frozen or in reset (EEH). */
-  isolated: () => boolean = () => false;
 
-  constructor(readonly spec: PciFunctionSpec, private readonly multifunction: boolean) {
+  /** @param isolated config cycles do not reach the function while this holds (EEH: PE frozen or in reset) */
+  constructor(readonly spec: PciFunctionSpec, private readonly multifunction: boolean, private readonly isolated: () => boolean = () => false) {
     this.caps = spec.caps;
     this.size = this.caps.pcie ? PCIE_CFG_SPACE_SIZE : PCI_CFG_SPACE_SIZE;
     this.hw = Buffer.alloc(this.size);
@@ -302,7 +301,8 @@ export class PciConfigSpace {
     const { msiActive, msiQmax } = this;
     this.powerOn();
     vconf.copy(this.vconf);
-    Object.assign(this, { msiActive, msiQmax });
+    this.msiActive = msiActive;
+    this.msiQmax = msiQmax;
   }
 
   // ---- building the function ----
