@@ -13,6 +13,8 @@ export const CONTROL_HELP = `# tcefs control: write one command per line
 #                            model would: it reaches the eventfd attached by SET_IRQS, INTx automasks
 #   eeh freeze <group>       freeze the group's PE as a detected error would (DMA and MMIO fail until its
 #                            user resets it; the host recovers a PE it drives itself at once)
+#   eeh dma-fault <group>    the PE's next device DMA fails as through a bad TCE: the PHB freezes the PE
+#                            and the fault is on record in its views
 `;
 
 /** Apply one command line; throws Errno(EINVAL) for bad syntax, ENODEV for unknown devices or groups. */
@@ -48,8 +50,12 @@ export function runControl(daemon: Daemon, line: string): void {
     }
     case 'eeh': {
       const g = daemon.inventory.groups.get(Number(arg));
-      if (what !== 'freeze' || words.length !== 3) throw bad();
+      if ((what !== 'freeze' && what !== 'dma-fault') || words.length !== 3) throw bad();
       if (!g || !/^\d+$/.test(arg)) throw new Errno(ENODEV, `no group ${arg}`);
+      if (what === 'dma-fault') {
+        g.pe.eeh.dmaFaultArmed = true;
+        return;
+      }
       g.pe.eeh.freeze();
       // A PE the host drives is recovered by the host's own EEH handling; only a user-owned one stays
       // frozen for its owner to notice and reset.

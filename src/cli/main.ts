@@ -46,8 +46,8 @@ program
 
 program
   .command('eeh')
-  .description("freeze an IOMMU group's PE as a detected error would (EEH)")
-  .argument('<action>', 'freeze')
+  .description("freeze an IOMMU group's PE as a detected error would (EEH), now or at its next device DMA")
+  .argument('<action>', 'freeze | dma-fault')
   .argument('<group>', 'IOMMU group number')
   .option('-m, --mount <dir>', 'the mount to control', DEFAULT_MOUNT)
   .action(eehCommand);

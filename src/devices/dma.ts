@@ -46,6 +46,7 @@ export class FunctionDma implements DmaPort {
     if (!Number.isSafeInteger(length) || length < 0 || length > MAX_DMA_BYTES) {
       throw new DmaError('too-long', iova, `${length} bytes (at most ${MAX_DMA_BYTES} per transfer)`);
     }
+    if (this.pe.eeh.takeArmedDmaFault()) this.fault(iova, access, 'injected', 'the DMA fault `eeh dma-fault` armed');
     const spans: ClientSpan[] = [];
     const end = iova + BigInt(length);
     for (let at = iova; at < end; ) {

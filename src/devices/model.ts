@@ -8,8 +8,8 @@ export interface IrqPort {
   raise(index: number, vector: number): void;
 }
 
-/** Why a DMA did not happen. The first five are translation faults, which also freeze the PE. */
-export type DmaFailure = 'no-window' | 'no-tce' | 'permission' | 'blocked' | 'no-memory' | 'frozen' | 'too-long';
+/** Why a DMA did not happen. The first six are translation faults, which also freeze the PE. */
+export type DmaFailure = 'no-window' | 'no-tce' | 'permission' | 'blocked' | 'no-memory' | 'injected' | 'frozen' | 'too-long';
 
 export class DmaError extends Error {
   constructor(readonly reason: DmaFailure, readonly iova: bigint, detail: string) {

@@ -34,7 +34,7 @@ export class PciFunction implements BarTarget {
   readonly overlays: BarOverlay[] = [];
   constructor(readonly spec: PciFunctionSpec, readonly group: IommuGroup, cdevIndex: number, multifunction: boolean, memory: ClientMemory) {
     this.cdevIndex = cdevIndex;
-    this.config = new PciConfigSpace(spec, multifunction);
+    this.config = new PciConfigSpace(spec, multifunction, () => group.pe.eeh.mmioFrozen || group.pe.eeh.cfgBlocked);
     this.irqs = new FunctionIrqs(this.config);
     this.model = MODELS[spec.model ?? DEFAULT_MODEL]({
       bdf: spec.bdf,
@@ -52,6 +52,11 @@ export class PciFunction implements BarTarget {
   /** Function-level reset: config registers to power-on values and the model's state with them. */
   reset(): void {
     this.config.reset();
+    this.model.reset();
+  }
+  /** An EEH reset of the PE: the hardware's state goes back to power-on, vfio-pci's virtual config stays. */
+  peReset(): void {
+    this.config.resetHardware();
     this.model.reset();
   }
   /** MMIO reads all ones while EEH has the PE frozen. */
@@ -113,7 +118,7 @@ export class Inventory {
         this.groups.set(g.id, g);
         // A hot or fundamental PE reset resets the hardware behind it; vfio-pci's virtual config stays.
         g.pe.eeh.onReset = () => {
-          for (const f of g.devices) f.model.reset();
+          for (const f of g.devices) f.peReset();
         };
         for (const spec of pe.devices) {
           const slot = spec.bdf.slice(0, -2);

@@ -54,7 +54,7 @@ export function eehStateName(state: number): string {
 export interface DmaFaultRecord {
   iova: bigint;
   direction: 'read' | 'write';
-  reason: 'no-window' | 'no-tce' | 'permission' | 'blocked' | 'no-memory';
+  reason: 'no-window' | 'no-tce' | 'permission' | 'blocked' | 'no-memory' | 'injected';
   device: string;
   detail: string;
 }
@@ -75,6 +75,8 @@ export class EehPe {
   resets = 0;
   /** The last DMA faults, oldest first. They stay after recovery so the views can still explain a freeze. */
   readonly dmaFaults: DmaFaultRecord[] = [];
+  /** The next device DMA fails as if its TCE had gone bad (`eeh dma-fault`); one DMA, then it is spent. */
+  dmaFaultArmed = false;
   /** Told when a PE reset is asserted: the PE's devices go back to power-on state (their models reset). */
   onReset?: () => void;
 
@@ -111,6 +113,13 @@ export class EehPe {
     this.dmaFaults.push(fault);
     if (this.dmaFaults.length > DMA_FAULTS_KEPT) this.dmaFaults.shift();
     this.freeze();
+  }
+
+  /** The DMA port asks before each transfer: true once for the armed fault, unless DMA is stopped anyway. */
+  takeArmedDmaFault(): boolean {
+    if (!this.dmaFaultArmed || this.dmaFrozen) return false;
+    this.dmaFaultArmed = false;
+    return true;
   }
 
   state(): number {
@@ -195,6 +204,7 @@ export class EehPe {
   changeOwner(): void {
     // The next user does not see the last one's faults either.
     this.dmaFaults.length = 0;
+    this.dmaFaultArmed = false;
     this.resetAsserted = false;
     this.cfgBlocked = false;
     this.thaw();

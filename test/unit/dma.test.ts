@@ -6,6 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   COPY_ERR, COPY_REG, CTRL_IRQ, STATUS_BUSY, STATUS_CODE_SHIFT, STATUS_DONE, STATUS_ERROR,
 } from '../../src/devices/copy-engine.ts';
+import { runControl } from '../../src/control.ts';
 import { FunctionDma } from '../../src/devices/dma.ts';
 import { DmaError, RecordingIrqPort } from '../../src/devices/model.ts';
 import type { OpenFile } from '../../src/dispatch/open-file.ts';
@@ -118,6 +119,27 @@ describe('DMA through a SPAPR v2 container', () => {
     expect(eeh(EEH.GET_STATE)).toBe(VFIO.VFIO_EEH_PE_STATE_NORMAL);
     expect(await copy(dev, 0x8_0000n, 0x1_1000n, 16)).toBe(STATUS_DONE);
     expect(t.peek(t.addr + 0x1000n, 16)).toEqual(pattern(0x4_0000, 16));
+  });
+
+  it('`eeh dma-fault` fails the next DMA once, through a good TCE: the PE freezes and the fault is on record', async () => {
+    runControl(h.daemon, `eeh dma-fault ${fn().group.id}`);
+    // Arming alone changes nothing the user sees.
+    expect(eeh(EEH.GET_STATE)).toBe(VFIO.VFIO_EEH_PE_STATE_NORMAL);
+    expect(await copy(dev, 0x1_0000n, 0x1_1000n, 16)).toBe(0xffff_ffff);
+    expect(eeh(EEH.GET_STATE)).toBe(VFIO.VFIO_EEH_PE_STATE_STOPPED);
+    expect(describePe(pe()).eeh.dmaFaults).toEqual([
+      expect.objectContaining({ iova: '0x0000000000010000', direction: 'read', reason: 'injected', device: BDF }),
+    ]);
+    expect(eeh(EEH.UNFREEZE_IO) | eeh(EEH.UNFREEZE_DMA)).toBe(0);
+    // Spent: the same copy now goes through.
+    expect(await copy(dev, 0x1_0000n, 0x1_1000n, 16)).toBe(STATUS_DONE);
+    expect(t.peek(t.addr + 0x1000n, 16)).toEqual(pattern(0, 16));
+    expect(pe().eeh.dmaFaults.length).toBe(1);
+    // The PE changing hands drops an armed fault nobody hit.
+    runControl(h.daemon, `eeh dma-fault ${fn().group.id}`);
+    pe().eeh.changeOwner();
+    expect(pe().eeh.dmaFaultArmed).toBe(false);
+    expect(() => runControl(h.daemon, 'eeh dma-fault')).toThrow(/bad control command/);
   });
 
   it('names the reason: no TCE, no window, wraparound; a huge LEN is a device error without a freeze', async () => {

@@ -248,3 +248,37 @@ describe('the topology describes capabilities and refuses contradictions', () =>
     expect(withDevice(patch)).toThrow(message);
   });
 });
+
+describe('EEH', () => {
+  it('while the PE is isolated the function answers all ones and takes no writes; virtual bits still read back', () => {
+    let isolated = false;
+    const c = new PciConfigSpace(specs.get('0000:02:00.0')!, false, () => isolated);
+    w16(c, 4, 0x0006); // memory and bus master on, INTx enabled
+    const bar0 = u32(c, 0x10);
+    isolated = true;
+    expect(u32(c, 0)).toBe(0xa808144d); // IDs are vfio-pci's copy
+    expect(u32(c, 0x10)).toBe(bar0); // so are the BARs
+    expect(u16(c, 4)).toBe(0xfbff); // the function's bits all ones, INTx disable (0) from the copy
+    expect(u16(c, 6)).toBe(0xffff);
+    w16(c, 4, 0x0402); // bus master off: does not reach the function; INTx disable is vfio-pci's and lands
+    isolated = false;
+    expect(u16(c, 4)).toBe(0x0406);
+  });
+
+  it('a PE reset puts the function back to power-on; what vfio-pci virtualises stays', () => {
+    const c = nvme();
+    w16(c, 4, 0x0406);
+    w32(c, 0x10, 0x12340000);
+    const bar0 = u32(c, 0x10);
+    c.setMsixEnabled(true);
+    const msix = capAt(c, 0x11);
+    expect(u16(c, msix + 2) & 0x8000).toBe(0x8000);
+    c.resetHardware();
+    expect(u16(c, 4)).toBe(0x0400); // decode and bus master off, INTx disable kept
+    expect(c.memoryEnabled).toBe(true); // vfio-pci still remembers the user's memory enable
+    expect(u32(c, 0x10)).toBe(bar0);
+    expect(u16(c, msix + 2) & 0x8000).toBe(0);
+    c.reset();
+    expect(u16(c, 4)).toBe(0); // a function-level reset takes the virtual state with it
+  });
+});

@@ -18,6 +18,8 @@
 //   memoryEnabled               - memory decoding on and the function in D0: BAR accesses allowed.
 // For sysfs: `link` (current/max link speed and width strings) and hardwareRead() (the function's own
 // registers, what /sys/bus/pci/devices/X/config shows, as opposed to the user's view through vfio-pci).
+// For EEH: `isolated` (the function's PE is frozen or held in reset: its own registers answer all ones
+// and take no writes, vfio-pci's virtual bits still read back) and resetHardware() (a PE reset).
 // docs/config-space.md describes the topology keys and the rules.
 import { layoutCaps, layoutExtCaps, CAP_ID, EXT_CAPS, type PciCapsSpec } from '../../topology/pci-caps.ts';
 import type { PciFunctionSpec } from '../../topology/topology.ts';
@@ -129,7 +131,8 @@ export class PciConfigSpace {
   private msiQmax = 0;
   power: PowerState = 'D0';
 
-  constructor(readonly spec: PciFunctionSpec, private readonly multifunction: boolean) {
+  /** @param isolated config cycles do not reach the function while this holds (EEH: PE frozen or in reset) */
+  constructor(readonly spec: PciFunctionSpec, private readonly multifunction: boolean, private readonly isolated: () => boolean = () => false) {
     this.caps = spec.caps;
     this.size = this.caps.pcie ? PCIE_CFG_SPACE_SIZE : PCI_CFG_SPACE_SIZE;
     this.hw = Buffer.alloc(this.size);
@@ -286,6 +289,20 @@ export class PciConfigSpace {
   /** Function-level reset: registers software set go back to their power-on values. */
   reset(): void {
     this.powerOn();
+  }
+
+  /**
+   * A reset vfio-pci is not part of (an EEH hot or fundamental reset of the PE): the function's own
+   * registers go back to their power-on values (command, MSI-X enable, power state), while vfio-pci's
+   * virtual copy, and so what the user reads of virtualised bits (BARs, INTx disable), stays.
+   */
+  resetHardware(): void {
+    const vconf = Buffer.from(this.vconf);
+    const { msiActive, msiQmax } = this;
+    this.powerOn();
+    vconf.copy(this.vconf);
+    this.msiActive = msiActive;
+    this.msiQmax = msiQmax;
   }
 
   // ---- building the function ----
@@ -696,9 +713,10 @@ export class PciConfigSpace {
       this.vconf.writeUInt16LE((f & ~MSI_QMASK) | (this.msiQmax << 1), r.start + MSI_FLAGS);
     }
     const out = Buffer.alloc(n);
+    const isolated = this.isolated();
     for (let i = 0; i < n; i++) {
       const v = this.virt[pos + i];
-      out[i] = (this.hw[pos + i] & ~v) | (this.vconf[pos + i] & v);
+      out[i] = ((isolated ? 0xff : this.hw[pos + i]) & ~v) | (this.vconf[pos + i] & v);
     }
     return out;
   }
@@ -711,12 +729,13 @@ export class PciConfigSpace {
     const r = this.owner[pos] >= 0 ? this.regions[this.owner[pos]] : undefined;
     const offset = r ? pos - r.start : 0;
     const readrqBefore = r?.kind === 'pcie' ? this.vconf.readUInt16LE(r.start + EXP_DEVCTL) & EXP_DEVCTL_READRQ : 0;
+    const isolated = this.isolated();
     for (let i = 0; i < n; i++) {
       const at = pos + i;
       const w = this.writable[at];
       const v = this.virt[at];
       this.vconf[at] = (this.vconf[at] & ~(w & v)) | (data[i] & w & v);
-      const through = w & ~v;
+      const through = isolated ? 0 : w & ~v;
       if (through) {
         const set = through & this.hwWritable[at];
         const clear = through & this.hwRw1c[at] & data[i];
