@@ -10,6 +10,7 @@ import { MmContext } from './objects/vfio/prereg.ts';
 import { IommufdFile } from './objects/iommufd/context.ts';
 import { DeviceFile } from './objects/vfio/device.ts';
 import type { IrqEvents } from './objects/vfio/irq-events.ts';
+import { LeaseBoard } from './transport/leases.ts';
 
 /** The TCE backend's view of a topology. */
 export function hostConfig(t: Topology) {
@@ -42,6 +43,8 @@ export class Daemon {
   tree: Node & { type: 'dir' };
   /** Open interrupt event files (.tcefs/irq/<handle>), by FUSE file handle. */
   readonly irqStreams = new Map<number, IrqEvents>();
+  /** Unmap leases granted to clients, revoked before anything that could break them. */
+  readonly leases = new LeaseBoard();
 
   /** Client address spaces with preregistered memory, by owner ("pid:N"), and the containers bound to each. */
   private readonly mms = new Map<string, { mm: MmContext; refs: number }>();
@@ -108,6 +111,7 @@ export class Daemon {
 
   /** Release every file (clients of a stopping daemon lose their state, as on a real close). */
   shutdown(): void {
+    this.leases.close();
     this.files.releaseAll();
     this.inventory.clientMemory.closeAll();
   }
