@@ -70,7 +70,7 @@ void tcefs__lease_void(void)
 /* Map the lease file of the mount fd lives in and watch the daemon: once per process and daemon. */
 static int setup(int fd, unsigned pid)
 {
-	if (epoch_word && daemon_pid == pid)
+	if (__atomic_load_n(&epoch_word, __ATOMIC_RELAXED) && daemon_pid == pid)
 		return 0;
 	if (setup_failed)
 		return -1;
@@ -95,12 +95,11 @@ static int setup(int fd, unsigned pid)
 			syscall(SYS_munmap, m, 4096);
 		return setup_failed = 1, -1;
 	}
-	if (epoch_word)
-		syscall(SYS_munmap, (long)epoch_word, 4096);
+	/* Another daemon on another mount: the old word stays mapped, as a reader may still look at it. */
 	if (daemon_pidfd >= 0)
 		syscall(SYS_close, daemon_pidfd);
-	epoch_word = (const uint64_t *)m;
 	daemon_pidfd = pfd;
+	__atomic_store_n(&epoch_word, (const uint64_t *)m, __ATOMIC_RELEASE);
 	daemon_pid = pid;
 	__atomic_store_n(&alive_checked, 0, __ATOMIC_RELAXED);
 	return 0;
@@ -214,7 +213,8 @@ static int read_arg(void *dst, const void *arg, size_t n)
 
 int tcefs__lease_answer(unsigned open_id, unsigned long request, void *arg)
 {
-	if (!open_id || !__atomic_load_n(&epoch_word, __ATOMIC_ACQUIRE))
+	const uint64_t *word = __atomic_load_n(&epoch_word, __ATOMIC_ACQUIRE);
+	if (!open_id || !word)
 		return 0;
 	unsigned s = __atomic_load_n(&lease.seq, __ATOMIC_ACQUIRE);
 	if (s & 1)
@@ -240,7 +240,7 @@ int tcefs__lease_answer(unsigned open_id, unsigned long request, void *arg)
 	    u.iova + u.size < u.iova || u.iova + u.size > end)
 		return 0;
 	/* Last, so that the answer holds at this moment: nothing the daemon did since granting it. */
-	if (__atomic_load_n(epoch_word, __ATOMIC_ACQUIRE) != epoch)
+	if (__atomic_load_n(word, __ATOMIC_ACQUIRE) != epoch)
 		return 0;
 	return daemon_alive();
 }

@@ -3,8 +3,9 @@
 // whatever the shim answers from an unmap lease, including after the window changed under the lease
 // (a map by this process, the group taken out of the container by a forked child).
 //
-// usage: unmap_lease BDF PAGES   (PAGES: how many 4K pages of the window to clear one by one)
-// Prints key=value results; "us_per_unmap" is for the benchmark, not the test.
+// usage: unmap_lease BDF PAGES [SAMPLES]   (PAGES: how many 4K pages of the window to clear one by one)
+// Prints key=value results; the timings (us_per_unmap, and with SAMPLES the medians of a lone unmap of
+// an empty page answered by the daemon and from a lease) are for the benchmark, not the test.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -56,6 +57,33 @@ static int map(int c, void *va, uint64_t iova, uint64_t size)
 	return ioctl(c, VFIO_IOMMU_MAP_DMA, &m);
 }
 
+static int by_value(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* A lone unmap of an empty page, timed alone: once after another call (the daemon answers), once right
+ * after that (the lease answers). */
+static void lone_unmaps(int c, uint64_t w, long samples, double (*clock)(void))
+{
+	double *asked = calloc(samples, sizeof(double)), *leased = calloc(samples, sizeof(double));
+	for (long i = 0; i < samples; i++) {
+		ioctl(c, VFIO_CHECK_EXTENSION, VFIO_SPAPR_TCE_v2_IOMMU);
+		double t0 = clock();
+		unmap(c, w + 0x10000, 0x1000);
+		double t1 = clock();
+		unmap(c, w + 0x10000, 0x1000);
+		double t2 = clock();
+		asked[i] = t1 - t0, leased[i] = t2 - t1;
+	}
+	qsort(asked, samples, sizeof(double), by_value);
+	qsort(leased, samples, sizeof(double), by_value);
+	printf("us_lone_asked=%.3f\nus_lone_leased=%.3f\n", asked[samples / 2], leased[samples / 2]);
+	free(asked);
+	free(leased);
+}
+
 static double now_us(void)
 {
 	struct timespec t;
@@ -102,6 +130,8 @@ int main(int argc, char **argv)
 	printf("us_per_unmap=%.3f\n", (t1 - t0) / (pages ? pages : 1));
 	show("unmap_last", unmap(c, end - 0x1000, 0x1000));
 	printf("live_after_clear=%ld\n", live_tces());
+	if (argc > 3)
+		lone_unmaps(c, w, atol(argv[3]), now_us);
 
 	/* Inside a leased run, calls that are not the plain case get the daemon's answers. */
 	show("lease", unmap(c, w, 0x1000));
