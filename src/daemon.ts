@@ -52,7 +52,11 @@ export class Daemon {
   constructor(readonly topology: Topology, readonly options: DaemonOptions = {}) {
     this.host = new TceHost(hostConfig(topology));
     this.inventory = new Inventory(topology, this.host);
-    this.files.afterRelease = () => this.host.pruneIdleAccounts();
+    this.files.afterRelease = () => {
+      // A release the FUSE side did not see coming (a pending file nobody claimed) ends leases too.
+      this.leases.revoke();
+      this.host.pruneIdleAccounts();
+    };
     this.tree = buildTree(this);
   }
 
