@@ -76,6 +76,11 @@ static size_t mem_read(void *dst, uint64_t src, size_t n)
 	return got < 0 ? 0 : (size_t)got;
 }
 
+size_t tcefs__mem_read(void *dst, uint64_t src, size_t n)
+{
+	return mem_read(dst, src, n);
+}
+
 static int mem_write(uint64_t dst, const void *src, size_t n)
 {
 	struct iovec l = { (void *)src, n }, r = { (void *)(uintptr_t)dst, n };
@@ -122,6 +127,7 @@ static void wire_unlock(void)
 static void wire_child(void)
 {
 	cached_pid = 0;
+	tcefs__lease_void();
 	wire_unlock();
 }
 
@@ -186,18 +192,33 @@ fail:
 	return -1;
 }
 
-static int exchange(int fd, const void *req, size_t len, struct reply *r)
+/* An unmap that may come back with a lease names the open file (shim fd table) it is for. */
+struct lease_ask {
+	unsigned open_id;
+	unsigned long request;
+};
+
+static int exchange_leased(int fd, const void *req, size_t len, struct reply *r, const struct lease_ask *ask)
 {
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	pthread_mutex_lock(&wire);
+	/* Any exchange voids the lease this process holds; a new one is kept before anyone else's. */
+	unsigned long gen = tcefs__lease_begin();
 	int rc = exchange_locked(fd, req, len, r);
 	int e = errno;
+	if (rc == 0 && ask)
+		tcefs__lease_keep(fd, ask->open_id, ask->request, gen, r->buf, r->len);
 	pthread_mutex_unlock(&wire);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	errno = e;
 	return rc;
+}
+
+static int exchange(int fd, const void *req, size_t len, struct reply *r)
+{
+	return exchange_leased(fd, req, len, r, NULL);
 }
 
 static struct tcefs_answer *answer_of(struct reply *r)
@@ -391,7 +412,7 @@ struct blob {
 static uint64_t field_u64(const unsigned char *a, size_t alen, unsigned off)
 {
 	uint64_t v = 0;
-	if (off + 8 <= alen)
+	if ((size_t)off + 8 <= alen)
 		memcpy(&v, a + off, 8);
 	return v;
 }
@@ -472,11 +493,20 @@ int tcefs__mount_path(int fd, const char *dir, int handle, char *out, size_t len
 
 int tcefs__ioctl(int fd, int kind, unsigned long request, void *arg)
 {
+	return tcefs__ioctl_open(fd, kind, 0, request, arg);
+}
+
+int tcefs__ioctl_open(int fd, int kind, unsigned open_id, unsigned long request, void *arg)
+{
 	if (kind <= 0)
 		kind = tcefs_kind(fd);
 	if (kind < 0)
 		return -1;
+	if (kind == TCEFS_KIND_CONTAINER && tcefs__lease_answer(open_id, request, arg))
+		return 0;
 	const struct tcefs_cmd_desc *c = find_cmd(kind, request);
+	struct lease_ask ask = { open_id, request };
+	int leased = open_id && kind == TCEFS_KIND_CONTAINER && c && !strcmp(c->name, "VFIO_IOMMU_UNMAP_DMA");
 	unsigned char small_arg[SMALL];
 	unsigned char *abuf = small_arg;
 	size_t arg_cap = c && (c->arg == TCEFS_ARG_ARGSZ || c->arg == TCEFS_ARG_SIZE) ? MAX_ARG : 4096;
@@ -543,7 +573,7 @@ int tcefs__ioctl(int fd, int kind, unsigned long request, void *arg)
 	memset(f, 0, flen);
 	*(struct tcefs_frame_header *)f = frame_header(flen);
 	struct tcefs_request *r = (void *)(f + sizeof(struct tcefs_frame_header));
-	*r = (struct tcefs_request){ (__u32)rlen, TCEFS_OP_IOCTL, (__u16)nblobs, (__u32)request, (__u32)alen,
+	*r = (struct tcefs_request){ (__u32)rlen, leased ? TCEFS_OP_IOCTL_LEASE : TCEFS_OP_IOCTL, (__u16)nblobs, (__u32)request, (__u32)alen,
 		c && c->arg == TCEFS_ARG_VALUE ? (__u64)(uintptr_t)arg : 0 };
 	unsigned char *p = (unsigned char *)(r + 1);
 	memcpy(p, abuf, alen);
@@ -554,7 +584,7 @@ int tcefs__ioctl(int fd, int kind, unsigned long request, void *arg)
 		p += sizeof(struct tcefs_blob) + pad8(blobs[i].len);
 	}
 	struct reply reply;
-	if (exchange(fd, f, flen, &reply))
+	if (exchange_leased(fd, f, flen, &reply, leased ? &ask : NULL))
 		goto out;
 	struct tcefs_answer *a = answer_of(&reply);
 	unsigned char *q = (unsigned char *)(a + 1);
@@ -563,8 +593,8 @@ int tcefs__ioctl(int fd, int kind, unsigned long request, void *arg)
 	q += pad8(a->out_len);
 	for (unsigned i = 0; i < a->nblobs && !fault; i++) {
 		struct tcefs_blob *b = (void *)q;
-		uint64_t dst = field_u64(abuf, alen, b->field_offset);
-		fault = mem_write(dst, b + 1, b->length);
+		if (b->field_offset != TCEFS_LEASE_FIELD) /* a lease: kept by exchange_leased */
+			fault = mem_write(field_u64(abuf, alen, b->field_offset), b + 1, b->length);
 		q += sizeof(*b) + pad8(b->length);
 	}
 	if (result >= 0 && a->new_handle) {

@@ -385,7 +385,7 @@ static int serve_ioctl(int fd, unsigned long request, void *arg, int *served)
 	/* The VFS refuses FIOQSIZE on character devices before the driver is asked. */
 	if ((unsigned)request == FIOQSIZE)
 		return errno = ENOTTY, -1;
-	return tcefs__ioctl(fd, kind, request, arg);
+	return tcefs__ioctl_open(fd, kind, fd_open_id(fd), request, arg);
 }
 
 EXPORT int ioctl(int fd, unsigned long request, ...)

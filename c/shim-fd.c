@@ -157,6 +157,7 @@ void fd_copy(int from, int to)
 {
 	int e = errno;
 	struct slot *f = slot(from, 0);
+	tcefs__lease_void();
 	if (f && f->tracked) {
 		struct slot *t = slot(to, 1);
 		if (t)
@@ -215,6 +216,7 @@ void fd_closing(unsigned first, unsigned last, int forget, struct release_wait *
 			struct slot *s = &pg[i];
 			if (!closing_tcefs_file(fd, s))
 				continue;
+			tcefs__lease_void();
 			if (!pid)
 				pid = (int)syscall(SYS_getpid);
 			if (held_elsewhere(pid, fd, s, first, last))
@@ -290,6 +292,12 @@ int fd_ioctl_kind(int fd, unsigned long request)
 	int kind = current_kind(fd, s);
 	errno = e;
 	return kind;
+}
+
+unsigned fd_open_id(int fd)
+{
+	struct slot *s = slot(fd, 0);
+	return s && s->tracked ? s->desc : 0;
 }
 
 int fd_is_region(int fd)

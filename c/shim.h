@@ -73,6 +73,9 @@ SHIM void fd_release_wait(const struct release_wait *w);
 /* The TCEFS_KIND_* of fd if ioctls on it go to tcefs, else 0. `request` lets an fd the table does not
  * know (inherited, received, opened by a raw syscall) be looked up, but only for VFIO/iommufd numbers. */
 SHIM int fd_ioctl_kind(int fd, unsigned long request);
+/* Which open file fd refers to, as fd_ioctl_kind just checked it: the same for dups, never reused; 0 if
+ * untracked. */
+SHIM unsigned fd_open_id(int fd);
 /* Nonzero if fd is a VFIO device file, whose read/write/pread/pwrite/mmap are region accesses. */
 SHIM int fd_is_region(int fd);
 /* The character device number fstat should report for fd, 0 to leave its stat alone. */

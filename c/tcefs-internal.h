@@ -4,11 +4,27 @@
 #define TCEFS_INTERNAL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define TCEFS_HIDDEN __attribute__((visibility("hidden")))
 
 /* tcefs_ioctl for a caller that already knows the fd's kind (TCEFS_KIND_*); kind <= 0 means "find out". */
 TCEFS_HIDDEN int tcefs__ioctl(int fd, int kind, unsigned long request, void *arg);
+
+/* The same, for the shim: open_id names the open file fd refers to (the same for its dups, never reused),
+ * which lets a container's unmaps be answered from a lease (libtcefs-lease.c); 0 for none. */
+TCEFS_HIDDEN int tcefs__ioctl_open(int fd, int kind, unsigned open_id, unsigned long request, void *arg);
+
+/* Read n bytes of this process's memory at src as the kernel would (a fault reads short); bytes read. */
+TCEFS_HIDDEN size_t tcefs__mem_read(void *dst, uint64_t src, size_t n);
+
+/* Unmap leases (libtcefs-lease.c). begin: an exchange starts, under the wire lock (voids the lease held;
+ * returns the generation a lease it brings back belongs to). void: a fork, close or dup2 did the same.
+ * keep: take the lease in a reply, under the wire lock. answer: 1 if the lease answers this call (0). */
+TCEFS_HIDDEN unsigned long tcefs__lease_begin(void);
+TCEFS_HIDDEN void tcefs__lease_void(void);
+TCEFS_HIDDEN void tcefs__lease_keep(int fd, unsigned open_id, unsigned long request, unsigned long gen, const unsigned char *reply, size_t len);
+TCEFS_HIDDEN int tcefs__lease_answer(unsigned open_id, unsigned long request, void *arg);
 
 /* The kind a node path inside the mount ("/dev/vfio/0") opens as: a TCEFS_KIND_* bit, 0 for a file that
  * takes no frames (sysfs text, directories), -1 when only the daemon knows (a claimed .tcefs/fd file). */

@@ -3,7 +3,7 @@
 //   npm run bench                      measure and print
 //   npm run bench -- --write-docs      also regenerate docs/benchmarks.md and docs/benchmarks-scale.svg
 //   npm run bench -- --quick           fewer iterations (a smoke run while working on the benchmarks)
-//   npm run bench -- --only=fuse,scale run some sections: tce, dispatch, scale, dma, fuse, irq
+//   npm run bench -- --only=fuse,scale run some sections: tce, dispatch, scale, dma, fuse, irq, lease
 //
 // The raw numbers of the last run go to build/bench/last.json.
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -16,6 +16,7 @@ import { machine, ratios, renderMarkdown, renderScaleSvg, type Results } from '.
 import { measureScale, scaleRows, type ScaleNumbers } from './bench/scale.ts';
 import { benchTce, type BenchResult } from './bench/tce.ts';
 import { irqMedian, measureIrq } from './bench/irq.ts';
+import { measureLease, median, WINDOW_PAGES } from './bench/lease.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const args = process.argv.slice(2);
@@ -72,6 +73,16 @@ if (want('irq')) {
     { name: 'SET_IRQS DATA_NONE trigger until the eventfd is readable, paced', value: us('pacedIrq'), unit: 'us' },
     { name: 'ioctl round trip, back to back', value: us('rt'), unit: 'us' },
     { name: 'trigger until readable, back to back', value: us('irq'), unit: 'us' },
+  ]);
+}
+
+if (want('lease')) {
+  log('a guest clearing its default window: lone unmaps under tcefs run');
+  const l = (results.lease = await measureLease(quick ? 1 : 3, quick ? 200 : 1000));
+  add('lone unmaps (C client under the shim, private daemon, median of rounds)', [
+    { name: `clearing a 1 GiB window, ${WINDOW_PAGES} unmaps of 4K, per unmap`, value: median(l.clear), unit: 'us' },
+    { name: 'lone UNMAP_DMA of an empty page, the daemon answers', value: median(l.asked), unit: 'us' },
+    { name: 'lone UNMAP_DMA of an empty page, the lease answers', value: median(l.leased), unit: 'us' },
   ]);
 }
 

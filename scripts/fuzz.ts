@@ -30,7 +30,7 @@ import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
 import { E2BIG, EBADF, EBADMSG, EFAULT, EINVAL, ENOENT, ENOMEM, EOPNOTSUPP, EOVERFLOW, EPROTONOSUPPORT, errnoName } from '../src/errno.ts';
 import {
-  answerHeader, blobHeader, encodeRequestFrame, frameHeader, HANDLE_FOREIGN, HANDLE_IN_RESULT, HANDLE_NONE, MAX_FRAME, Op,
+  answerHeader, blobHeader, encodeRequestFrame, frameHeader, HANDLE_FOREIGN, HANDLE_IN_RESULT, HANDLE_NONE, LEASE_FIELD, leaseRecord, MAX_FRAME, Op,
   parseReplyFrame, PROTOCOL_VERSION, REPLY_MAGIC, REQUEST_MAGIC, requestHeader, type Blob, type ClientRequest,
 } from '../src/transport/frame.ts';
 import { canonicalNr, FILE_KIND_BIT, ioctl, IOCTLS, ioctlsFor, pointerLength, requestValue, type FileKind, type IoctlDecl } from '../src/uapi/ioctls.ts';
@@ -249,7 +249,7 @@ export function walkFrame(b: Buffer): Walk {
     const end = at + len;
     if (len < 24 || len % 8 || end > length) return no(EBADMSG, `record ${i} length`);
     const op = b.readUInt16LE(at + 4);
-    if (op < Op.IOCTL || op > Op.REGION_WRITE) return no(EBADMSG, `record ${i} op`);
+    if (op < Op.IOCTL || op > Op.IOCTL_LEASE) return no(EBADMSG, `record ${i} op`);
     const argLen = b.readUInt32LE(at + 12);
     let p = at + 24;
     if (p + pad8(argLen) > end) return no(EBADMSG, `record ${i} arg`);
@@ -406,7 +406,15 @@ function checkReply(reply: Buffer, records: SentRecord[], ctx: ReplyContext, bad
         if (outLen || nblobs || newHandle) bad(`${where}: REGION_WRITE carries data`);
         if (result > BigInt(rec.argData.length)) bad(`${where}: REGION_WRITE of ${rec.argData.length} bytes wrote ${result}`);
         break;
-      case Op.IOCTL: {
+      case Op.IOCTL:
+      case Op.IOCTL_LEASE: {
+        // An unmap lease is the one blob that is not for a pointer: only a leased, successful unmap has it.
+        const lease = blobs.findIndex((b) => b.fieldOffset === LEASE_FIELD);
+        if (lease >= 0) {
+          const unmap = canonicalNr(rec.request) === ioctl('VFIO_IOMMU_UNMAP_DMA').nr;
+          if (rec.op !== Op.IOCTL_LEASE || !unmap || result !== 0n || blobs[lease].data.length !== leaseRecord.size) bad(`${where}: an unmap lease where none belongs`);
+          blobs.splice(lease, 1);
+        }
         // The client copies out_len bytes into its argument and each blob into its buffer: both must fit.
         if (outLen > rec.argData.length) bad(`${where}: copies back ${outLen} bytes into a ${rec.argData.length}-byte argument`);
         const nr = canonicalNr(rec.request);
@@ -716,7 +724,7 @@ class Lane {
     this.stats.answers++;
     this.stats.count(this.stats.results, a.result >= 0n ? 'ok' : errnoName(Number(-a.result)));
     if (a.newHandle) this.pending.push({ handle: a.newHandle, group: f.group });
-    if (rec.op !== Op.IOCTL) return;
+    if (rec.op !== Op.IOCTL && rec.op !== Op.IOCTL_LEASE) return;
     const nr = canonicalNr(rec.request);
     const decls = nr === undefined ? [] : ioctlsFor(f.kind, nr);
     const name = decls.length === 1 ? decls[0].name : decls.length ? decls.map((d) => d.name).join('|') : 'unknown number';
@@ -1009,7 +1017,9 @@ class Lane {
     if (r < 12) return { op: Op.REGION_WRITE, arg: this.regionOffset(), argData: this.rng.bytes(this.rng.pick([1, 2, 4, 8, this.rng.int(300)])) };
     if (r < 16) return { request: this.rng.chance(0.5) ? this.rng.u32() : (0x3b00 | this.rng.int(256)) | (this.rng.chance(0.3) ? 0xc0080000 : 0), argData: this.rng.bytes(this.rng.int(48)) };
     const own = IOCTLS.filter((d) => d.kinds.includes(f.kind));
-    return this.ioctlRequest(r < 90 && own.length ? this.rng.pick(own) : this.rng.pick(IOCTLS));
+    const req = this.ioctlRequest(r < 90 && own.length ? this.rng.pick(own) : this.rng.pick(IOCTLS));
+    // Any ioctl may ask for an unmap lease; only a container's successful SPAPR unmap may get one.
+    return this.rng.chance(0.1) ? { ...req, op: Op.IOCTL_LEASE } : req;
   }
 
   private regionOffset(): bigint {

@@ -10,6 +10,7 @@ import { MmContext } from './objects/vfio/prereg.ts';
 import { IommufdFile } from './objects/iommufd/context.ts';
 import { DeviceFile } from './objects/vfio/device.ts';
 import type { IrqEvents } from './objects/vfio/irq-events.ts';
+import { LeaseBoard } from './transport/leases.ts';
 
 /** The TCE backend's view of a topology. */
 export function hostConfig(t: Topology) {
@@ -42,6 +43,8 @@ export class Daemon {
   tree: Node & { type: 'dir' };
   /** Open interrupt event files (.tcefs/irq/<handle>), by FUSE file handle. */
   readonly irqStreams = new Map<number, IrqEvents>();
+  /** Unmap leases granted to clients, revoked before anything that could break them. */
+  readonly leases = new LeaseBoard();
 
   /** Client address spaces with preregistered memory, by owner ("pid:N"), and the containers bound to each. */
   private readonly mms = new Map<string, { mm: MmContext; refs: number }>();
@@ -49,7 +52,11 @@ export class Daemon {
   constructor(readonly topology: Topology, readonly options: DaemonOptions = {}) {
     this.host = new TceHost(hostConfig(topology));
     this.inventory = new Inventory(topology, this.host);
-    this.files.afterRelease = () => this.host.pruneIdleAccounts();
+    this.files.afterRelease = () => {
+      // A release the FUSE side did not see coming (a pending file nobody claimed) ends leases too.
+      this.leases.revoke();
+      this.host.pruneIdleAccounts();
+    };
     this.tree = buildTree(this);
   }
 
@@ -108,6 +115,7 @@ export class Daemon {
 
   /** Release every file (clients of a stopping daemon lose their state, as on a real close). */
   shutdown(): void {
+    this.leases.close();
     this.files.releaseAll();
     this.inventory.clientMemory.closeAll();
   }

@@ -14,6 +14,9 @@
 #define TCEFS_OP_HANDLE 2
 #define TCEFS_OP_REGION_READ 3
 #define TCEFS_OP_REGION_WRITE 4
+#define TCEFS_OP_IOCTL_LEASE 5
+#define TCEFS_LEASE_FIELD 0xfffffffeu
+#define TCEFS_LEASE_PATH "/.tcefs/lease"
 #define TCEFS_HANDLE_NONE 0
 #define TCEFS_HANDLE_FOREIGN 0x7fffffff
 #define TCEFS_HANDLE_IN_RESULT 0xffffffffu
@@ -62,6 +65,14 @@ struct tcefs_irq_record {
 	__u32 index;
 	__u32 vector;
 	__u64 count;
+};
+
+struct tcefs_lease {
+	__u64 start;
+	__u64 end;
+	__u64 epoch;
+	__u32 page_shift;
+	__u32 daemon_pid;
 };
 
 /* File kinds (bit values, for tcefs_cmd_desc.kinds). */

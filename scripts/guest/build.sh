@@ -46,6 +46,12 @@ if [ ! -e "$initrd" ] || [ "$here/init" -nt "$initrd" ] || [ "$0" -nt "$initrd" 
     [ -n "$f" ] || { echo "guest: $m.ko is not in $kpkg" >&2; exit 1; }
     cp "$f" "$root/lib/modules/"
   done
+  # For guest_nic: a PCnet (pcnet32) driver, whose 32-bit DMA mask keeps it in the default window.
+  for m in mii pcnet32; do
+    f=$(find "$kdir/lib/modules" -name "$m.ko" | head -n1)
+    [ -n "$f" ] || { echo "guest: $m.ko is not in $kpkg" >&2; exit 1; }
+    cp "$f" "$root/lib/modules/"
+  done
   cp "$here/init" "$root/init"
   mkdir -p "$out"
   ln -sf "$kdir/boot/vmlinux-$kver" "$out/vmlinux"

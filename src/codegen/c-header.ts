@@ -12,7 +12,7 @@ import type { Field, StructLayout } from '../uapi/layout.ts';
 import { ALL_STRUCTS, EXTENSION_STRUCTS } from '../uapi/structs.ts';
 import * as F from '../transport/frame.ts';
 import { REGION_BASE } from '../transport/channel.ts';
-import { CLAIM_DIR, IRQ_DIR, RELEASE_DIR, RELEASE_WAIT_MAX } from '../transport/paths.ts';
+import { CLAIM_DIR, IRQ_DIR, LEASE_PATH, RELEASE_DIR, RELEASE_WAIT_MAX } from '../transport/paths.ts';
 import { IRQ_EVENTFD } from '../objects/vfio/irqs.ts';
 import { IRQ_HEARTBEAT } from '../objects/vfio/irq-events.ts';
 
@@ -142,6 +142,9 @@ export function protocolHeader(): string {
     def('TCEFS_OP_HANDLE', 2),
     def('TCEFS_OP_REGION_READ', 3),
     def('TCEFS_OP_REGION_WRITE', 4),
+    def('TCEFS_OP_IOCTL_LEASE', 5),
+    def('TCEFS_LEASE_FIELD', `0x${F.LEASE_FIELD.toString(16)}u`),
+    def('TCEFS_LEASE_PATH', JSON.stringify(LEASE_PATH)),
     def('TCEFS_HANDLE_NONE', F.HANDLE_NONE),
     def('TCEFS_HANDLE_FOREIGN', `0x${F.HANDLE_FOREIGN.toString(16)}`),
     def('TCEFS_HANDLE_IN_RESULT', `0x${F.HANDLE_IN_RESULT.toString(16)}u`),
@@ -158,6 +161,7 @@ export function protocolHeader(): string {
     frameStruct(F.answerHeader),
     frameStruct(F.blobHeader),
     frameStruct(F.irqRecord),
+    frameStruct(F.leaseRecord),
     '/* File kinds (bit values, for tcefs_cmd_desc.kinds). */',
     def('TCEFS_KIND_IOMMUFD', KIND_BIT.iommufd),
     def('TCEFS_KIND_CONTAINER', KIND_BIT.container),

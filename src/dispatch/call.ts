@@ -7,7 +7,7 @@
 import { E2BIG, EFAULT, EINVAL, Errno } from '../errno.ts';
 import { pointerLength, type IoctlDecl, type PointerDecl } from '../uapi/ioctls.ts';
 import { readField, readU32, writeField, type StructLayout, type Value } from '../uapi/layout.ts';
-import type { Blob, Request } from '../transport/frame.ts';
+import { Op, type Blob, type Request } from '../transport/frame.ts';
 
 /**
  * The name pinned memory and locked-memory accounts know a client process by. The last one is kept:
@@ -57,6 +57,11 @@ export class IoctlCall {
     this.arg = req.arg;
     this.pid = pid;
     this.user = req.argData;
+  }
+
+  /** The client asked for an unmap lease with its answer (Op.IOCTL_LEASE), where the call can give one. */
+  get wantsLease(): boolean {
+    return this.req.op === Op.IOCTL_LEASE;
   }
 
   /** The client process as the owner of the memory its calls pin. */

@@ -43,6 +43,7 @@ export function runRequest(file: OpenFile, req: Request, pid: number): Answer {
       // The kind rides in handle_field so a client can marshal for a file it got from a claim.
       return answer(req, BigInt(file.handle), EMPTY, [], 0, FILE_KIND_BIT[file.kind]);
     case Op.IOCTL:
+    case Op.IOCTL_LEASE:
       return runIoctl(file, req, pid);
     case Op.REGION_READ: {
       const r = guard(() => file.regionRead(req.arg, req.request));

@@ -137,6 +137,26 @@ export class SparseU64 {
     if (c.nonZero === 0) this.dropChunk(key);
   }
 
+  /** The lowest idx with from <= idx < to whose word is non-zero, or -1. */
+  firstNonZero(from: number, to: number): number {
+    if (to <= from) return -1;
+    const first = chunkKey(from);
+    let best = -1;
+    // Only chunks holding a live word exist: the one `from` falls in is searched from there, the others
+    // whole, and the lowest hit wins.
+    for (const [key, c] of this.chunks) {
+      if (key < first || key * CHUNK_ENTRIES >= to || (best >= 0 && key * CHUNK_ENTRIES > best)) continue;
+      const base = key * CHUNK_ENTRIES;
+      const hi = Math.min(to - base, CHUNK_ENTRIES);
+      for (let i = Math.max(from - base, 0); i < hi; i++) {
+        if (isZero(c.view, i * 8)) continue;
+        if (best < 0 || base + i < best) best = base + i;
+        break;
+      }
+    }
+    return best;
+  }
+
   /** Keys of existing chunks overlapping [from, to), ascending. */
   private keysIn(from: number, to: number): number[] {
     if (to <= from) return [];

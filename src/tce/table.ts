@@ -243,6 +243,17 @@ export class TceTable {
     this.uas.take(first, end);
   }
 
+  /**
+   * The first entry at or after `entry` and before `end` (absolute entries inside the window) that holds
+   * a TCE, or `end` when the run between them is empty.
+   */
+  nextLive(entry: bigint, end: bigint): bigint {
+    if (end <= entry) return end;
+    const first = this.indexOf(entry);
+    const idx = this.tces.firstNonZero(first, this.indexOf(end - 1n) + 1);
+    return idx < 0 ? end : this.offset + BigInt(idx);
+  }
+
   /** Live TCEs in entry order. */
   *entries(): Generator<LiveTce> {
     this.alive();

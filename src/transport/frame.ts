@@ -26,8 +26,16 @@ export const enum Op {
   REGION_READ = 3,
   /** Write the argument bytes to device region space at offset `arg` (pwrite on a device fd). */
   REGION_WRITE = 4,
+  /**
+   * IOCTL, and where the answer lets the client answer identical calls itself until something changes,
+   * a lease saying so (an answer blob at LEASE_FIELD, docs/protocol.md "Unmap leases").
+   */
+  IOCTL_LEASE = 5,
 }
-const MAX_OP = Op.REGION_WRITE;
+const MAX_OP = Op.IOCTL_LEASE;
+
+/** The field_offset of an answer blob that holds a tcefs_lease rather than data for a pointer field. */
+export const LEASE_FIELD = 0xfffffffe;
 
 /** Handle value for a client fd that is not open: fd-valued fields that need a file then fail with EBADF. */
 export const HANDLE_NONE = 0;
@@ -44,6 +52,13 @@ export const answerHeader = struct('tcefs_answer', [
   u32('length'), u16('op'), u16('nblobs'), u32('request'), u32('out_len'), s64('result'), u32('new_handle'), u32('handle_field'),
 ]);
 export const blobHeader = struct('tcefs_blob', [u32('field_offset'), u32('length')]);
+/**
+ * An unmap lease: VFIO_IOMMU_UNMAP_DMA of any page-aligned range inside [start, end) of this container
+ * (argsz 24, flags 0, the same request number) is 0 with nothing to do, for as long as the word at the
+ * start of the mount's lease file (.tcefs/lease) still reads `epoch`, the client made no other call, and
+ * the daemon lives.
+ */
+export const leaseRecord = struct('tcefs_lease', [u64('start'), u64('end'), u64('epoch'), u32('page_shift'), u32('daemon_pid')]);
 /** What a read of a device's interrupt event file returns, one per vector that fired (count times). */
 export const irqRecord = struct('tcefs_irq_record', [u32('index'), u32('vector'), u64('count')]);
 

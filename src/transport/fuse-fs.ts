@@ -7,7 +7,7 @@ import Fuse from 'fuse-native';
 import { FUSE_TUNING, TunedFuse } from './fuse-mount.ts';
 import { EACCES, EBUSY, EISDIR, ENOENT, ENOTCONN, ETIMEDOUT, Errno } from '../errno.ts';
 import type { Daemon } from '../daemon.ts';
-import { FrameChannel } from './channel.ts';
+import { FrameChannel, REGION_BASE } from './channel.ts';
 import { CONTROL_HELP, runControlText } from '../control.ts';
 import { CLAIM_DIR, DEBUG_DIR, RELEASE_DIR, lookup, type Node } from './tree.ts';
 import { IRQ_DIR, releaseWaitHandles } from './paths.ts';
@@ -170,6 +170,7 @@ export class TcefsFs {
         // Frame channels first: they are the hot path.
         const ch = self.channels.get(fh);
         if (ch) {
+          if (pos >= REGION_BASE) self.daemon.leases.revoke();
           const r = ch.read(len, pos);
           if (typeof r === 'number') return cb(r);
           r.copy(buf);
@@ -187,6 +188,9 @@ export class TcefsFs {
         cb(t.content.copy(buf, 0, Math.min(pos, t.content.length), Math.min(pos + len, t.content.length)));
       },
       write(_path: string, fh: number, buf: Buffer, len: number, pos: number, cb: Cb) {
+        // Whatever a write does (a frame, a region access, a control command, a sysfs store), leases that
+        // promised an answer without asking end first (src/transport/leases.ts).
+        self.daemon.leases.revoke();
         const ch = self.channels.get(fh);
         if (ch) return cb(ch.write(len === buf.length ? buf : buf.subarray(0, len), pos));
         const a = self.attrs.get(fh);
@@ -204,6 +208,7 @@ export class TcefsFs {
         cb(Fuse.EBADF);
       },
       release(_path: string, fh: number, cb: Cb) {
+        self.daemon.leases.revoke();
         const ev = self.daemon.irqStreams.get(fh);
         if (ev) {
           ev.streams--;

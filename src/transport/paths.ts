@@ -33,3 +33,9 @@ export const DEBUG_DIR = '/sys/kernel/debug/tcefs';
 
 /** The daemon's pid as text, so the shim can let it read the client's memory (prctl PR_SET_PTRACER). */
 export const PID_PATH = '/.tcefs/pid';
+
+/**
+ * A link to the file whose first word the daemon changes whenever an unmap lease it granted may no longer
+ * hold (src/transport/leases.ts); the client maps it and reads that word instead of asking.
+ */
+export const LEASE_PATH = '/.tcefs/lease';

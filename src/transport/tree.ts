@@ -7,7 +7,7 @@ import { DeviceFile } from '../objects/vfio/device.ts';
 import { GroupFile } from '../objects/vfio/group.ts';
 import { IommufdFile } from '../objects/iommufd/context.ts';
 import { describeHost, describePe, renderHostText, renderTceText } from '../tce/index.ts';
-import { CLAIM_DIR, CONTROL_PATH, DEBUG_DIR, IRQ_DIR, PID_PATH, RELEASE_DIR } from './paths.ts';
+import { CLAIM_DIR, CONTROL_PATH, DEBUG_DIR, IRQ_DIR, LEASE_PATH, PID_PATH, RELEASE_DIR } from './paths.ts';
 import { addPciSysfs, type SysfsAttr } from './sysfs.ts';
 
 export { CLAIM_DIR, CONTROL_PATH, DEBUG_DIR, RELEASE_DIR };
@@ -70,6 +70,8 @@ export function buildTree(daemon: Daemon): Node & { type: 'dir' } {
   put(root, `${DEBUG_DIR}/daemon.json`, { type: 'text', read: () => json(daemon.describe()) });
   put(root, CONTROL_PATH, { type: 'control' });
   put(root, PID_PATH, { type: 'text', read: () => `${process.pid}\n` });
+  const leases = daemon.leases;
+  put(root, LEASE_PATH, { type: 'link', get target() { return leases.target; } });
   for (const g of inv.groups.values()) {
     // A group whose every device was unplugged is gone from /dev and sysfs, as the kernel's would be.
     const present = g.devices.filter((f) => !f.removed);

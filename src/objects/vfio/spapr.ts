@@ -402,7 +402,13 @@ export class SpaprIommu {
     if (size & mask) throw new Errno(EINVAL, 'size not aligned to the IOMMU page');
     if (iova & mask) return 1;
     this.checkEnd(t, iova, size);
-    this.clear(t, t.entryOf(iova), size >> BigInt(t.pageShift));
+    const first = t.entryOf(iova);
+    this.clear(t, first, size >> BigInt(t.pageShift));
+    // What was just cleared, and the empty entries after it, an identical call would find empty too.
+    if (call.wantsLease && size > 0n && iova + size <= t.endAddr) {
+      const lease = this.daemon.leases.grant(t, first, t.offset + t.size);
+      if (lease) call.outBlobs = [lease];
+    }
     return 0;
   }
 
