@@ -8,6 +8,7 @@ import type { ScaleNumbers, ScalePoint } from './scale.ts';
 import type { DmaNumbers } from './dma.ts';
 import type { BenchResult } from './tce.ts';
 import { irqMedian, irqRatio, type IrqNumbers } from './irq.ts';
+import { randIops, renderGuest, seqMBps, type GuestNumbers } from './guest.ts';
 
 export interface Machine {
   nproc: number;
@@ -28,6 +29,7 @@ export interface Results {
   fuse?: FuseNumbers;
   dma?: DmaNumbers;
   irq?: IrqNumbers;
+  guest?: GuestNumbers;
 }
 
 export async function machine(): Promise<Machine> {
@@ -74,6 +76,15 @@ export function ratios(r: Results): Ratio[] {
   for (const e of r.dma?.engine ?? []) {
     const x = e.mbps / r.dma!.raw;
     out.push({ name: `DMA through ${e.pageShift === 12 ? '4K' : '64K'} TCEs / raw /proc/pid/mem copy`, value: x, target: '>= 0.5', met: x >= 0.5 });
+  }
+  const g = r.guest;
+  if (g) {
+    const boot = g.tcefs.firstRead / g.builtin.firstRead;
+    out.push({ name: 'guest: boot to first completed read, tcefs / built-in nvme', value: boot, target: '<= 1.3', met: boot <= 1.3 });
+    const seq = seqMBps(g.tcefs) / seqMBps(g.builtin);
+    out.push({ name: 'guest: 64 MiB sequential 128k direct read, tcefs / built-in nvme', value: seq, target: '>= 0.5', met: seq >= 0.5 });
+    const rnd = randIops(g.tcefs) / randIops(g.builtin);
+    out.push({ name: 'guest: 4k random-read IOPS, tcefs / built-in nvme', value: rnd, target: 'reported', met: true });
   }
   const s = r.scale;
   if (s) {
@@ -273,6 +284,9 @@ export function renderMarkdown(r: Results): string {
         `${us(same.iommufdBatchMap.median, 2)} µs, the IOAS and domain work itself (${us(d.iommufdBatchMap.median, 2)} µs in-process), against a ` +
         `${us(same.iommufdMap.median)} µs single frame.`,
     );
+  }
+  for (const x of rs.filter((x) => x.name.startsWith('guest:') && !x.met)) {
+    misses.push(`${x.name.slice(7)} (${x.value.toFixed(2)}x): see "A POWER guest" for where the time goes.`);
   }
   const lockBound = !!(null2one && null2two && null2two.total > 1.3 * null2one.total);
   const scaleRow = (label: string, ps: ScalePoint[]) => ps.map((p) => `| ${label} | ${int(p.areas)} | ${us(p.map, 2)} | ${us(p.unmap, 2)} | ${us(p.autoMap, 2)} |`).join('\n');
@@ -474,7 +488,7 @@ ${r.fuse?.close ? closeSection(r.fuse.close) : ''}${r.dma ? dmaSection(r.dma) : 
 | | |
 |---|---:|
 ${tce}
-${r.irq ? renderIrq(r.irq) : ''}`;
+${r.irq ? renderIrq(r.irq) : ''}${r.guest ? renderGuest(r.guest) : ''}`;
 }
 
 /** The interrupt section (scripts/bench/irq.ts). */
