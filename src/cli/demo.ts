@@ -189,7 +189,8 @@ export async function demoCommand(opts: DemoOptions): Promise<never> {
       for (const raw of lines) {
         const l = raw.replace(/\r$/, '');
         if (l.includes('TCEFS-GUEST:')) said += `${l}\n`;
-        if (opts.verbose || INTERESTING.test(l)) out(`guest │ ${l.replace(/^.*TCEFS-GUEST: /, '')}`);
+        // The init repeats the kernel's lines about the device at the end (dmesg:); they were shown once.
+        if (opts.verbose || (INTERESTING.test(l) && !l.includes('TCEFS-GUEST: dmesg:'))) out(`guest │ ${l.replace(/^.*TCEFS-GUEST: /, '')}`);
       }
     };
     q.stdout!.on('data', onConsole);
@@ -198,12 +199,16 @@ export async function demoCommand(opts: DemoOptions): Promise<never> {
 
     const last = new Map<string, number>();
     let viewing = false;
+    let shownBody = '';
     const view = async (when?: string) => {
       if (viewing) return;
       viewing = true;
       try {
         const [pe, perf] = await Promise.all(['groups/' + group + '/pe.json', 'perf.json'].map(async (f) => JSON.parse(await readFile(join(mount, DEBUG_DIR, f), 'utf8'))));
-        for (const l of renderView(when ?? `at ${((performance.now() - t0) / 1000).toFixed(1)} s`, group, pe, perf, trace, last)) out(l);
+        const [head, ...body] = renderView(when ?? `at ${((performance.now() - t0) / 1000).toFixed(1)} s`, group, pe, perf, trace, last);
+        // Only what changed: while the firmware runs, nothing does for a while.
+        if (when || body.join('\n') !== shownBody) for (const l of [head, ...body]) out(l);
+        shownBody = body.join('\n');
       } catch (e) {
         out(`tcefs demo: cannot read the view: ${(e as Error).message}`);
       } finally {
