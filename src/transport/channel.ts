@@ -12,7 +12,7 @@ import type { OpenFile } from '../dispatch/open-file.ts';
 import { encodeReplyFrame, frameLengthOf, parseRequestFrame } from './frame.ts';
 import { now, perf } from '../perf.ts';
 
-/** vfio-pci region i lives at offset i << 40; region 0 (BAR0) overlaps the frame stream, so it is reached by frames only. */
+/** vfio-pci region i lives at offset i << 40; region 0 (BAR0) overlaps the frame stream, so it is reached by frames or REGION_DIRECT. */
 export const REGION_BASE = 2 ** 40;
 /**
  * All of region space again, BAR0 included, from 2^52 (region offset + REGION_DIRECT): one pread or pwrite
