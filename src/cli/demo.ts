@@ -6,7 +6,8 @@
 // address its TCE gave (the daemon's views). Ctrl-C asks the guest to stop and power off; the mount and the
 // temporary directory go with it.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, readlink, rm } from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
+import { access, mkdtemp, readFile, readlink, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -157,6 +158,11 @@ export async function demoCommand(opts: DemoOptions): Promise<never> {
 
   let status = 1;
   try {
+    const qemuBin = process.env.QEMU?.split(/\s+/)[0] || 'qemu-system-ppc64';
+    if (!(await onPath(qemuBin))) {
+      console.error(`tcefs demo: ${qemuBin} is missing (Debian's qemu-system-ppc; scripts/setup.sh, which npm run demo runs first, installs it)`);
+      return finish(1);
+    }
     out('tcefs demo: building the preload shim and fetching the POWER guest (Debian ppc64el kernel and busybox, cached after the first run)');
     const [guest] = await Promise.all([promisify(execFile)('bash', [join(GUEST, 'build.sh')], { timeout: 600_000 }), ensureShim()]);
     const kernel = /^KERNEL=(.*)$/m.exec(guest.stdout)?.[1];
@@ -243,9 +249,17 @@ export async function demoCommand(opts: DemoOptions): Promise<never> {
       await daemon.exited;
     }
     if (work) await rm(work, { recursive: true, force: true }).catch(() => undefined);
-    out(`tcefs demo: unmounted${work ? ` and removed ${work}` : ''}`);
+    if (daemon || work) out(`tcefs demo: ${daemon ? 'unmounted and ' : ''}removed ${work}`);
     process.exit(code);
   }
+}
+
+async function onPath(bin: string): Promise<boolean> {
+  const dirs = bin.includes('/') ? [''] : (process.env.PATH ?? '/usr/bin:/bin').split(':');
+  for (const d of dirs) {
+    if (await access(d ? join(d, bin) : bin, fsConstants.X_OK).then(() => true, () => false)) return true;
+  }
+  return false;
 }
 
 /** The whole process group (run.sh execs QEMU, but a build step may still be running under it). */
