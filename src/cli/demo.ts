@@ -25,6 +25,14 @@ const BOOT_GRACE_MS = 180_000;
 /** After a stop request: how long the guest gets to power off before QEMU is terminated. */
 const STOP_GRACE_MS = 20_000;
 const MAPS_SHOWN = 4;
+/** For someone who has never seen a POWER machine: what the view shows. */
+const LEGEND = [
+  'tcefs demo: what you will see: the guest\'s nvme driver hands the device bus addresses (IOVAs); on POWER each',
+  '  is translated by a TCE (translation control entry) in one of the PE\'s DMA windows: window 0, the 32-bit',
+  '  default, or window 1, the 64-bit one the guest asks its firmware (RTAS) for. QEMU turns the guest\'s TCE',
+  '  hypercalls into VFIO map calls; tcefs keeps the tables, and its NVMe model\'s DMA goes through them into',
+  '  QEMU\'s memory, which is the guest\'s. Ctrl-C stops the guest.',
+];
 
 export interface DemoOptions {
   duration?: number;
@@ -176,6 +184,7 @@ export async function demoCommand(opts: DemoOptions): Promise<never> {
     out(`tcefs demo: tcefs mounted on ${mount}: a PowerNV host whose IOMMU group ${group} holds an NVMe controller (${BDF}, 64 MiB in memory)`);
     if (stopping) return finish(130);
 
+    for (const l of LEGEND) out(l);
     const append = `guest_demo=${opts.duration ?? 0} guest_read=0 guest_write=1:tcefs-demo${opts.ddw ? '' : ' disable_ddw'}`;
     out(`tcefs demo: booting ${kernel ? basename(join(kernel, '..')) : 'the guest'} under qemu-system-ppc64 -M pseries -accel tcg with -device vfio-pci,host=${BDF} (about 15 s to the nvme driver)`);
     const t0 = performance.now();
