@@ -231,8 +231,8 @@ export async function demoCommand(opts: DemoOptions): Promise<never> {
       }
     };
     const timer = setInterval(() => void view(), opts.interval);
-    const deadline = setTimeout(() => stop('the guest is taking too long'), (opts.duration ?? 0) * 1000 + BOOT_GRACE_MS);
-    if (opts.duration === undefined) deadline.unref();
+    // Run for a set time, the guest gets that and its boot; otherwise it runs until stopped.
+    const deadline = opts.duration === undefined ? undefined : setTimeout(() => stop('the guest is taking too long'), opts.duration * 1000 + BOOT_GRACE_MS);
     const code = await exited;
     clearInterval(timer);
     clearTimeout(deadline);
