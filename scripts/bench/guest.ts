@@ -236,7 +236,10 @@ In the sequential read each 128 KiB read costs tcefs ${f2(perCmd(t))} ms against
 built in, ${f2(perCmd(t) - perCmd(b))} ms more. Of that the daemon's handlers (MMIO, and the DMA of the
 command, its PRP list, the data and the completion) take ${f2(handlers(seq) / commands)} ms per read and
 its process ${f2(seq.daemonCpuMs / commands)} ms of CPU; the rest is hand-offs: ${f2(seqFuse / commands)} FUSE
-requests per read (the submission doorbell, the completion doorbell, the interrupt), each waking
+requests per read (${f2(seq.mmioWrite.count / commands)} doorbell writes and ${f2(seq.irqs.count / commands)} interrupts: ${
+    seq.mmioWrite.count < 1.5 * commands
+      ? "the submission doorbell, the completion doorbell staying in the guest's memory (the doorbell buffer, docs/devices.md)"
+      : 'the submission and the completion doorbell'}), each waking
 libfuse's thread, the daemon's JS thread and the client in turn, on two CPUs that QEMU's TCG thread
 keeps busy. Over the whole boot, most FUSE requests outside the two phases are QEMU's one-entry
 \`VFIO_IOMMU_UNMAP_DMA\` calls (a frame and its reply each) as the guest clears its 32 MiB default window
