@@ -3,7 +3,7 @@
 //   npm run bench                      measure and print
 //   npm run bench -- --write-docs      also regenerate docs/benchmarks.md and docs/benchmarks-scale.svg
 //   npm run bench -- --quick           fewer iterations (a smoke run while working on the benchmarks)
-//   npm run bench -- --only=fuse,scale run some sections: tce, dispatch, scale, dma, fuse, irq, lease
+//   npm run bench -- --only=fuse,scale run some sections: tce, dispatch, scale, dma, fuse, irq, lease, guest
 //
 // The raw numbers of the last run go to build/bench/last.json.
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -17,6 +17,7 @@ import { measureScale, scaleRows, type ScaleNumbers } from './bench/scale.ts';
 import { benchTce, type BenchResult } from './bench/tce.ts';
 import { irqMedian, measureIrq } from './bench/irq.ts';
 import { measureLease, median, WINDOW_PAGES } from './bench/lease.ts';
+import { measureGuest, randIops, seqMBps } from './bench/guest.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const args = process.argv.slice(2);
@@ -84,6 +85,32 @@ if (want('lease')) {
     { name: 'lone UNMAP_DMA of an empty page, the daemon answers', value: median(l.asked), unit: 'us' },
     { name: 'lone UNMAP_DMA of an empty page, the lease answers', value: median(l.leased), unit: 'us' },
   ]);
+}
+if (want('guest')) {
+  log('the POWER guest: QEMU built-in NVMe against tcefs through vfio-pci');
+  const g = (results.guest = await measureGuest(quick, log));
+  const rows: BenchResult[] = [
+    { name: 'boot to first completed read, built-in nvme', value: g.builtin.firstRead / 1000, unit: 's' },
+    { name: 'boot to first completed read, tcefs', value: g.tcefs.firstRead / 1000, unit: 's' },
+    ...(['builtin', 'tcefs'] as const).map((k) => ({ name: `  of which QEMU's setup / kernel boot / init to first read, ${k}`, value: g[k].kernelStart / 1000, unit: `/ ${((g[k].initStart - g[k].kernelStart) / 1000).toFixed(2)} / ${((g[k].firstRead - g[k].initStart) / 1000).toFixed(2)} s` })),
+    { name: `sequential read ${g.builtin.seqMiB} MiB 128k direct, built-in nvme`, value: seqMBps(g.builtin), unit: 'MB/s' },
+    { name: `sequential read ${g.tcefs.seqMiB} MiB 128k direct, tcefs`, value: seqMBps(g.tcefs), unit: 'MB/s' },
+    { name: '4k random reads (one dd each), built-in nvme', value: randIops(g.builtin), unit: 'IOPS' },
+    { name: '4k random reads (one dd each), tcefs', value: randIops(g.tcefs), unit: 'IOPS' },
+    { name: 'the same loop over a RAM file, per read', value: (1000 * g.tcefs.loopS) / g.tcefs.randN, unit: 'ms' },
+  ];
+  for (const [phase, p] of Object.entries(g.perf)) {
+    rows.push(
+      { name: `tcefs ${phase}: MMIO region reads`, value: p.mmioRead.count, unit: `in ${p.mmioRead.ms.toFixed(1)} ms` },
+      { name: `tcefs ${phase}: MMIO region writes`, value: p.mmioWrite.count, unit: `in ${p.mmioWrite.ms.toFixed(1)} ms` },
+      { name: `tcefs ${phase}: DMA from guest memory`, value: p.dmaRead.bytes / 2 ** 20, unit: `MiB in ${p.dmaRead.count} /proc/pid/mem reads, ${p.dmaRead.ms.toFixed(1)} ms` },
+      { name: `tcefs ${phase}: DMA to guest memory`, value: p.dmaWrite.bytes / 2 ** 20, unit: `MiB in ${p.dmaWrite.count} /proc/pid/mem writes, ${p.dmaWrite.ms.toFixed(1)} ms` },
+      { name: `tcefs ${phase}: interrupts delivered`, value: p.irqs.count, unit: `(${p.irqsQueued.count} found no waiting read)` },
+      { name: `tcefs ${phase}: FUSE requests on device files (frames, region accesses)`, value: p.fuse.count, unit: `in ${p.fuse.ms.toFixed(1)} ms of handlers` },
+      { name: `tcefs ${phase}: daemon CPU time`, value: p.daemonCpuMs, unit: 'ms' },
+    );
+  }
+  add('POWER guest under TCG (one boot each)', rows);
 }
 
 function fuseRows(f: FuseNumbers): BenchResult[] {

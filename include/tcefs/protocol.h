@@ -21,6 +21,7 @@
 #define TCEFS_HANDLE_FOREIGN 0x7fffffff
 #define TCEFS_HANDLE_IN_RESULT 0xffffffffu
 #define TCEFS_REGION_BASE 0x10000000000ull
+#define TCEFS_REGION_DIRECT 0x10000000000000ull
 #define TCEFS_CLAIM_DIR "/.tcefs/fd"
 #define TCEFS_IRQ_DIR "/.tcefs/irq"
 #define TCEFS_IRQ_EVENTFD 1

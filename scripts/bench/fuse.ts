@@ -169,14 +169,14 @@ const on = (cpu: number | undefined, argv: string[]): string[] => (cpu === undef
 /** taskset (util-linux) pins the processes; without it everything runs where the scheduler puts it. */
 const HAVE_TASKSET = spawnSync('taskset', ['-V']).status === 0;
 
-interface Server {
+export interface Server {
   proc: ChildProcess;
   dir: string;
   stop(): Promise<void>;
 }
 
 /** Start a mount server (on `cpu` if given) and wait until `probe` exists under its mount point. */
-async function serve(args: string[], dir: string, probe: string, banner: string, cpu?: number): Promise<Server> {
+export async function serve(args: string[], dir: string, probe: string, banner: string, cpu?: number): Promise<Server> {
   const [cmd, ...rest] = on(cpu, [process.execPath, ...args]);
   const proc = spawn(cmd, rest, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DEBUG: '' } });
   let out = '';

@@ -9,6 +9,7 @@ import type { DmaNumbers } from './dma.ts';
 import type { BenchResult } from './tce.ts';
 import { irqMedian, irqRatio, type IrqNumbers } from './irq.ts';
 import { median as leaseMedian, WINDOW_PAGES, type LeaseNumbers } from './lease.ts';
+import { randIops, renderGuest, seqMBps, type GuestNumbers } from './guest.ts';
 
 export interface Machine {
   nproc: number;
@@ -30,6 +31,7 @@ export interface Results {
   dma?: DmaNumbers;
   irq?: IrqNumbers;
   lease?: LeaseNumbers;
+  guest?: GuestNumbers;
 }
 
 export async function machine(): Promise<Machine> {
@@ -108,6 +110,15 @@ export function ratios(r: Results): Ratio[] {
   if (r.lease) {
     const x = leaseRatio(r.lease);
     out.push({ name: 'lone UNMAP_DMA of an empty page: from the lease / asking the daemon', value: x, target: '<= 0.1', met: x <= 0.1 });
+  }
+  const g = r.guest;
+  if (g) {
+    const boot = g.tcefs.firstRead / g.builtin.firstRead;
+    out.push({ name: 'guest: boot to first completed read, tcefs / built-in nvme', value: boot, target: '<= 1.3', met: boot <= 1.3 });
+    const seq = seqMBps(g.tcefs) / seqMBps(g.builtin);
+    out.push({ name: 'guest: 64 MiB sequential 128k direct read, tcefs / built-in nvme', value: seq, target: '>= 0.5', met: seq >= 0.5 });
+    const rnd = randIops(g.tcefs) / randIops(g.builtin);
+    out.push({ name: 'guest: 4k random-read IOPS, tcefs / built-in nvme', value: rnd, target: 'reported', met: true });
   }
   const s = r.scale;
   if (s) {
@@ -307,6 +318,9 @@ export function renderMarkdown(r: Results): string {
         `${us(same.iommufdBatchMap.median, 2)} µs, the IOAS and domain work itself (${us(d.iommufdBatchMap.median, 2)} µs in-process), against a ` +
         `${us(same.iommufdMap.median)} µs single frame.`,
     );
+  }
+  for (const x of rs.filter((x) => x.name.startsWith('guest:') && !x.met)) {
+    misses.push(`${x.name.slice(7)} (${x.value.toFixed(2)}x): see "A POWER guest" for where the time goes.`);
   }
   const lockBound = !!(null2one && null2two && null2two.total > 1.3 * null2one.total);
   const scaleRow = (label: string, ps: ScalePoint[]) => ps.map((p) => `| ${label} | ${int(p.areas)} | ${us(p.map, 2)} | ${us(p.unmap, 2)} | ${us(p.autoMap, 2)} |`).join('\n');
@@ -508,7 +522,7 @@ ${r.fuse?.close ? closeSection(r.fuse.close) : ''}${r.dma ? dmaSection(r.dma) : 
 | | |
 |---|---:|
 ${tce}
-${r.irq ? renderIrq(r.irq) : ''}`;
+${r.irq ? renderIrq(r.irq) : ''}${r.guest ? renderGuest(r.guest) : ''}`;
 }
 
 /** The interrupt section (scripts/bench/irq.ts). */

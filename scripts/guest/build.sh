@@ -29,8 +29,10 @@ fi
 kpkg=linux-image-$kver
 
 out=$cache/guest/$kver
-initrd=$out/initramfs.cpio.gz
-if [ ! -e "$initrd" ] || [ "$here/init" -nt "$initrd" ] || [ "$0" -nt "$initrd" ]; then
+# Named by what goes into it: checkouts with different inits share the cache without rebuilding over
+# each other's image.
+initrd=$out/initramfs-$(cat "$here/init" "$0" | sha256sum | cut -c1-12).cpio.gz
+if [ ! -e "$initrd" ]; then
   command -v cpio >/dev/null || { echo "guest: cpio is missing (scripts/setup.sh installs it)" >&2; exit 1; }
   pkgs=$(fetch "$kpkg" busybox-static)
   kdir=$(sed -n 1p <<<"$pkgs")

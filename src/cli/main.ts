@@ -3,6 +3,7 @@ import { Command, Option } from 'commander';
 import { registerIoctl } from './ioctl.ts';
 import { registerReplay } from './replay.ts';
 import { registerRun } from './run.ts';
+import { registerDemo } from './demo.ts';
 import { registerShell } from './shell.ts';
 import { statusCommand, tceCommand } from './views.ts';
 import { deviceCommand, eehCommand, faultCommand, irqCommand } from './control.ts';
@@ -77,6 +78,7 @@ program
   .action(tceCommand);
 
 registerRun(program);
+registerDemo(program);
 
 registerIoctl(program, DEFAULT_MOUNT);
 registerShell(program, DEFAULT_MOUNT);

@@ -55,7 +55,7 @@ function fail(message: string, code: number): never {
 }
 
 /** scripts/build-c.sh is a quick no-op when build/ is current; it rebuilds after a checkout changed c/. */
-async function ensureShim(): Promise<void> {
+export async function ensureShim(): Promise<void> {
   try {
     await promisify(execFile)('bash', [join(ROOT, 'scripts', 'build-c.sh')]);
   } catch (e) {
@@ -85,7 +85,7 @@ function daemonEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
-interface PrivateDaemon {
+export interface PrivateDaemon {
   proc: ChildProcess;
   exited: Promise<void>;
 }
@@ -99,7 +99,8 @@ async function findSetpriv(): Promise<string | undefined> {
   return undefined;
 }
 
-async function startDaemon(mount: string, opts: RunOptions): Promise<PrivateDaemon> {
+/** `trace` takes the daemon's stderr instead of this process's stderr, and `debug` sets its DEBUG (tcefs demo). */
+export async function startDaemon(mount: string, opts: RunOptions, io: { debug?: string; trace?: (b: Buffer) => void } = {}): Promise<PrivateDaemon> {
   const args = [BIN, 'mount', mount];
   if (opts.topology) args.push('--topology', resolve(opts.topology));
   if (opts.vfioContainer) args.push('--vfio-container', opts.vfioContainer);
@@ -110,10 +111,13 @@ async function startDaemon(mount: string, opts: RunOptions): Promise<PrivateDaem
   const [file, argv] = setpriv ? [setpriv, ['--pdeathsig', 'TERM', '--', process.execPath, ...args]] : [process.execPath, args];
   // Its own process group: a Ctrl-C at the terminal is for the program, and the daemon has to outlive
   // the program's reaction to it.
-  const proc = spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: daemonEnv(), detached: true });
+  const env = daemonEnv();
+  if (io.debug !== undefined) env.DEBUG = io.debug;
+  const proc = spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'], env, detached: true });
   const exited = new Promise<void>((res) => proc.once('exit', () => res()));
   // Its diagnostics (DEBUG=tcefs:* traces, errors) are the user's; its banner is not the program's output.
-  proc.stderr!.pipe(process.stderr);
+  if (io.trace) proc.stderr!.on('data', io.trace);
+  else proc.stderr!.pipe(process.stderr);
   let out = '';
   await new Promise<void>((res, rej) => {
     const timer = setTimeout(() => rej(new Error(`no mount after ${MOUNT_TIMEOUT_MS / 1000} s`)), MOUNT_TIMEOUT_MS);

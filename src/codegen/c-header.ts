@@ -11,7 +11,7 @@ import { FILE_KIND_BIT as KIND_BIT, IOCTLS, IOMMUFD_CMD_BASE, VFIO_BASE, type Io
 import type { Field, StructLayout } from '../uapi/layout.ts';
 import { ALL_STRUCTS, EXTENSION_STRUCTS } from '../uapi/structs.ts';
 import * as F from '../transport/frame.ts';
-import { REGION_BASE } from '../transport/channel.ts';
+import { REGION_BASE, REGION_DIRECT } from '../transport/channel.ts';
 import { CLAIM_DIR, IRQ_DIR, LEASE_PATH, RELEASE_DIR, RELEASE_WAIT_MAX } from '../transport/paths.ts';
 import { IRQ_EVENTFD } from '../objects/vfio/irqs.ts';
 import { IRQ_HEARTBEAT } from '../objects/vfio/irq-events.ts';
@@ -149,6 +149,7 @@ export function protocolHeader(): string {
     def('TCEFS_HANDLE_FOREIGN', `0x${F.HANDLE_FOREIGN.toString(16)}`),
     def('TCEFS_HANDLE_IN_RESULT', `0x${F.HANDLE_IN_RESULT.toString(16)}u`),
     def('TCEFS_REGION_BASE', `0x${REGION_BASE.toString(16)}ull`),
+    def('TCEFS_REGION_DIRECT', `0x${REGION_DIRECT.toString(16)}ull`),
     def('TCEFS_CLAIM_DIR', JSON.stringify(CLAIM_DIR)),
     def('TCEFS_IRQ_DIR', JSON.stringify(IRQ_DIR)),
     def('TCEFS_IRQ_EVENTFD', IRQ_EVENTFD),

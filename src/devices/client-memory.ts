@@ -3,6 +3,7 @@
 // opened on its first DMA and closed when its last pin goes, so a dead client leaves no handle open.
 import { closeSync, openSync, readSync, statSync, writeSync } from 'node:fs';
 import type { HostMemory } from '../tce/memory.ts';
+import { now, perf } from '../perf.ts';
 
 /** One contiguous piece of a transfer in one process's address space. */
 export interface ClientSpan {
@@ -45,11 +46,17 @@ export class ClientMemory implements DmaMemory {
 
   /** Reads span into buf at off; false when the process or its page is gone. */
   read(span: ClientSpan, buf: Buffer, off: number): boolean {
-    return this.io(span, (fd) => readSync(fd, buf, off, span.length, Number(span.ua)));
+    const t0 = now();
+    const ok = this.io(span, (fd) => readSync(fd, buf, off, span.length, Number(span.ua)));
+    perf.dmaRead.add(t0, ok ? span.length : 0);
+    return ok;
   }
 
   write(span: ClientSpan, buf: Buffer, off: number): boolean {
-    return this.io(span, (fd) => writeSync(fd, buf, off, span.length, Number(span.ua)));
+    const t0 = now();
+    const ok = this.io(span, (fd) => writeSync(fd, buf, off, span.length, Number(span.ua)));
+    perf.dmaWrite.add(t0, ok ? span.length : 0);
+    return ok;
   }
 
   /** Open /proc handles now (leak checks want 0 once every client is gone). */

@@ -6,12 +6,16 @@ import { EACCES, EIO, Errno } from '../errno.ts';
 import type { DmaAccess, Pe } from '../tce/pe.ts';
 import type { ClientSpan, DmaMemory } from './client-memory.ts';
 import { DmaError, MAX_DMA_BYTES, type DmaFailure, type DmaPort } from './model.ts';
+import { perf } from '../perf.ts';
 
 const ADDRESS_END = 1n << 64n;
 /** Step through the (linear) bypass window: any size translates correctly, this keeps steps few. */
 const BYPASS_STEP = 1n << 16n;
 
 export class FunctionDma implements DmaPort {
+  /** Where the last translation's first page went (for the recent-DMA view). */
+  private firstHpa?: bigint;
+
   constructor(
     private readonly pe: Pe,
     private readonly memory: DmaMemory,
@@ -26,6 +30,7 @@ export class FunctionDma implements DmaPort {
       if (!this.memory.read(s, out, off)) this.fault(iova + BigInt(off), 'read', 'no-memory', `pid ${s.pid} has no page at 0x${s.ua.toString(16)}`);
       off += s.length;
     }
+    this.record('read', iova, length);
     return out;
   }
 
@@ -36,6 +41,11 @@ export class FunctionDma implements DmaPort {
       if (!this.memory.write(s, data, off)) this.fault(iova + BigInt(off), 'write', 'no-memory', `pid ${s.pid} has no page at 0x${s.ua.toString(16)}`);
       off += s.length;
     }
+    this.record('write', iova, data.length);
+  }
+
+  private record(direction: 'read' | 'write', iova: bigint, bytes: number): void {
+    perf.dma(this.pe.name, { at: performance.now(), device: this.device, direction, iova, bytes, hpa: this.firstHpa });
   }
 
   /**
@@ -52,6 +62,7 @@ export class FunctionDma implements DmaPort {
     for (let at = iova; at < end; ) {
       if (at < 0n || at >= ADDRESS_END) this.fault(at, access, 'no-window', 'the transfer wraps past the end of the 64-bit bus');
       const hpa = this.translatePage(at, access);
+      if (at === iova) this.firstHpa = hpa;
       const page = this.pe.findWindow(at)?.table.pageSize ?? BYPASS_STEP;
       const next = (at | (page - 1n)) + 1n;
       const n = Number((next < end ? next : end) - at);

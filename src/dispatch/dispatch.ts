@@ -7,6 +7,7 @@ import { decode } from '../uapi/layout.ts';
 import { Op, type Answer, type Blob, type Request, type RequestFrame, MAX_FRAME } from '../transport/frame.ts';
 import { IoctlCall } from './call.ts';
 import type { OpenFile } from './open-file.ts';
+import { now, perf } from '../perf.ts';
 
 const trace = createDebug('tcefs:ioctl');
 const warn = createDebug('tcefs:error');
@@ -46,11 +47,17 @@ export function runRequest(file: OpenFile, req: Request, pid: number): Answer {
     case Op.IOCTL_LEASE:
       return runIoctl(file, req, pid);
     case Op.REGION_READ: {
+      const t0 = now();
       const r = guard(() => file.regionRead(req.arg, req.request));
+      perf.mmioRead.add(t0, req.request);
       return typeof r === 'number' ? answer(req, BigInt(r)) : answer(req, BigInt(r.length), EMPTY, [{ fieldOffset: 0, data: r }]);
     }
-    case Op.REGION_WRITE:
-      return answer(req, BigInt(guard(() => file.regionWrite(req.arg, req.argData))));
+    case Op.REGION_WRITE: {
+      const t0 = now();
+      const r = guard(() => file.regionWrite(req.arg, req.argData));
+      perf.mmioWrite.add(t0, req.argData.length);
+      return answer(req, BigInt(r));
+    }
   }
 }
 

@@ -4,14 +4,22 @@
 // consecutive offsets, so a frame is assembled until its header's length is reached and only then
 // parsed and run. Reads return the pending reply from its start, whatever the file offset, so both
 // `pwrite(fd,f,n,0); pread(fd,r,m,0)` and sequential write()/read() work. Offsets at or above
-// REGION_BASE are device region space (pread/pwrite at index << 40), not the frame stream.
+// REGION_BASE are device region space (pread/pwrite at index << 40), not the frame stream; from
+// REGION_DIRECT all of region space, BAR0 included, is reachable the same way.
 import { EBADMSG, Errno } from '../errno.ts';
 import { runFrame } from '../dispatch/dispatch.ts';
 import type { OpenFile } from '../dispatch/open-file.ts';
 import { encodeReplyFrame, frameLengthOf, parseRequestFrame } from './frame.ts';
+import { now, perf } from '../perf.ts';
 
-/** vfio-pci region i lives at offset i << 40; region 0 (BAR0) overlaps the frame stream, so it is reached by frames only. */
+/** vfio-pci region i lives at offset i << 40; region 0 (BAR0) overlaps the frame stream, so it is reached by frames or REGION_DIRECT. */
 export const REGION_BASE = 2 ** 40;
+/**
+ * All of region space again, BAR0 included, from 2^52 (region offset + REGION_DIRECT): one pread or pwrite
+ * is one access, a single FUSE request where a frame costs two (write, then read the reply). Below 2^53
+ * so that every offset stays exact in the double fuse-native hands over; past every region index.
+ */
+export const REGION_DIRECT = 2 ** 52;
 
 export class FrameChannel {
   private chunks: Buffer[] = [];
@@ -26,7 +34,19 @@ export class FrameChannel {
   /** Returns bytes accepted, or -errno. A rejected frame leaves every file's state as it was. */
   write(data: Buffer, offset: number): number {
     try {
-      if (offset >= REGION_BASE && this.expected === 0) return this.file.regionWrite(BigInt(offset), Buffer.from(data));
+      // Before the frame logic: another thread's frame may be half assembled on this file.
+      if (offset >= REGION_DIRECT) {
+        const t0 = now();
+        const n = this.file.regionWrite(BigInt(offset - REGION_DIRECT), Buffer.from(data));
+        perf.mmioWrite.add(t0, data.length);
+        return n;
+      }
+      if (offset >= REGION_BASE && this.expected === 0) {
+        const t0 = now();
+        const n = this.file.regionWrite(BigInt(offset), Buffer.from(data));
+        perf.mmioWrite.add(t0, data.length);
+        return n;
+      }
       if (this.expected === 0) {
         this.start(data, offset);
         // The usual case: the whole frame came in one write, parsed from fuse-native's buffer (the parser
@@ -80,7 +100,10 @@ export class FrameChannel {
   read(length: number, offset: number): Buffer | number {
     if (offset >= REGION_BASE) {
       try {
-        return this.file.regionRead(BigInt(offset), length);
+        const t0 = now();
+        const r = this.file.regionRead(BigInt(offset >= REGION_DIRECT ? offset - REGION_DIRECT : offset), length);
+        perf.mmioRead.add(t0, length);
+        return r;
       } catch (e) {
         if (e instanceof Errno) return -e.errno;
         throw e;

@@ -12,6 +12,7 @@ import { CONTROL_HELP, runControlText } from '../control.ts';
 import { CLAIM_DIR, DEBUG_DIR, RELEASE_DIR, lookup, type Node } from './tree.ts';
 import { IRQ_DIR, releaseWaitHandles } from './paths.ts';
 import { openAttr, type AttrFile } from './sysfs.ts';
+import { now, perf } from '../perf.ts';
 
 const trace = createDebug('tcefs:fuse');
 
@@ -171,7 +172,9 @@ export class TcefsFs {
         const ch = self.channels.get(fh);
         if (ch) {
           if (pos >= REGION_BASE) self.daemon.leases.revoke();
+          const t0 = now();
           const r = ch.read(len, pos);
+          perf.fuse.add(t0);
           if (typeof r === 'number') return cb(r);
           r.copy(buf);
           return cb(r.length);
@@ -192,7 +195,12 @@ export class TcefsFs {
         // promised an answer without asking end first (src/transport/leases.ts).
         self.daemon.leases.revoke();
         const ch = self.channels.get(fh);
-        if (ch) return cb(ch.write(len === buf.length ? buf : buf.subarray(0, len), pos));
+        if (ch) {
+          const t0 = now();
+          const r = ch.write(len === buf.length ? buf : buf.subarray(0, len), pos);
+          perf.fuse.add(t0);
+          return cb(r);
+        }
         const a = self.attrs.get(fh);
         if (a) return cb(sysfsCall(() => a.write(len === buf.length ? buf : buf.subarray(0, len), pos)));
         if (self.texts.has(fh)) return cb(Fuse.EACCES);

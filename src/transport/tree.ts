@@ -9,6 +9,7 @@ import { IommufdFile } from '../objects/iommufd/context.ts';
 import { describeHost, describePe, renderHostText, renderTceText } from '../tce/index.ts';
 import { CLAIM_DIR, CONTROL_PATH, DEBUG_DIR, IRQ_DIR, LEASE_PATH, PID_PATH, RELEASE_DIR } from './paths.ts';
 import { addPciSysfs, type SysfsAttr } from './sysfs.ts';
+import { perf } from '../perf.ts';
 
 export { CLAIM_DIR, CONTROL_PATH, DEBUG_DIR, RELEASE_DIR };
 
@@ -68,6 +69,7 @@ export function buildTree(daemon: Daemon): Node & { type: 'dir' } {
   put(root, `${DEBUG_DIR}/host`, { type: 'text', read: () => renderHostText(host) });
   put(root, `${DEBUG_DIR}/host.json`, { type: 'text', read: () => json(describeHost(host)) });
   put(root, `${DEBUG_DIR}/daemon.json`, { type: 'text', read: () => json(daemon.describe()) });
+  put(root, `${DEBUG_DIR}/perf.json`, { type: 'text', read: () => json(perf.describe()) });
   put(root, CONTROL_PATH, { type: 'control' });
   put(root, PID_PATH, { type: 'text', read: () => `${process.pid}\n` });
   const leases = daemon.leases;

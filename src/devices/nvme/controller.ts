@@ -116,6 +116,15 @@ export class NvmeController implements DeviceModel {
   private generation = 0;
   private scheduled = false;
   private scratch?: Buffer;
+  /**
+   * Doorbell Buffer Config (shadow doorbells, NVMe 1.3): the host's copy of each I/O queue's doorbell
+   * and the controller's event index for it, one page each in host memory. A host rings an MMIO doorbell
+   * only when its new value passes the event index. Every MMIO doorbell is a FUSE request here, so the
+   * controller keeps each SQ's index at the tail it last saw (every submission still rings, as the
+   * controller learns of work no other way) and leaves the CQs' alone: the host then updates CQ heads in
+   * memory only, and the controller reads them there when a CQ looks full.
+   */
+  private dbbuf?: { db: bigint; ei: bigint };
 
   constructor(private readonly ctx: ModelContext, options: NvmeOptions = {}, private readonly schedule: Scheduler = setImmediate) {
     this.disk = options.backing ? new FileDisk(options.backing, options.size) : new MemoryDisk(options.size ?? DEFAULT_DISK_SIZE);
@@ -169,7 +178,10 @@ export class NvmeController implements DeviceModel {
       if (touched(REG.INTMC, 4)) {
         this.intms = (this.intms & ~Number(merged(REG.INTMC, 4, 0n))) >>> 0;
         // Entries still waiting on a now unmasked vector assert it again.
-        for (const cq of this.cqs.values()) if (cq.ien && cq.head !== cq.tail) this.interrupt(cq);
+        for (const cq of this.cqs.values()) {
+          if (this.dbbuf && cq.id !== 0) this.shadowHead(cq);
+          if (cq.ien && cq.head !== cq.tail) this.interrupt(cq);
+        }
       }
       if (touched(REG.AQA, 4)) this.aqa = Number(merged(REG.AQA, 4, BigInt(this.aqa))) & 0x0fff0fff;
       if (touched(REG.ASQ, 8)) this.asq = merged(REG.ASQ, 8, this.asq) & ~0xfffn;
@@ -230,6 +242,7 @@ export class NvmeController implements DeviceModel {
     this.aers.length = 0;
     this.events.length = 0;
     this.maskedEvents.clear();
+    this.dbbuf = undefined;
     this.csts = 0;
     this.defaults();
   }
@@ -291,6 +304,8 @@ export class NvmeController implements DeviceModel {
       if (!sq) return this.asyncError(AEN.INVALID_DOORBELL);
       if (value >= sq.size) return this.asyncError(AEN.INVALID_DOORBELL_VALUE);
       sq.tail = value;
+      // Before the write completes, so the host's next submission sees it and rings again.
+      if (qid !== 0) this.setEventIndex(2 * qid, value);
     }
     this.kick();
   }
@@ -341,7 +356,46 @@ export class NvmeController implements DeviceModel {
   }
 
   private full(cq: Cq): boolean {
-    return (cq.tail + 1) % cq.size === cq.head;
+    if ((cq.tail + 1) % cq.size !== cq.head) return false;
+    if (!this.dbbuf || cq.id === 0) return true;
+    // The head may have moved in the shadow only. If it has not, ask for an MMIO doorbell when it does,
+    // and look once more in case the host moved it before it could see the request.
+    if (this.shadowHead(cq)) return false;
+    this.setEventIndex(2 * cq.id + 1, cq.head);
+    return !this.shadowHead(cq);
+  }
+
+  /** Takes a CQ's head from the shadow doorbell if it moved validly; true when it moved. */
+  private shadowHead(cq: Cq): boolean {
+    const value = this.readShadow(2 * cq.id + 1);
+    if (value === undefined) return false;
+    const pending = (cq.tail - cq.head + cq.size) % cq.size;
+    const consumed = (value - cq.head + cq.size) % cq.size;
+    if (value >= cq.size || consumed === 0 || consumed > pending) return false;
+    cq.head = value;
+    return true;
+  }
+
+  /** A doorbell's value in the shadow page (slot 2y: SQ y tail, 2y + 1: CQ y head); undefined if the DMA faults. */
+  private readShadow(slot: number): number | undefined {
+    try {
+      return this.ctx.dma.read(this.dbbuf!.db + BigInt(slot * 4), 4).readUInt32LE();
+    } catch (e) {
+      if (!(e instanceof DmaError)) throw e;
+      return undefined;
+    }
+  }
+
+  private setEventIndex(slot: number, value: number): void {
+    if (!this.dbbuf) return;
+    const b = Buffer.alloc(4);
+    b.writeUInt32LE(value);
+    try {
+      this.ctx.dma.write(this.dbbuf.ei + BigInt(slot * 4), b);
+    } catch (e) {
+      if (!(e instanceof DmaError)) throw e;
+      // The PE froze: the host's recovery resets the controller, which forgets the buffers.
+    }
   }
 
   /** Fetches, runs and completes one command: the bytes it moved, or -1 when the fetch faulted. */
@@ -521,6 +575,23 @@ export class NvmeController implements DeviceModel {
       }
       case ADMIN.KEEP_ALIVE:
         return ok();
+      case ADMIN.DOORBELL_BUFFER_CONFIG: {
+        const mask = BigInt(this.pageSize - 1);
+        if (sqe.prp1 === 0n || sqe.prp2 === 0n || sqe.prp1 & mask || sqe.prp2 & mask) return fail(SC.INVALID_FIELD);
+        this.dbbuf = { db: sqe.prp1, ei: sqe.prp2 };
+        // A host may already keep tails there that it did not ring (Linux after a reset submits before it
+        // configures the buffer again): take them, so nothing waits for a doorbell that never comes.
+        for (const sq of this.sqs.values()) {
+          if (sq.id === 0) continue;
+          const shadow = this.readShadow(2 * sq.id);
+          if (shadow !== undefined && shadow < sq.size && shadow !== sq.tail) {
+            sq.tail = shadow;
+            this.kick();
+          }
+          this.setEventIndex(2 * sq.id, sq.tail);
+        }
+        return ok();
+      }
       default:
         return fail(SC.INVALID_OPCODE);
     }
@@ -707,6 +778,8 @@ export class NvmeController implements DeviceModel {
     if (sqe.prp1 === 0n || sqe.prp1 & BigInt(this.pageSize - 1)) return fail(SC.PRP_OFFSET_INVALID);
     if (((this.cc >>> CC.IOSQES_SHIFT) & 0xf) !== 6) return fail(SC.INVALID_FIELD);
     this.sqs.set(qid, { id: qid, base: sqe.prp1, size, head: 0, tail: 0, cq });
+    // A host that reused its buffers must not see an old queue's index here (Linux clears them on reset).
+    this.setEventIndex(2 * qid, 0);
     cq.sqs.add(qid);
     return ok();
   }
@@ -792,6 +865,7 @@ export class NvmeController implements DeviceModel {
       queues: [...this.sqs.values()].map((s) => ({ sq: s.id, cq: s.cq.id, size: s.size, head: s.head, tail: s.tail })),
       heldEvents: this.aers.length,
       pendingEvents: this.events.length,
+      shadowDoorbells: this.dbbuf !== undefined,
     };
   }
 }

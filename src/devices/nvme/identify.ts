@@ -51,7 +51,7 @@ export function identifyController(f: ControllerFacts): Buffer {
   b.writeUInt16LE(1, 78); // CNTLID
   b.writeUInt32LE(0x00010400, 80); // VER
   b[111] = 1; // CNTRLTYPE: I/O controller
-  b.writeUInt16LE(0, 256); // OACS: no optional admin commands
+  b.writeUInt16LE(1 << 8, 256); // OACS: Doorbell Buffer Config, no other optional admin command
   b[258] = ACL;
   b[259] = AERL;
   b[260] = 0x03; // FRMW: one slot, read-only

@@ -50,6 +50,7 @@ export const ADMIN = {
   GET_FEATURES: 0x0a,
   ASYNC_EVENT: 0x0c,
   KEEP_ALIVE: 0x18,
+  DOORBELL_BUFFER_CONFIG: 0x7c,
 } as const;
 
 export const IO = {

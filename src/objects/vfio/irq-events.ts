@@ -7,6 +7,7 @@
 // Once the device file is released, reads return 0 (end of file), which tells the thread to stop.
 import { irqRecord } from '../../transport/frame.ts';
 import type { IrqSink } from './irqs.ts';
+import { perf } from '../../perf.ts';
 
 export const IRQ_HEARTBEAT = 0xffffffff;
 export const HEARTBEAT_MS = 200;
@@ -30,6 +31,7 @@ export class IrqEvents implements IrqSink {
     else this.queued.set(key, { index, vector, count: 1 });
     const w = this.waiters.shift();
     if (w) this.answer(w);
+    else perf.irqsQueued.count++;
     if (!this.waiters.length) heartbeat.delete(this);
   }
 

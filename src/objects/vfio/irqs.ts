@@ -8,6 +8,7 @@ import type { IoctlCall } from '../../dispatch/call.ts';
 import { EBADF, EINVAL, ENOTTY, Errno } from '../../errno.ts';
 import { HANDLE_FOREIGN, HANDLE_NONE } from '../../transport/frame.ts';
 import { VFIO } from '../../uapi/constants.ts';
+import { perf } from '../../perf.ts';
 
 const { VFIO_PCI_INTX_IRQ_INDEX: INTX, VFIO_PCI_MSI_IRQ_INDEX: MSI, VFIO_PCI_MSIX_IRQ_INDEX: MSIX } = VFIO;
 const { VFIO_PCI_ERR_IRQ_INDEX: ERR, VFIO_PCI_REQ_IRQ_INDEX: REQ, VFIO_PCI_NUM_IRQS: NUM_IRQS } = VFIO;
@@ -169,7 +170,9 @@ export class FunctionIrqs {
       this.intxMasked = true;
       this.intxSink?.signal(INTX, 0);
     } else if (index === MSI || index === MSIX) {
-      if (this.mode === index) this.vectors[vector]?.signal(index, vector);
+      const sink = this.mode === index ? this.vectors[vector] : undefined;
+      if (sink) perf.irqs.count++;
+      sink?.signal(index, vector);
     } else if (index === ERR) this.err?.signal(ERR, 0);
     else if (index === REQ) this.req?.signal(REQ, 0);
   }
