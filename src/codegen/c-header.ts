@@ -47,7 +47,7 @@ function ioctlMacro(d: IoctlDecl): string {
 }
 
 const isIommufd = (d: IoctlDecl) => d.nr >= IOMMUFD_CMD_BASE;
-const iommufdStructs = ALL_STRUCTS.filter((s) => s.name.startsWith('iommu_'));
+const iommufdStructs = ALL_STRUCTS.filter((s) => s.name.startsWith('iommu_') || s.name.startsWith('iommufd_'));
 const vfioStructs = ALL_STRUCTS.filter((s) => s.name.startsWith('vfio_'));
 
 function constants(names: string[]): string {
@@ -163,6 +163,8 @@ export function protocolHeader(): string {
     def('TCEFS_KIND_CONTAINER', KIND_BIT.container),
     def('TCEFS_KIND_GROUP', KIND_BIT.group),
     def('TCEFS_KIND_DEVICE', KIND_BIT.device),
+    def('TCEFS_KIND_FAULT', KIND_BIT.fault),
+    def('TCEFS_KIND_VEVENTQ', KIND_BIT.veventq),
     '',
     '/* How the third ioctl argument travels (src/uapi/ioctls.ts ArgKind). */',
     ...Object.entries(ARG_CODE).map(([k, v]) => def(`TCEFS_ARG_${k.toUpperCase()}`, v)),

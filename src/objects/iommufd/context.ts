@@ -13,6 +13,7 @@ import { Ioas } from './ioas.ts';
 import { readRanges, U64_MAX, writeRanges } from './ranges.ts';
 import { compatCommands } from './compat.ts';
 import { hostLacksCommands } from './host-lacks.ts';
+import { eventqCommands } from './eventq-file.ts';
 import { changeProcess, mapFile } from './map-file.ts';
 import type { IommuGroup } from '../inventory.ts';
 import { spaprCommands, SpaprIommu } from '../vfio/spapr.ts';
@@ -48,6 +49,8 @@ export class IommufdFile extends OpenFile {
   rlimitMode = 0;
   /** Devices bound to this context; each keeps it alive after its file is closed, as a file reference would. */
   bound = 0;
+  /** Open event-queue files (fault queues, vEVENTQs); each keeps the context alive, as its file reference would. */
+  private queueFiles = 0;
   /** Groups set to this context as their container (newest first); they keep it alive too. */
   readonly groups: IommuGroup[] = [];
   /** Extension (host.iommufdSpaprCompat): the SPAPR v2 driver, chosen with VFIO_SET_IOMMU. */
@@ -83,6 +86,7 @@ export class IommufdFile extends OpenFile {
     IOMMU_IOAS_MAP_FILE: mapFile,
     IOMMU_IOAS_CHANGE_PROCESS: changeProcess,
     ...hostLacksCommands,
+    ...eventqCommands,
   }).with(compatCommands);
 
   static readonly withSpapr = spaprCommands<IommufdFile>('iommufd').with(IommufdFile.table);
@@ -347,14 +351,23 @@ export class IommufdFile extends OpenFile {
     this.maybeTeardown();
   }
 
-  /** Closing the context destroys its objects, unless bound devices or groups still hold it. */
+  holdForQueue(): void {
+    this.queueFiles++;
+  }
+
+  queueFileClosed(): void {
+    this.queueFiles--;
+    this.maybeTeardown();
+  }
+
+  /** Closing the context destroys its objects, unless bound devices, groups or queue files still hold it. */
   release(): void {
     this.closed = true;
     this.maybeTeardown();
   }
 
   private maybeTeardown(): void {
-    if (this.closed && this.bound === 0 && this.groups.length === 0) this.teardown();
+    if (this.closed && this.bound === 0 && this.groups.length === 0 && this.queueFiles === 0) this.teardown();
   }
 
   /** Destroy every object, leaves first. */
