@@ -233,6 +233,20 @@ static int query_handle(int fd, int *kind)
 	return h;
 }
 
+int tcefs__poll_events(int fd)
+{
+	struct {
+		struct tcefs_frame_header h;
+		struct tcefs_request r;
+	} f = { frame_header(sizeof(f)), { sizeof(struct tcefs_request), TCEFS_OP_POLL, 0, 0, 0, 0 } };
+	struct reply reply;
+	if (exchange(fd, &f, sizeof(f), &reply))
+		return -1;
+	long long r = answer_of(&reply)->result;
+	reply_free(&reply);
+	return r < 0 ? (errno = (int)-r, -1) : (int)r;
+}
+
 int tcefs__path_kind(const char *rel)
 {
 	if (!strcmp(rel, "/dev/iommu"))

@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -68,6 +69,22 @@ int main(int argc, char **argv)
 	show("pread_offset", pread(q, rec, sizeof(rec), 8));
 	show("pread_zero", pread(q, rec, sizeof(rec), 0));
 	show("read_nonblock", (fcntl(q, F_SETFL, O_NONBLOCK), read(q, rec, sizeof(rec))));
+
+	/* poll(): a fault queue is always writable, readable only with records waiting. */
+	int pipefd[2];
+	if (pipe(pipefd))
+		return 1;
+	struct pollfd pf[2] = { { .fd = q, .events = POLLIN | POLLOUT }, { .fd = pipefd[0], .events = POLLIN } };
+	show("poll_writable", poll(pf, 2, 0));
+	printf("poll_writable_revents=0x%x,0x%x\n", pf[0].revents, pf[1].revents);
+	pf[0].events = POLLIN;
+	show("poll_empty_times_out", poll(pf, 2, 30));
+	if (write(pipefd[1], "x", 1) != 1)
+		return 1;
+	show("poll_other_fd", poll(pf, 2, 1000));
+	printf("poll_other_fd_revents=0x%x,0x%x\n", pf[0].revents, pf[1].revents);
+	close(pipefd[0]);
+	close(pipefd[1]);
 
 	struct iommu_hwpt_page_response resp[2] = { { .cookie = 1, .code = IOMMUFD_PAGE_RESP_SUCCESS }, { .cookie = 2, .code = 7 } };
 	show("write_unknown_cookie", write(q, resp, sizeof(resp[0])));

@@ -14,6 +14,7 @@ describe('fault queue files under tcefs run', () => {
       fd_name: 'anon_inode:[iommufd-pgfault]',
       // Never blocking: an empty queue reads 0 bytes, O_NONBLOCK or not; only whole records, at offset 0.
       read_empty: '0', read_zero: '0', read_not_whole: '-ESPIPE', pread_offset: '-ESPIPE', pread_zero: '0', read_nonblock: '0',
+      poll_writable: '1', poll_writable_revents: '0x4,0x0', poll_empty_times_out: '0', poll_other_fd: '1', poll_other_fd_revents: '0x0,0x1',
       write_unknown_cookie: '-EINVAL', write_bad_code: '-EINVAL', write_not_whole: '-ESPIPE', pwrite_offset: '-ESPIPE', write_zero: '0',
       ioctl_on_queue: '-ENOTTY',
       bind: '0', ioas_alloc: '0', hwpt_with_fault: '-EOPNOTSUPP', hwpt_with_bad_fault: '-EOPNOTSUPP',

@@ -206,6 +206,9 @@ describe('fault queue objects and files of a context', () => {
     expect(file.kind).toBe('fault');
     expect(-h.call(file, 'IOMMU_DESTROY', { id: 1 }).result).toBe(ENOTTY);
     expect(file.regionRead(0n, REC)).toHaveLength(0);
+    expect(file.pollEvents()).toBe(0x4); // EPOLLOUT: always writable, nothing to read
+    ((file as EventQueueFile).queue as FaultQueue).report(group(1, 1, []));
+    expect(file.pollEvents()).toBe(0x45); // and EPOLLIN | EPOLLRDNORM once a group waits
   });
 
   it('the file holds the object (EBUSY) and the context (its objects outlive the context fd)', () => {
@@ -248,7 +251,9 @@ describe('fault queue objects and files of a context', () => {
     expect(v.users).toBe(2);
     const file = h.claim(r.newHandle);
     expect(file.kind).toBe('veventq');
+    expect(file.pollEvents()).toBe(0);
     reportVevent(v, 1, ev(3));
+    expect(file.pollEvents()).toBe(0x41);
     expect(vevents(file.regionRead(0n, 64) as Buffer)).toEqual([[0, 0, '03030303']]);
     expect(errnoOf(() => file.regionWrite(0n, Buffer.alloc(8)))).toBe(EINVAL);
     expect(-h.call(i, 'IOMMU_DESTROY', { id: v.id }).result).toBe(EBUSY);

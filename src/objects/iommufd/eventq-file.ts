@@ -4,7 +4,7 @@
 // other than 0 is ESPIPE as on the kernel's anonymous queue files.
 import { CommandTable } from '../../dispatch/table.ts';
 import type { IoctlCall } from '../../dispatch/call.ts';
-import { OpenFile } from '../../dispatch/open-file.ts';
+import { OpenFile, POLLIN, POLLOUT, POLLRDNORM } from '../../dispatch/open-file.ts';
 import { EINVAL, EOPNOTSUPP, Errno } from '../../errno.ts';
 import { IOMMUFD } from '../../uapi/constants.ts';
 import type { IommufdFile } from './context.ts';
@@ -35,6 +35,11 @@ export class EventQueueFile extends OpenFile {
 
   regionWrite(offset: bigint, data: Buffer): number {
     return this.queue.write(data, offset);
+  }
+
+  /** Readable while records wait; a fault queue is always writable. */
+  pollEvents(): number {
+    return (this.queue.readable ? POLLIN | POLLRDNORM : 0) | (this.kind === 'fault' ? POLLOUT : 0);
   }
 
   release(): void {
