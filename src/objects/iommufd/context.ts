@@ -22,6 +22,8 @@ import { HwptPaging, type WindowSpec } from './hwpt.ts';
 import { TCEFS_EXT } from '../../uapi/constants.ts';
 import { decode, encode } from '../../uapi/layout.ts';
 import { iommu_hw_info_spapr_tce, iommu_hwpt_spapr_tce } from '../../uapi/structs.ts';
+import { selftestCommands } from './selftest/test-cmd.ts';
+import { TEST_OPS } from './selftest/index.ts';
 
 /** Parse IOMMU_HWPT_DATA_SPAPR_TCE: two window slots; a page_shift of 0 leaves a slot empty. */
 function spaprWindows(data: Buffer): (WindowSpec | null)[] {
@@ -92,7 +94,8 @@ export class IommufdFile extends OpenFile {
   static readonly withSpapr = spaprCommands<IommufdFile>('iommufd').with(IommufdFile.table);
 
   commands(): CommandTable<IommufdFile> {
-    return this.spapr ? IommufdFile.withSpapr : IommufdFile.table;
+    const t = this.spapr ? IommufdFile.withSpapr : IommufdFile.table;
+    return this.daemon.selftest ? selftestCommands(t, TEST_OPS) : t;
   }
 
   /** VFIO_GROUP_SET_CONTAINER with this iommufd: a compat IOAS is made if there is none. */
@@ -374,7 +377,8 @@ export class IommufdFile extends OpenFile {
   private teardown(): void {
     for (let left = this.objects.values(); left.length; ) {
       const leaves = left.filter((o) => o.users === 1);
-      for (const o of leaves.length ? leaves : left) this.objects.remove(o);
+      // One object's teardown may take others with it (a selftest device its idev).
+      for (const o of leaves.length ? leaves : left) if (this.objects.find(o.id) === o) this.objects.remove(o);
       left = this.objects.values();
     }
     this.compatIoas = undefined;
