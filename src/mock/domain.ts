@@ -80,16 +80,18 @@ export class MockHwpt implements PagingHwpt {
   }
 
   /**
-   * MD_CHECK_MAP: every page of [iova, iova + length) translates to the same page of `owner`'s memory
-   * as the same offset from `addr`. EINVAL for misalignment or any mismatch.
+   * MD_CHECK_MAP: every page of [iova, iova + length) translates to the page that backs the same offset
+   * from `uptr` in the caller's memory (`backing` names it as the IOAS's areas do). EINVAL for
+   * misalignment or any mismatch.
    */
-  checkMap(iova: bigint, length: bigint, owner: string, addr: bigint): void {
+  checkMap(iova: bigint, length: bigint, uptr: bigint, backing: (ua: bigint) => { owner: string; addr: bigint }): void {
     const page = this.minPageSize;
     const mask = page - 1n;
-    if (iova & mask || length & mask || addr & mask || addr + length > 1n << 64n) throw new Errno(EINVAL, 'not aligned to the domain page');
+    if (iova & mask || length & mask || uptr & mask || uptr + length > 1n << 64n) throw new Errno(EINVAL, 'not aligned to the domain page');
     for (let off = 0n; off < length; off += page) {
       const t = this.table.lookup(iova + off);
-      if (!t || t.owner !== owner || t.addr !== addr + off) throw new Errno(EINVAL, `IOVA 0x${(iova + off).toString(16)} does not translate to 0x${(addr + off).toString(16)}`);
+      const want = backing(uptr + off);
+      if (!t || t.owner !== want.owner || t.addr !== want.addr) throw new Errno(EINVAL, `IOVA 0x${(iova + off).toString(16)} does not translate to 0x${(uptr + off).toString(16)}`);
     }
   }
 

@@ -20,6 +20,20 @@ export interface PagingHwpt extends IommufdObject, IoasDomain {
   fault?: FaultQueue;
 }
 
+/** Driver data of IOMMU_HWPT_ALLOC: its type and the bytes behind data_uptr. */
+export interface HwptData {
+  type: number;
+  bytes: Buffer;
+}
+
+/** IOMMU_GET_HW_INFO's answer. */
+export interface HwInfo {
+  type: number;
+  data: Buffer;
+  capabilities: bigint;
+  maxPasidLog2: number;
+}
+
 /** The IOMMU side of a device bound to an iommufd (a PCI function behind a PE, a mock device...). */
 export interface DeviceIommu {
   readonly backend: string;
@@ -29,6 +43,15 @@ export interface DeviceIommu {
   claim(owner: object): void;
   /** Unbinding: the last device of the group gives its DMA back. */
   unclaim(owner: object): void;
+  /** device_iommu_capable(IOMMU_CAP_DIRTY_TRACKING). */
+  readonly dirtyCapable: boolean;
+  /** IOMMU_GET_HW_INFO for the type asked for (IOMMU_HW_INFO_TYPE_DEFAULT: the driver's own); EOPNOTSUPP otherwise. */
+  hwInfo(type: number): HwInfo;
+  /**
+   * IOMMU_HWPT_ALLOC of a paging domain on `ioas` (not yet in a table), after the core's flag checks;
+   * `flags` still holds FAULT_ID_VALID, which the core handles. EOPNOTSUPP for what it cannot make.
+   */
+  allocPaging(ioas: Ioas, flags: number, data: HwptData | undefined, account: string): PagingHwpt;
   /** The domain an attach to `ioas` makes when no existing automatic one fits (not yet in a table). */
   autoDomain(ioas: Ioas, account: string): PagingHwpt;
   /** Start translating through `hwpt`: EINVAL when this device cannot use it. */

@@ -2,6 +2,7 @@
 // the checks of a mock domain's translations (MD_CHECK_MAP), of page pin counts (MD_CHECK_REFS) and of
 // a mock device's caches (DEV_CHECK_CACHE).
 import { EINVAL, EOVERFLOW, Errno } from '../../../errno.ts';
+import { backingOf, readMaps } from '../../../devices/process-maps.ts';
 import { MockDevice } from '../../../mock/device.ts';
 import { MockHwpt } from '../../../mock/domain.ts';
 import { SELFTEST } from '../../../uapi/selftest.ts';
@@ -46,7 +47,8 @@ export const bookkeepingOps: TestOps = {
     member: 'check_map',
     handler: (f, cmd) => {
       const hwpt = mockHwpt(f, cmd.id);
-      hwpt.checkMap(cmd.get64('iova'), cmd.get64('length'), cmd.owner, cmd.get64('uptr'));
+      const maps = readMaps(cmd.pid);
+      hwpt.checkMap(cmd.get64('iova'), cmd.get64('length'), cmd.get64('uptr'), (ua) => backingOf(maps, cmd.pid, ua));
     },
   },
   IOMMU_TEST_OP_MD_CHECK_REFS: {
@@ -59,8 +61,10 @@ export const bookkeepingOps: TestOps = {
       const uptr = cmd.get64('uptr');
       if (length % page || uptr % page || uptr + length > U64_MAX + 1n) throw new Errno(EINVAL, 'not page aligned');
       const refs = cmd.get('refs');
+      const maps = readMaps(cmd.pid);
       for (let off = 0n; off < length; off += page) {
-        const n = memory.pinCount(cmd.owner, uptr + off);
+        const b = backingOf(maps, cmd.pid, uptr + off);
+        const n = memory.pinCount(b.owner, b.addr);
         if (n !== refs) throw new Errno(5 /* EIO */, `page 0x${(uptr + off).toString(16)} has ${n} pins, not ${refs}`);
       }
     },
