@@ -75,6 +75,9 @@ SHIM void fd_release_wait(const struct release_wait *w);
 SHIM int fd_ioctl_kind(int fd, unsigned long request);
 /* Nonzero if fd is a VFIO device file, whose read/write/pread/pwrite/mmap are region accesses. */
 SHIM int fd_is_region(int fd);
+/* The kind of fd if the shim serves its read/write family (a device's regions, an event queue's
+ * records: TCEFS_KIND_DEVICE, _FAULT, _VEVENTQ), else 0. */
+SHIM int fd_rw_kind(int fd);
 /* The character device number fstat should report for fd, 0 to leave its stat alone. */
 SHIM dev_t fd_chr_rdev(int fd);
 

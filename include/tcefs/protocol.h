@@ -14,6 +14,7 @@
 #define TCEFS_OP_HANDLE 2
 #define TCEFS_OP_REGION_READ 3
 #define TCEFS_OP_REGION_WRITE 4
+#define TCEFS_OP_POLL 5
 #define TCEFS_HANDLE_NONE 0
 #define TCEFS_HANDLE_FOREIGN 0x7fffffff
 #define TCEFS_HANDLE_IN_RESULT 0xffffffffu
@@ -69,6 +70,8 @@ struct tcefs_irq_record {
 #define TCEFS_KIND_CONTAINER 2
 #define TCEFS_KIND_GROUP 4
 #define TCEFS_KIND_DEVICE 8
+#define TCEFS_KIND_FAULT 16
+#define TCEFS_KIND_VEVENTQ 32
 
 /* How the third ioctl argument travels (src/uapi/ioctls.ts ArgKind). */
 #define TCEFS_ARG_NONE 0
@@ -129,12 +132,12 @@ static const struct tcefs_cmd_desc tcefs_cmds[] = {
 	{ "IOMMU_HWPT_SET_DIRTY_TRACKING", 0x8b, 0x1, 3, 0, 16, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
 	{ "IOMMU_HWPT_GET_DIRTY_BITMAP", 0x8c, 0x1, 3, 0, 48, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
 	{ "IOMMU_HWPT_INVALIDATE", 0x8d, 0x1, 3, 0, 32, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
-	{ "IOMMU_FAULT_QUEUE_ALLOC", 0x8e, 0x1, 3, 0, 16, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
+	{ "IOMMU_FAULT_QUEUE_ALLOC", 0x8e, 0x1, 3, 1, 16, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
 	{ "IOMMU_IOAS_MAP_FILE", 0x8f, 0x1, 3, 0, 40, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
 	{ "IOMMU_VIOMMU_ALLOC", 0x90, 0x1, 3, 0, 40, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
 	{ "IOMMU_VDEVICE_ALLOC", 0x91, 0x1, 3, 0, 24, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
 	{ "IOMMU_IOAS_CHANGE_PROCESS", 0x92, 0x1, 3, 0, 8, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
-	{ "IOMMU_VEVENTQ_ALLOC", 0x93, 0x1, 3, 0, 32, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
+	{ "IOMMU_VEVENTQ_ALLOC", 0x93, 0x1, 3, 1, 32, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
 	{ "IOMMU_HW_QUEUE_ALLOC", 0x94, 0x1, 3, 0, 40, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
 	{ "IOMMU_IOAS_NOIOMMU_GET_PA", 0x95, 0x1, 3, 0, 40, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
 	{ "IOMMU_TEST_CMD", 0xa0, 0x1, 3, 0, 72, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },

@@ -50,6 +50,8 @@ export function runRequest(file: OpenFile, req: Request, pid: number): Answer {
     }
     case Op.REGION_WRITE:
       return answer(req, BigInt(guard(() => file.regionWrite(req.arg, req.argData))));
+    case Op.POLL:
+      return answer(req, BigInt(guard(() => file.pollEvents())));
   }
 }
 

@@ -1,7 +1,7 @@
 // A device on the mock IOMMU (the selftest's "iommufd_mock<N>"): its own IOMMU group, the flags it was
 // created with (MOCK_FLAGS_DEVICE_NO_DIRTY, MOCK_FLAGS_DEVICE_PASID), the caches DEV_CHECK_CACHE reads,
 // and the domain it translates through. Blocked when attached to nothing.
-import { E2BIG, EINVAL, EOPNOTSUPP, Errno } from '../errno.ts';
+import { E2BIG, EINVAL, ENOMEM, EOPNOTSUPP, Errno } from '../errno.ts';
 import type { DeviceIommu, HwInfo, HwptData, PagingHwpt } from '../objects/iommufd/backend.ts';
 import type { Ioas } from '../objects/iommufd/ioas.ts';
 import { IOMMUFD } from '../uapi/constants.ts';
@@ -35,6 +35,8 @@ export class MockDevice implements DeviceIommu {
   /** A mock device is alone in its group. */
   readonly group = {};
   readonly cache = new Array<number>(MOCK_DEV_CACHE_NUM).fill(SELFTEST.IOMMU_TEST_DEV_CACHE_DEFAULT);
+  /** The answers the device got to its page requests (IOMMUFD_PAGE_RESP_*), oldest first. */
+  readonly pageResponses: number[] = [];
   /** The domain DMA goes through; undefined while blocked. */
   domain?: PagingHwpt;
   private owner?: object;
@@ -98,5 +100,23 @@ export class MockDevice implements DeviceIommu {
   detach(hwpt: PagingHwpt): void {
     if (hwpt instanceof MockHwpt) hwpt.devices--;
     if (this.domain === hwpt) this.domain = undefined;
+  }
+
+  /** Set by a change of IOMMU_TEST_PASID_RESERVED's domain: the next such change fails (pasid.ts). */
+  private reservedPasidError = false;
+
+  /**
+   * set_dev_pasid. Like the kernel's mock, every second change of IOMMU_TEST_PASID_RESERVED (1024) to a
+   * domain fails ENOMEM, so the tests can reach the core's rollback; blocking it clears that.
+   */
+  setPasid(pasid: number, hwpt: PagingHwpt | undefined): void {
+    if (hwpt && !(hwpt instanceof MockHwpt)) throw new Errno(EINVAL, `a ${hwpt.backend} domain cannot translate for a mock device`);
+    if (hwpt && this.pasidCapable && pasid >= 1 << MOCK_PASID_WIDTH) throw new Errno(EINVAL, `PASID ${pasid} is past the device's width`);
+    if (pasid !== SELFTEST.IOMMU_TEST_PASID_RESERVED) return;
+    if (!hwpt) this.reservedPasidError = false;
+    else if (this.reservedPasidError) {
+      this.reservedPasidError = false;
+      throw new Errno(ENOMEM, `the mock fails this change of PASID ${pasid} on purpose`);
+    } else this.reservedPasidError = true;
   }
 }

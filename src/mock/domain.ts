@@ -3,6 +3,7 @@
 // nesting work plugs into (dirtyCapable, flags). It answers MD_CHECK_MAP from the table it keeps.
 import { EFAULT, EINVAL, Errno } from '../errno.ts';
 import type { PagingHwpt } from '../objects/iommufd/backend.ts';
+import type { FaultQueue } from '../objects/iommufd/eventq.ts';
 import type { Area, Ioas } from '../objects/iommufd/ioas.ts';
 import type { Range } from '../objects/iommufd/ranges.ts';
 import { SELFTEST } from '../uapi/selftest.ts';
@@ -29,6 +30,7 @@ export class MockHwpt implements PagingHwpt {
   private readonly aperture: Range[];
   /** Devices attached. */
   devices = 0;
+  fault?: FaultQueue;
   /** Dirty tracking switched on (IOMMU_HWPT_SET_DIRTY_TRACKING); only a dirty-capable domain may. */
   dirtyTracking = false;
 
@@ -50,6 +52,10 @@ export class MockHwpt implements PagingHwpt {
     ioas.addDomain(d);
     ioas.users++;
     return d;
+  }
+
+  get pasidCompat(): boolean {
+    return !!(this.options.flags & 8 /* IOMMU_HWPT_ALLOC_PASID */);
   }
 
   /** Made with IOMMU_HWPT_ALLOC_DIRTY_TRACKING: it has dirty ops. */
@@ -91,6 +97,7 @@ export class MockHwpt implements PagingHwpt {
   }
 
   destroy(): void {
+    if (this.fault) this.fault.users--;
     this.ioas.removeDomain(this);
     this.ioas.users--;
   }

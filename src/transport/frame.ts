@@ -26,8 +26,10 @@ export const enum Op {
   REGION_READ = 3,
   /** Write the argument bytes to device region space at offset `arg` (pwrite on a device fd). */
   REGION_WRITE = 4,
+  /** The file's poll() events now (EPOLLIN and friends, Linux values) in result: event queues say when they hold records. */
+  POLL = 5,
 }
-const MAX_OP = Op.REGION_WRITE;
+const MAX_OP = Op.POLL;
 
 /** Handle value for a client fd that is not open: fd-valued fields that need a file then fail with EBADF. */
 export const HANDLE_NONE = 0;

@@ -12,11 +12,15 @@ export const IOCTL_TYPE = 0x3b; // ';' for both VFIO and iommufd
 export const VFIO_BASE = 100;
 export const IOMMUFD_CMD_BASE = 0x80;
 
-/** The file kinds tcefs serves; the same number means different things on each. */
-export type FileKind = 'iommufd' | 'container' | 'group' | 'device';
+/**
+ * The file kinds tcefs serves; the same number means different things on each. `fault` and `veventq` are
+ * the event-queue files IOMMU_FAULT_QUEUE_ALLOC and IOMMU_VEVENTQ_ALLOC return: no ioctls, only read()
+ * (and write() for a fault queue).
+ */
+export type FileKind = 'iommufd' | 'container' | 'group' | 'device' | 'fault' | 'veventq';
 
 /** Kind codes on the wire (the HANDLE op's answer, the C marshalling table's kind mask). */
-export const FILE_KIND_BIT: Record<FileKind, number> = { iommufd: 1, container: 2, group: 4, device: 8 };
+export const FILE_KIND_BIT: Record<FileKind, number> = { iommufd: 1, container: 2, group: 4, device: 8, fault: 16, veventq: 32 };
 
 /**
  * How the third ioctl argument is read:
@@ -129,7 +133,7 @@ const I: IoctlDecl[] = [
   },
   {
     name: 'IOMMU_FAULT_QUEUE_ALLOC', nr: cmd(14), arg: 'size', struct: S.iommu_fault_alloc,
-    minsz: end(S.iommu_fault_alloc, 'out_fault_fd'), kinds: ['iommufd'],
+    minsz: end(S.iommu_fault_alloc, 'out_fault_fd'), returnsFd: true, kinds: ['iommufd'],
   },
   {
     name: 'IOMMU_IOAS_MAP_FILE', nr: cmd(15), arg: 'size', struct: S.iommu_ioas_map_file, minsz: end(S.iommu_ioas_map_file, 'iova'),
@@ -150,7 +154,7 @@ const I: IoctlDecl[] = [
   },
   {
     name: 'IOMMU_VEVENTQ_ALLOC', nr: cmd(19), arg: 'size', struct: S.iommu_veventq_alloc,
-    minsz: end(S.iommu_veventq_alloc, 'out_veventq_fd'), kinds: ['iommufd'],
+    minsz: end(S.iommu_veventq_alloc, 'out_veventq_fd'), returnsFd: true, kinds: ['iommufd'],
   },
   {
     name: 'IOMMU_HW_QUEUE_ALLOC', nr: cmd(20), arg: 'size', struct: S.iommu_hw_queue_alloc,

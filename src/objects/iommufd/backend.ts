@@ -2,6 +2,7 @@
 // against these interfaces and not against one driver: the TCE IOMMU (src/tce, hwpt.ts, tce-iommu.ts)
 // or the selftest's mock IOMMU (src/mock). The kernel draws the same line between iommufd and the
 // iommu_ops / iommu_domain_ops of a driver.
+import type { FaultQueue } from './eventq.ts';
 import type { IommufdObject } from './id-table.ts';
 import type { Ioas, IoasDomain } from './ioas.ts';
 
@@ -13,6 +14,10 @@ export interface PagingHwpt extends IommufdObject, IoasDomain {
   readonly auto: boolean;
   /** Which backend made it; a device attaches only to domains of its own backend. */
   readonly backend: string;
+  /** Made with IOMMU_HWPT_ALLOC_PASID: it may translate for PASIDs, and the RID beside them. */
+  readonly pasidCompat?: boolean;
+  /** The fault queue its page requests go to (IOMMU_HWPT_FAULT_ID_VALID); the HWPT holds it until destroyed. */
+  fault?: FaultQueue;
 }
 
 /** Driver data of IOMMU_HWPT_ALLOC: its type and the bytes behind data_uptr. */
@@ -53,4 +58,9 @@ export interface DeviceIommu {
   attach(hwpt: PagingHwpt): void;
   /** Stop translating through `hwpt` (cannot fail); DMA is blocked again. */
   detach(hwpt: PagingHwpt): void;
+  /**
+   * The driver's set_dev_pasid: translate `pasid` through `hwpt`, or block it (undefined). A backend
+   * without it cannot attach PASIDs (EOPNOTSUPP).
+   */
+  setPasid?(pasid: number, hwpt: PagingHwpt | undefined): void;
 }

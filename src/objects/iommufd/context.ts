@@ -13,6 +13,7 @@ import { Ioas } from './ioas.ts';
 import { readRanges, U64_MAX, writeRanges } from './ranges.ts';
 import { compatCommands } from './compat.ts';
 import { hostLacksCommands } from './host-lacks.ts';
+import { eventqCommands, hwptFaultQueue } from './eventq-file.ts';
 import { changeProcess, mapFile } from './map-file.ts';
 import type { IommuGroup } from '../inventory.ts';
 import { spaprCommands, SpaprIommu } from '../vfio/spapr.ts';
@@ -37,6 +38,8 @@ export class IommufdFile extends OpenFile {
   rlimitMode = 0;
   /** Devices bound to this context; each keeps it alive after its file is closed, as a file reference would. */
   bound = 0;
+  /** Open event-queue files (fault queues, vEVENTQs); each keeps the context alive, as its file reference would. */
+  private queueFiles = 0;
   /** Groups set to this context as their container (newest first); they keep it alive too. */
   readonly groups: IommuGroup[] = [];
   /** Extension (host.iommufdSpaprCompat): the SPAPR v2 driver, chosen with VFIO_SET_IOMMU. */
@@ -72,6 +75,7 @@ export class IommufdFile extends OpenFile {
     IOMMU_IOAS_MAP_FILE: mapFile,
     IOMMU_IOAS_CHANGE_PROCESS: changeProcess,
     ...hostLacksCommands,
+    ...eventqCommands,
   }).with(compatCommands);
 
   static readonly withSpapr = spaprCommands<IommufdFile>('iommufd').with(IommufdFile.table);
@@ -293,14 +297,14 @@ export class IommufdFile extends OpenFile {
     const data = len ? { type, bytes: call.readPointer('data_uptr') } : undefined;
     const hwpt = this.objects.insert(dev.iommu.allocPaging(pt as Ioas, flags, data, call.owner));
     try {
-      // Fault queues are objects of their own; none exist yet, so a FAULT_ID_VALID id is unknown.
-      if (flags & IOMMUFD.IOMMU_HWPT_FAULT_ID_VALID) this.objects.get(call.get('fault_id'), 'fault');
+      // The queue is looked up once the domain exists, as the kernel does; the HWPT holds it from here.
+      if (flags & IOMMUFD.IOMMU_HWPT_FAULT_ID_VALID) hwpt.fault = hwptFaultQueue(this, call.get('fault_id'));
+      call.set('out_hwpt_id', hwpt.id);
+      call.respond();
     } catch (e) {
       this.objects.remove(hwpt);
       throw e;
     }
-    call.set('out_hwpt_id', hwpt.id);
-    call.respond();
   }
 
   /** IOMMU_GET_HW_INFO: what the device's IOMMU says of itself (a TCE IOMMU's windows, the mock's register). */
@@ -332,14 +336,23 @@ export class IommufdFile extends OpenFile {
     this.maybeTeardown();
   }
 
-  /** Closing the context destroys its objects, unless bound devices or groups still hold it. */
+  holdForQueue(): void {
+    this.queueFiles++;
+  }
+
+  queueFileClosed(): void {
+    this.queueFiles--;
+    this.maybeTeardown();
+  }
+
+  /** Closing the context destroys its objects, unless bound devices, groups or queue files still hold it. */
   release(): void {
     this.closed = true;
     this.maybeTeardown();
   }
 
   private maybeTeardown(): void {
-    if (this.closed && this.bound === 0 && this.groups.length === 0) this.teardown();
+    if (this.closed && this.bound === 0 && this.groups.length === 0 && this.queueFiles === 0) this.teardown();
   }
 
   /** Destroy every object, leaves first. */

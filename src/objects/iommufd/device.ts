@@ -8,6 +8,7 @@ import type { DeviceIommu, PagingHwpt } from './backend.ts';
 import type { IommufdFile } from './context.ts';
 import type { IommufdObject } from './id-table.ts';
 import type { Ioas } from './ioas.ts';
+import { checkRidAttach, faultsDetached, NO_PASID, pasidDetachAll } from './pasid.ts';
 import { TceDeviceIommu } from './tce-iommu.ts';
 
 export class IommufdDevice implements IommufdObject {
@@ -78,6 +79,7 @@ export class IommufdDevice implements IommufdObject {
         throw new Errno(EINVAL, `device ${o.id} of the same group is attached to HWPT ${o.hwpt.id}`);
       }
     }
+    checkRidAttach(this, hwpt);
     const old = this.hwpt;
     if (old) this.iommu.detach(old);
     try {
@@ -88,7 +90,10 @@ export class IommufdDevice implements IommufdObject {
     }
     hwpt.users++;
     this.hwpt = hwpt;
-    if (old) this.release(old);
+    if (old) {
+      faultsDetached(this, NO_PASID, old);
+      this.release(old);
+    }
     return hwpt;
   }
 
@@ -97,6 +102,7 @@ export class IommufdDevice implements IommufdObject {
     if (!old) return;
     this.iommu.detach(old);
     this.hwpt = undefined;
+    faultsDetached(this, NO_PASID, old);
     this.release(old);
   }
 
@@ -112,6 +118,7 @@ export class IommufdDevice implements IommufdObject {
 
   /** The binding is gone: detach, leave the table, give the group back when it was the last. */
   unbind(): void {
+    pasidDetachAll(this);
     this.detach();
     this.users = 1;
     if (this.ctx.objects.find(this.id) === this) this.ctx.objects.remove(this);

@@ -1,5 +1,5 @@
 // The iommufd commands whose feature a TCE host does not have (dirty tracking, nesting, vIOMMUs, noiommu
-// DMA) or that tcefs cannot back (fault queues). Each runs the kernel handler's checks in its
+// DMA). Each runs the kernel handler's checks in its
 // order (drivers/iommu/iommufd: flags and reserved fields, then object lookups, then the driver's answer),
 // so a caller learns exactly what it would learn from a POWER kernel: a bad argument gets the errno of the
 // first bad field, a good one the errno of the missing feature. None of them changes any state.
@@ -13,8 +13,6 @@ import { U64_MAX } from './ranges.ts';
 
 /** The kernel's bound on one invalidation batch. */
 const INVALIDATE_ENTRY_NUM_MAX = 1 << 19;
-/** The kernel's bound on a vEVENTQ's depth. */
-const VEVENTQ_MAX_DEPTH = 1 << 19;
 
 /** No vIOMMU can be made on a TCE host, so every vIOMMU ID names nothing (or an object of another kind). */
 function noViommu(id: number): never {
@@ -67,15 +65,6 @@ function invalidate(f: IommufdFile, call: IoctlCall): void {
   }
 }
 
-/**
- * FAULT_QUEUE_ALLOC: a core feature on the kernel, but tcefs has no fault-queue file to hand out (and a
- * fault queue serves only nested domains or PASID page requests, which TCE domains never raise).
- */
-function faultQueueAlloc(_f: IommufdFile, call: IoctlCall): void {
-  if (call.get('flags')) throw new Errno(EOPNOTSUPP, 'flags');
-  throw new Errno(EOPNOTSUPP, 'tcefs serves no fault queue files');
-}
-
 /** VIOMMU_ALLOC: the device is found, but its TCE IOMMU offers no vIOMMU type. */
 function viommuAlloc(f: IommufdFile, call: IoctlCall): void {
   if (call.get('flags') || call.get('type') === IOMMUFD.IOMMU_VIOMMU_TYPE_DEFAULT) throw new Errno(EOPNOTSUPP, 'flags or type');
@@ -84,15 +73,6 @@ function viommuAlloc(f: IommufdFile, call: IoctlCall): void {
 }
 
 function vdeviceAlloc(_f: IommufdFile, call: IoctlCall): void {
-  noViommu(call.get('viommu_id'));
-}
-
-function veventqAlloc(f: IommufdFile, call: IoctlCall): void {
-  if (call.get('flags') || call.get('__reserved') || call.get('type') === IOMMUFD.IOMMU_VEVENTQ_TYPE_DEFAULT) {
-    throw new Errno(EOPNOTSUPP, 'flags, __reserved or type');
-  }
-  const depth = call.get('veventq_depth');
-  if (!depth || depth > VEVENTQ_MAX_DEPTH) throw new Errno(EINVAL, `veventq_depth ${depth}`);
   noViommu(call.get('viommu_id'));
 }
 
@@ -113,10 +93,8 @@ export const hostLacksCommands = {
   IOMMU_HWPT_SET_DIRTY_TRACKING: setDirtyTracking,
   IOMMU_HWPT_GET_DIRTY_BITMAP: getDirtyBitmap,
   IOMMU_HWPT_INVALIDATE: invalidate,
-  IOMMU_FAULT_QUEUE_ALLOC: faultQueueAlloc,
   IOMMU_VIOMMU_ALLOC: viommuAlloc,
   IOMMU_VDEVICE_ALLOC: vdeviceAlloc,
-  IOMMU_VEVENTQ_ALLOC: veventqAlloc,
   IOMMU_HW_QUEUE_ALLOC: hwQueueAlloc,
   IOMMU_IOAS_NOIOMMU_GET_PA: noiommuGetPa,
 };

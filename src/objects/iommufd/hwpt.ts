@@ -11,6 +11,7 @@
 import { EINVAL, Errno } from '../../errno.ts';
 import { DmaDirection, SLOTS, type LockedMemoryAccount, type Pe, type Slot, type TceHost, type TceTable } from '../../tce/index.ts';
 import type { PagingHwpt } from './backend.ts';
+import type { FaultQueue } from './eventq.ts';
 import type { Area, Ioas } from './ioas.ts';
 import type { Range } from './ranges.ts';
 
@@ -25,6 +26,7 @@ export class HwptPaging implements PagingHwpt {
   readonly backend = 'tce';
   id = 0;
   users = 1;
+  fault?: FaultQueue;
   readonly windows: [TceTable | null, TceTable | null] = [null, null];
   /** PEs the windows are programmed into, with the number of attached devices behind each. */
   private readonly pes = new Map<Pe, number>();
@@ -219,6 +221,7 @@ export class HwptPaging implements PagingHwpt {
   }
 
   destroy(): void {
+    if (this.fault) this.fault.users--;
     this.ioas.removeDomain(this);
     this.ioas.users--;
     for (const pe of this.pes.keys()) pe.block();
