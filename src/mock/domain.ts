@@ -8,6 +8,7 @@ import type { Area, Ioas } from '../objects/iommufd/ioas.ts';
 import type { Range } from '../objects/iommufd/ranges.ts';
 import { SELFTEST } from '../uapi/selftest.ts';
 import { MOCK_APERTURE_LAST, MOCK_APERTURE_START, MOCK_HUGE_PAGE_SIZE, MOCK_PAGE_SIZE, MOCK_VA_BITS, type MockTableType } from './geometry.ts';
+import { MockDirty } from './dirty.ts';
 import { MockPageTable } from './page-table.ts';
 
 export interface MockDomainOptions {
@@ -31,8 +32,8 @@ export class MockHwpt implements PagingHwpt {
   /** Devices attached. */
   devices = 0;
   fault?: FaultQueue;
-  /** Dirty tracking switched on (IOMMU_HWPT_SET_DIRTY_TRACKING); only a dirty-capable domain may. */
-  dirtyTracking = false;
+  /** Dirty bits of the leaves, in a domain made with IOMMU_HWPT_ALLOC_DIRTY_TRACKING (its dirty ops). */
+  readonly dirty?: MockDirty;
 
   private constructor(readonly ioas: Ioas, readonly auto: boolean, readonly options: MockDomainOptions) {
     if (options.tableType === SELFTEST.MOCK_IOMMUPT_HUGE) {
@@ -44,6 +45,25 @@ export class MockHwpt implements PagingHwpt {
       this.aperture = [{ start: MOCK_APERTURE_START, last: MOCK_APERTURE_LAST }];
     }
     this.table = new MockPageTable(this.minPageSize);
+    if (this.dirtyCapable) this.dirty = new MockDirty((iova) => this.leafAt(iova));
+  }
+
+  /**
+   * The range the leaf mapping `iova` covers. iommufd maps what it pins a host page at a time (and a
+   * huge-page table 1 MiB at a time where IOVA and memory line up), so that is a leaf wherever it is
+   * mapped whole; a mock page otherwise.
+   */
+  leafAt(iova: bigint): Range | undefined {
+    if (!this.table.lookup(iova)) return undefined;
+    const sizes = this.options.tableType === SELFTEST.MOCK_IOMMUPT_HUGE ? [MOCK_HUGE_PAGE_SIZE, this.options.hostPageSize] : [this.options.hostPageSize];
+    for (const size of [...sizes, MOCK_PAGE_SIZE]) {
+      const start = iova & ~(size - 1n);
+      const first = this.table.lookup(start);
+      const last = this.table.lookup(start + size - 1n);
+      if (first && last && last.owner === first.owner && last.addr === first.addr + size - 1n && !(first.addr & (size - 1n))) return { start, last: start + size - 1n };
+    }
+    const start = iova & ~(MOCK_PAGE_SIZE - 1n);
+    return { start, last: start + MOCK_PAGE_SIZE - 1n };
   }
 
   /** Make the domain and add it to `ioas` (its areas mapped, its complement reserved). */
@@ -77,6 +97,7 @@ export class MockHwpt implements PagingHwpt {
 
   unmap(area: Area): void {
     this.table.unmap(area.start, area.last);
+    this.dirty?.forget(area.start, area.last);
   }
 
   /**

@@ -18,6 +18,19 @@ export interface PagingHwpt extends IommufdObject, IoasDomain {
   readonly pasidCompat?: boolean;
   /** The fault queue its page requests go to (IOMMU_HWPT_FAULT_ID_VALID); the HWPT holds it until destroyed. */
   fault?: FaultQueue;
+  /** The domain's dirty-tracking ops (made with IOMMU_HWPT_ALLOC_DIRTY_TRACKING); none on a TCE domain. */
+  readonly dirty?: DirtyOps;
+}
+
+/** What IOMMU_HWPT_SET_DIRTY_TRACKING and IOMMU_HWPT_GET_DIRTY_BITMAP need of a domain (iommu_dirty_ops). */
+export interface DirtyOps {
+  /** Start or stop recording; starting clears what was recorded, for a clean snapshot. */
+  setTracking(enable: boolean): void;
+  /**
+   * Hand every dirty leaf that meets [iova, last] to `record` (its whole IOVA range) and clear it, unless
+   * `noClear`.
+   */
+  readAndClear(iova: bigint, last: bigint, noClear: boolean, record: (start: bigint, length: bigint) => void): void;
 }
 
 /** Driver data of IOMMU_HWPT_ALLOC: its type and the bytes behind data_uptr. */

@@ -13,6 +13,7 @@ import { Ioas } from './ioas.ts';
 import { readRanges, U64_MAX, writeRanges } from './ranges.ts';
 import { compatCommands } from './compat.ts';
 import { hostLacksCommands } from './host-lacks.ts';
+import { dirtyCommands } from './dirty.ts';
 import { eventqCommands, hwptFaultQueue } from './eventq-file.ts';
 import { changeProcess, mapFile } from './map-file.ts';
 import type { IommuGroup } from '../inventory.ts';
@@ -76,6 +77,7 @@ export class IommufdFile extends OpenFile {
     IOMMU_IOAS_CHANGE_PROCESS: changeProcess,
     ...hostLacksCommands,
     ...eventqCommands,
+    ...dirtyCommands,
   }).with(compatCommands);
 
   static readonly withSpapr = spaprCommands<IommufdFile>('iommufd').with(IommufdFile.table);

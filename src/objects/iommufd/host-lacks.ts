@@ -1,5 +1,5 @@
-// The iommufd commands whose feature a TCE host does not have (dirty tracking, nesting, vIOMMUs, noiommu
-// DMA). Each runs the kernel handler's checks in its
+// The iommufd commands whose feature a TCE host does not have (nesting, vIOMMUs, noiommu DMA; dirty
+// tracking is dirty.ts, where a TCE domain has no dirty ops). Each runs the kernel handler's checks in its
 // order (drivers/iommu/iommufd: flags and reserved fields, then object lookups, then the driver's answer),
 // so a caller learns exactly what it would learn from a POWER kernel: a bad argument gets the errno of the
 // first bad field, a good one the errno of the missing feature. None of them changes any state.
@@ -17,32 +17,6 @@ const INVALIDATE_ENTRY_NUM_MAX = 1 << 19;
 /** No vIOMMU can be made on a TCE host, so every vIOMMU ID names nothing (or an object of another kind). */
 function noViommu(id: number): never {
   throw new Errno(ENOENT, `no viommu ${id}`);
-}
-
-/** SET_DIRTY_TRACKING: the domain has no dirty-tracking ops. */
-function setDirtyTracking(f: IommufdFile, call: IoctlCall): void {
-  if (call.get('flags') & ~IOMMUFD.IOMMU_HWPT_DIRTY_TRACKING_ENABLE) throw new Errno(EOPNOTSUPP, 'flags');
-  f.objects.get<HwptPaging>(call.get('hwpt_id'), 'hwpt_paging');
-  throw new Errno(EOPNOTSUPP, 'a TCE domain does not track dirty pages');
-}
-
-/** GET_DIRTY_BITMAP: the range is checked against the IOAS before the missing ops are noticed. */
-function getDirtyBitmap(f: IommufdFile, call: IoctlCall): void {
-  if (call.get('flags') & ~IOMMUFD.IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR || call.get('__reserved')) throw new Errno(EOPNOTSUPP, 'flags or __reserved');
-  const hwpt = f.objects.get<HwptPaging>(call.get('hwpt_id'), 'hwpt_paging');
-  const iova = call.get64('iova');
-  const length = call.get64('length');
-  const pageSize = call.get64('page_size');
-  if (length === 0n) throw new Errno(EINVAL, 'length 0');
-  const last = iova + length - 1n;
-  if (last > U64_MAX) throw new Errno(EOVERFLOW, 'iova + length wraps');
-  const align = hwpt.ioas.iovaAlignment - 1n;
-  if (iova & align || (last + 1n) & align) throw new Errno(EINVAL, 'range not aligned to the IOAS');
-  if (pageSize === 0n) throw new Errno(EINVAL, 'page_size 0');
-  // The kernel masks with page_size - 1 whether or not it is a power of two.
-  const mask = BigInt.asUintN(64, pageSize - 1n);
-  if (iova & mask || BigInt.asUintN(64, last + 1n) & mask) throw new Errno(EINVAL, 'range not aligned to page_size');
-  throw new Errno(EOPNOTSUPP, 'a TCE domain does not track dirty pages');
 }
 
 /**
@@ -90,8 +64,6 @@ function noiommuGetPa(): void {
 }
 
 export const hostLacksCommands = {
-  IOMMU_HWPT_SET_DIRTY_TRACKING: setDirtyTracking,
-  IOMMU_HWPT_GET_DIRTY_BITMAP: getDirtyBitmap,
   IOMMU_HWPT_INVALIDATE: invalidate,
   IOMMU_VIOMMU_ALLOC: viommuAlloc,
   IOMMU_VDEVICE_ALLOC: vdeviceAlloc,
