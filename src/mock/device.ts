@@ -1,13 +1,14 @@
 // A device on the mock IOMMU (the selftest's "iommufd_mock<N>"): its own IOMMU group, the flags it was
 // created with (MOCK_FLAGS_DEVICE_NO_DIRTY, MOCK_FLAGS_DEVICE_PASID), the caches DEV_CHECK_CACHE reads,
 // and the domain it translates through. Blocked when attached to nothing.
-import { E2BIG, EINVAL, ENOMEM, EOPNOTSUPP, Errno } from '../errno.ts';
+import { E2BIG, EINVAL, ENOENT, ENOMEM, EOPNOTSUPP, Errno } from '../errno.ts';
 import type { DeviceIommu, HwInfo, HwptData, PagingHwpt } from '../objects/iommufd/backend.ts';
 import type { Ioas } from '../objects/iommufd/ioas.ts';
 import { IOMMUFD } from '../uapi/constants.ts';
 import { encode } from '../uapi/layout.ts';
 import { iommu_hwpt_selftest, iommu_test_hw_info, SELFTEST } from '../uapi/selftest.ts';
 import { MockHwpt } from './domain.ts';
+import { MockNestedHwpt, type MockViommuLike } from './nested.ts';
 import { MOCK_DEV_CACHE_NUM, MOCK_PASID_WIDTH, type MockTableType } from './geometry.ts';
 
 /** What the mock driver's paging allocation takes; FAULT_ID_VALID is the core's. */
@@ -90,16 +91,42 @@ export class MockDevice implements DeviceIommu {
   }
 
   attach(hwpt: PagingHwpt): void {
-    if (!(hwpt instanceof MockHwpt)) throw new Errno(EINVAL, `a ${hwpt.backend} domain cannot translate for a mock device`);
+    const d = hwpt as PagingHwpt | MockNestedHwpt;
+    if (d instanceof MockNestedHwpt) return this.attachNested(d);
+    if (!(d instanceof MockHwpt)) throw new Errno(EINVAL, `a ${hwpt.backend} domain cannot translate for a mock device`);
     // A domain with dirty tracking refuses a device that cannot report dirty pages.
-    if (hwpt.dirtyCapable && !this.dirtyCapable) throw new Errno(EINVAL, 'the device has no dirty tracking');
-    hwpt.devices++;
-    this.domain = hwpt;
+    if (d.dirtyCapable && !this.dirtyCapable) throw new Errno(EINVAL, 'the device has no dirty tracking');
+    d.devices++;
+    this.domain = d;
+    this.viommu = undefined;
+    this.vdevId = 0n;
+  }
+
+  /** A nested domain made through a vIOMMU needs the device's vDEVICE there, whose ID events carry. */
+  private attachNested(d: MockNestedHwpt): void {
+    const virtId = d.viommu?.virtIdOf(this);
+    if (d.viommu && virtId === undefined) throw new Errno(ENOENT, `the device has no vDEVICE on vIOMMU ${d.viommu.id}`);
+    this.domain = d as unknown as PagingHwpt;
+    this.viommu = d.viommu;
+    this.vdevId = virtId ?? 0n;
   }
 
   detach(hwpt: PagingHwpt): void {
     if (hwpt instanceof MockHwpt) hwpt.devices--;
-    if (this.domain === hwpt) this.domain = undefined;
+    if (this.domain === hwpt) {
+      this.domain = undefined;
+      this.viommu = undefined;
+      this.vdevId = 0n;
+    }
+  }
+
+  /** The vIOMMU of the nested domain the device translates through, and its virtual ID there. */
+  viommu?: MockViommuLike;
+  vdevId = 0n;
+
+  allocNested(parent: PagingHwpt, flags: number, data: HwptData): MockNestedHwpt {
+    if (!(parent instanceof MockHwpt)) throw new Errno(EINVAL, `a ${parent.backend} domain cannot be a mock nesting parent`);
+    return MockNestedHwpt.create(parent, undefined, flags, data);
   }
 
   /** Set by a change of IOMMU_TEST_PASID_RESERVED's domain: the next such change fails (pasid.ts). */
@@ -110,7 +137,7 @@ export class MockDevice implements DeviceIommu {
    * domain fails ENOMEM, so the tests can reach the core's rollback; blocking it clears that.
    */
   setPasid(pasid: number, hwpt: PagingHwpt | undefined): void {
-    if (hwpt && !(hwpt instanceof MockHwpt)) throw new Errno(EINVAL, `a ${hwpt.backend} domain cannot translate for a mock device`);
+    if (hwpt && !(hwpt instanceof MockHwpt) && !((hwpt as object) instanceof MockNestedHwpt)) throw new Errno(EINVAL, `a ${hwpt.backend} domain cannot translate for a mock device`);
     if (hwpt && this.pasidCapable && pasid >= 1 << MOCK_PASID_WIDTH) throw new Errno(EINVAL, `PASID ${pasid} is past the device's width`);
     if (pasid !== SELFTEST.IOMMU_TEST_PASID_RESERVED) return;
     if (!hwpt) this.reservedPasidError = false;

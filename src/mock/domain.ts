@@ -74,6 +74,10 @@ export class MockHwpt implements PagingHwpt {
     return d;
   }
 
+  get nestParent(): boolean {
+    return !!(this.options.flags & 1 /* IOMMU_HWPT_ALLOC_NEST_PARENT */);
+  }
+
   get pasidCompat(): boolean {
     return !!(this.options.flags & 8 /* IOMMU_HWPT_ALLOC_PASID */);
   }

@@ -5,6 +5,7 @@
 import type { FaultQueue } from './eventq.ts';
 import type { IommufdObject } from './id-table.ts';
 import type { Ioas, IoasDomain } from './ioas.ts';
+import type { InvalidateResult, UserDataArray } from './user-data.ts';
 
 /** A paging HWPT: an object in the context's table and a domain that the IOAS mirrors its areas into. */
 export interface PagingHwpt extends IommufdObject, IoasDomain {
@@ -18,8 +19,38 @@ export interface PagingHwpt extends IommufdObject, IoasDomain {
   readonly pasidCompat?: boolean;
   /** The fault queue its page requests go to (IOMMU_HWPT_FAULT_ID_VALID); the HWPT holds it until destroyed. */
   fault?: FaultQueue;
+  /** Made with IOMMU_HWPT_ALLOC_NEST_PARENT: nested HWPTs and vIOMMUs may sit on it. */
+  readonly nestParent?: boolean;
   /** The domain's dirty-tracking ops (made with IOMMU_HWPT_ALLOC_DIRTY_TRACKING); none on a TCE domain. */
   readonly dirty?: DirtyOps;
+}
+
+/**
+ * A nested HWPT (IOMMU_DOMAIN_NESTED): a stage-1 table user space owns, translated through the stage-2 of
+ * a nesting parent, directly or through a vIOMMU. It holds that parent (or vIOMMU) until destroyed.
+ */
+export interface NestedHwpt extends IommufdObject {
+  readonly kind: 'hwpt_nested';
+  readonly backend: string;
+  readonly pasidCompat?: boolean;
+  fault?: FaultQueue;
+  /** IOMMU_HWPT_INVALIDATE with driver data; without it, EOPNOTSUPP. */
+  invalidate?(array: UserDataArray): InvalidateResult;
+}
+
+/**
+ * A vIOMMU (IOMMU_VIOMMU_ALLOC): the slice of a physical IOMMU one VM sees, over a nesting parent it holds.
+ * Nested HWPTs may be made through it, its vDEVICEs name devices by their virtual IDs, and it takes
+ * cache invalidations and reports events to its vEVENTQs.
+ */
+export interface Viommu extends IommufdObject {
+  readonly kind: 'viommu';
+  readonly backend: string;
+  readonly hwpt: PagingHwpt;
+  /** The driver's alloc_domain_nested; without it EOPNOTSUPP. */
+  allocNested?(flags: number, data: HwptData): NestedHwpt;
+  /** The driver's cache_invalidate; without it EOPNOTSUPP. */
+  invalidate?(array: UserDataArray): InvalidateResult;
 }
 
 /** What IOMMU_HWPT_SET_DIRTY_TRACKING and IOMMU_HWPT_GET_DIRTY_BITMAP need of a domain (iommu_dirty_ops). */
@@ -37,6 +68,8 @@ export interface DirtyOps {
 export interface HwptData {
   type: number;
   bytes: Buffer;
+  /** data_len, when `bytes` is read only on demand. */
+  length?: number;
 }
 
 /** IOMMU_GET_HW_INFO's answer. */
@@ -76,4 +109,9 @@ export interface DeviceIommu {
    * without it cannot attach PASIDs (EOPNOTSUPP).
    */
   setPasid?(pasid: number, hwpt: PagingHwpt | undefined): void;
+  /**
+   * The driver's domain_alloc_nested over `parent` (a nesting parent of this backend, checked by the
+   * core), not yet in a table; a backend without it cannot nest (EOPNOTSUPP).
+   */
+  allocNested?(parent: PagingHwpt, flags: number, data: HwptData): NestedHwpt;
 }

@@ -14,6 +14,8 @@ import { readRanges, U64_MAX, writeRanges } from './ranges.ts';
 import { compatCommands } from './compat.ts';
 import { hostLacksCommands } from './host-lacks.ts';
 import { dirtyCommands } from './dirty.ts';
+import { allocNested, nestedCommands } from './nested.ts';
+import type { NestedHwpt, PagingHwpt } from './backend.ts';
 import { eventqCommands, hwptFaultQueue } from './eventq-file.ts';
 import { changeProcess, mapFile } from './map-file.ts';
 import type { IommuGroup } from '../inventory.ts';
@@ -78,6 +80,7 @@ export class IommufdFile extends OpenFile {
     ...hostLacksCommands,
     ...eventqCommands,
     ...dirtyCommands,
+    ...nestedCommands,
   }).with(compatCommands);
 
   static readonly withSpapr = spaprCommands<IommufdFile>('iommufd').with(IommufdFile.table);
@@ -291,16 +294,21 @@ export class IommufdFile extends OpenFile {
     if ((type === IOMMUFD.IOMMU_HWPT_DATA_NONE) !== (len === 0)) throw new Errno(EINVAL, 'data_type and data_len disagree');
     const dev = this.objects.get<IommufdDevice>(call.get('dev_id'), 'device');
     const pt = this.objects.find(call.get('pt_id'));
+    if (pt?.kind === 'hwpt_paging' || pt?.kind === 'viommu') return this.hwptFinish(call, this.objects.insert(allocNested(call, dev, pt)));
     if (!pt || pt.kind !== 'ioas') throw new Errno(EINVAL, `pt_id ${call.get('pt_id')} is not an IOAS`);
     const flags = call.get('flags');
     if (flags & ~PAGING_FLAGS) throw new Errno(EOPNOTSUPP, `flags 0x${flags.toString(16)}`);
     if (flags & IOMMUFD.IOMMU_HWPT_ALLOC_DIRTY_TRACKING && !dev.iommu.dirtyCapable) throw new Errno(EOPNOTSUPP, 'the device has no dirty tracking');
     if (flags & IOMMUFD.IOMMU_HWPT_FAULT_ID_VALID && flags & IOMMUFD.IOMMU_HWPT_ALLOC_NEST_PARENT) throw new Errno(EOPNOTSUPP, 'a nesting parent takes no fault queue');
     const data = len ? { type, bytes: call.readPointer('data_uptr') } : undefined;
-    const hwpt = this.objects.insert(dev.iommu.allocPaging(pt as Ioas, flags, data, call.owner));
+    this.hwptFinish(call, this.objects.insert(dev.iommu.allocPaging(pt as Ioas, flags, data, call.owner)));
+  }
+
+  /** The end of IOMMU_HWPT_ALLOC for paging and nested HWPTs alike: the fault queue, then the answer. */
+  private hwptFinish(call: IoctlCall, hwpt: PagingHwpt | NestedHwpt): void {
     try {
       // The queue is looked up once the domain exists, as the kernel does; the HWPT holds it from here.
-      if (flags & IOMMUFD.IOMMU_HWPT_FAULT_ID_VALID) hwpt.fault = hwptFaultQueue(this, call.get('fault_id'));
+      if (call.get('flags') & IOMMUFD.IOMMU_HWPT_FAULT_ID_VALID) hwpt.fault = hwptFaultQueue(this, call.get('fault_id'));
       call.set('out_hwpt_id', hwpt.id);
       call.respond();
     } catch (e) {

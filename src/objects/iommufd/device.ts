@@ -50,7 +50,8 @@ export class IommufdDevice implements IommufdObject {
 
   /** ATTACH_IOMMUFD_PT: to an IOAS (an automatic domain) or a paging HWPT; an attached device is replaced. */
   attach(target: IommufdObject, owner: string): PagingHwpt {
-    if (target.kind === 'hwpt_paging') return this.attachTo(target as PagingHwpt);
+    // A nested HWPT attaches as a paging one does; the backend tells them apart.
+    if (target.kind === 'hwpt_paging' || target.kind === 'hwpt_nested') return this.attachTo(target as PagingHwpt);
     if (target.kind !== 'ioas') throw new Errno(EINVAL, `cannot attach to a ${target.kind}`);
     const ioas = target as Ioas;
     // Existing automatic domains first; one answering EINVAL (or a platform's EPERM) does not fit.

@@ -1,5 +1,5 @@
-// The iommufd commands whose feature a TCE host does not have (nesting, vIOMMUs, noiommu DMA; dirty
-// tracking is dirty.ts, where a TCE domain has no dirty ops). Each runs the kernel handler's checks in its
+// The iommufd commands whose feature a TCE host does not have (vIOMMUs, noiommu DMA; dirty tracking is
+// dirty.ts and invalidation nested.ts, where a TCE domain has no dirty ops and is never a nesting parent). Each runs the kernel handler's checks in its
 // order (drivers/iommu/iommufd: flags and reserved fields, then object lookups, then the driver's answer),
 // so a caller learns exactly what it would learn from a POWER kernel: a bad argument gets the errno of the
 // first bad field, a good one the errno of the missing feature. None of them changes any state.
@@ -11,32 +11,9 @@ import type { HwptPaging } from './hwpt.ts';
 import type { IommufdDevice } from './device.ts';
 import { U64_MAX } from './ranges.ts';
 
-/** The kernel's bound on one invalidation batch. */
-const INVALIDATE_ENTRY_NUM_MAX = 1 << 19;
-
 /** No vIOMMU can be made on a TCE host, so every vIOMMU ID names nothing (or an object of another kind). */
 function noViommu(id: number): never {
   throw new Errno(ENOENT, `no viommu ${id}`);
-}
-
-/**
- * HWPT_INVALIDATE: only nested domains and vIOMMUs take user invalidations, and a TCE host has neither.
- * The kernel writes entry_num (0 entries done) back on every path, errors included.
- */
-function invalidate(f: IommufdFile, call: IoctlCall): void {
-  try {
-    if (call.get('__reserved')) throw new Errno(EOPNOTSUPP, '__reserved');
-    const num = call.get('entry_num');
-    const len = call.get('entry_len');
-    if (num && (call.get64('data_uptr') === 0n || !len || len > Number(f.daemon.host.memory.pageSize) || num > INVALIDATE_ENTRY_NUM_MAX)) {
-      throw new Errno(EINVAL, 'entry array');
-    }
-    f.objects.get(call.get('hwpt_id'));
-    throw new Errno(EINVAL, `object ${call.get('hwpt_id')} is neither a nested HWPT nor a vIOMMU`);
-  } finally {
-    call.set('entry_num', 0);
-    call.respond();
-  }
 }
 
 /** VIOMMU_ALLOC: the device is found, but its TCE IOMMU offers no vIOMMU type. */
@@ -64,7 +41,6 @@ function noiommuGetPa(): void {
 }
 
 export const hostLacksCommands = {
-  IOMMU_HWPT_INVALIDATE: invalidate,
   IOMMU_VIOMMU_ALLOC: viommuAlloc,
   IOMMU_VDEVICE_ALLOC: vdeviceAlloc,
   IOMMU_HW_QUEUE_ALLOC: hwQueueAlloc,

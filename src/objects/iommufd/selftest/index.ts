@@ -4,7 +4,8 @@ import { bookkeepingOps } from './bookkeeping.ts';
 import { dirtyOps } from './dirty.ts';
 import { iopfOps } from './iopf.ts';
 import { mockDomainOps } from './mock-domain.ts';
+import { nestedOps } from './nested.ts';
 import { pasidOps } from './pasid.ts';
 import { TestOpTable } from './test-cmd.ts';
 
-export const TEST_OPS = new TestOpTable([mockDomainOps, bookkeepingOps, iopfOps, pasidOps, dirtyOps]);
+export const TEST_OPS = new TestOpTable([mockDomainOps, bookkeepingOps, iopfOps, pasidOps, dirtyOps, nestedOps]);
