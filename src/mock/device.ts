@@ -2,13 +2,14 @@
 // created with (MOCK_FLAGS_DEVICE_NO_DIRTY, MOCK_FLAGS_DEVICE_PASID), the caches DEV_CHECK_CACHE reads,
 // and the domain it translates through. Blocked when attached to nothing.
 import { E2BIG, EINVAL, ENOENT, ENOMEM, EOPNOTSUPP, Errno } from '../errno.ts';
-import type { DeviceIommu, HwInfo, HwptData, PagingHwpt } from '../objects/iommufd/backend.ts';
+import type { DeviceIommu, HwInfo, HwptData, PagingHwpt, Viommu } from '../objects/iommufd/backend.ts';
 import type { Ioas } from '../objects/iommufd/ioas.ts';
 import { IOMMUFD } from '../uapi/constants.ts';
 import { encode } from '../uapi/layout.ts';
 import { iommu_hwpt_selftest, iommu_test_hw_info, SELFTEST } from '../uapi/selftest.ts';
 import { MockHwpt } from './domain.ts';
 import { MockNestedHwpt, type MockViommuLike } from './nested.ts';
+import { MockViommu } from './viommu.ts';
 import { MOCK_DEV_CACHE_NUM, MOCK_PASID_WIDTH, type MockTableType } from './geometry.ts';
 
 /** What the mock driver's paging allocation takes; FAULT_ID_VALID is the core's. */
@@ -123,6 +124,14 @@ export class MockDevice implements DeviceIommu {
   /** The vIOMMU of the nested domain the device translates through, and its virtual ID there. */
   viommu?: MockViommuLike;
   vdevId = 0n;
+
+  viommuType(type: number): boolean {
+    return type === SELFTEST.IOMMU_VIOMMU_TYPE_SELFTEST;
+  }
+
+  allocViommu(_type: number, hwpt: PagingHwpt, data: HwptData | undefined): { viommu: Viommu; out?: Buffer } {
+    return MockViommu.create(hwpt, data);
+  }
 
   allocNested(parent: PagingHwpt, flags: number, data: HwptData): MockNestedHwpt {
     if (!(parent instanceof MockHwpt)) throw new Errno(EINVAL, `a ${parent.backend} domain cannot be a mock nesting parent`);

@@ -114,4 +114,11 @@ export interface DeviceIommu {
    * core), not yet in a table; a backend without it cannot nest (EOPNOTSUPP).
    */
   allocNested?(parent: PagingHwpt, flags: number, data: HwptData): NestedHwpt;
+  /** get_viommu_size: whether the driver makes vIOMMUs of `type`; a backend without it makes none. */
+  viommuType?(type: number): boolean;
+  /**
+   * viommu_init over the nesting parent `hwpt`, with the driver data if any: the vIOMMU (not yet in a
+   * table) and the bytes to copy back to the data (the driver's out fields), if any.
+   */
+  allocViommu?(type: number, hwpt: PagingHwpt, data: HwptData | undefined): { viommu: Viommu; out?: Buffer };
 }

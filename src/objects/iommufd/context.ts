@@ -15,6 +15,7 @@ import { compatCommands } from './compat.ts';
 import { hostLacksCommands } from './host-lacks.ts';
 import { dirtyCommands } from './dirty.ts';
 import { allocNested, nestedCommands } from './nested.ts';
+import { viommuCommands } from './viommu.ts';
 import type { NestedHwpt, PagingHwpt } from './backend.ts';
 import { eventqCommands, hwptFaultQueue } from './eventq-file.ts';
 import { changeProcess, mapFile } from './map-file.ts';
@@ -81,6 +82,7 @@ export class IommufdFile extends OpenFile {
     ...eventqCommands,
     ...dirtyCommands,
     ...nestedCommands,
+    ...viommuCommands,
   }).with(compatCommands);
 
   static readonly withSpapr = spaprCommands<IommufdFile>('iommufd').with(IommufdFile.table);

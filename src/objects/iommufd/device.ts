@@ -10,6 +10,7 @@ import type { IommufdObject } from './id-table.ts';
 import type { Ioas } from './ioas.ts';
 import { checkRidAttach, faultsDetached, NO_PASID, pasidDetachAll } from './pasid.ts';
 import { TceDeviceIommu } from './tce-iommu.ts';
+import { dropVdevice } from './viommu.ts';
 
 export class IommufdDevice implements IommufdObject {
   readonly kind = 'device';
@@ -119,6 +120,7 @@ export class IommufdDevice implements IommufdObject {
 
   /** The binding is gone: detach, leave the table, give the group back when it was the last. */
   unbind(): void {
+    dropVdevice(this);
     pasidDetachAll(this);
     this.detach();
     this.users = 1;

@@ -7,5 +7,6 @@ import { mockDomainOps } from './mock-domain.ts';
 import { nestedOps } from './nested.ts';
 import { pasidOps } from './pasid.ts';
 import { TestOpTable } from './test-cmd.ts';
+import { viommuOps } from './viommu.ts';
 
-export const TEST_OPS = new TestOpTable([mockDomainOps, bookkeepingOps, iopfOps, pasidOps, dirtyOps, nestedOps]);
+export const TEST_OPS = new TestOpTable([mockDomainOps, bookkeepingOps, iopfOps, pasidOps, dirtyOps, nestedOps, viommuOps]);
