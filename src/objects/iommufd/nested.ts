@@ -11,7 +11,7 @@ import type { HwptData, NestedHwpt, PagingHwpt, Viommu } from './backend.ts';
 import type { IommufdFile } from './context.ts';
 import type { IommufdDevice } from './device.ts';
 import type { IommufdObject } from './id-table.ts';
-import { UserDataArray, type InvalidateResult } from './user-data.ts';
+import { processReader, UserDataArray, type InvalidateResult } from './user-data.ts';
 
 /** Flags a nested allocation may carry; FAULT_ID_VALID is the core's. */
 const NESTED_FLAGS = IOMMUFD.IOMMU_HWPT_FAULT_ID_VALID | IOMMUFD.IOMMU_HWPT_ALLOC_PASID;
@@ -66,7 +66,7 @@ function invalidate(f: IommufdFile, call: IoctlCall): void {
     if (o.kind === 'hwpt_nested' || o.kind === 'viommu') target = o as NestedHwpt | Viommu;
     else throw new Errno(EINVAL, `object ${o.id} is neither a nested HWPT nor a vIOMMU`);
     if (!target.invalidate) throw new Errno(EOPNOTSUPP, `${o.kind} ${o.id} takes no invalidations`);
-    const r = target.invalidate(new UserDataArray(call.get('data_type'), uptr, len, num, call.pid));
+    const r = target.invalidate(new UserDataArray(call.get('data_type'), uptr, len, num, processReader(call.pid)));
     done = r.done;
     if (r.error) throw r.error;
   } finally {

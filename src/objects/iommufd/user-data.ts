@@ -24,6 +24,12 @@ export function copyStruct(src: Buffer, size: number): Buffer {
   return out;
 }
 
+/** Reads `length` bytes of the caller's memory at `addr` (copy_from_user: all or EFAULT). */
+export type UserReader = (addr: bigint, length: number) => Buffer;
+
+/** The reader of process `pid`'s memory (/proc/<pid>/mem). */
+export const processReader = (pid: number): UserReader => (addr, length) => readUserMemory(pid, addr, length);
+
 /** struct iommu_user_data_array: entry_num entries of entry_len bytes at uptr in the caller's memory. */
 export class UserDataArray {
   constructor(
@@ -31,12 +37,12 @@ export class UserDataArray {
     readonly uptr: bigint,
     readonly entryLen: number,
     readonly entryNum: number,
-    private readonly pid: number,
+    private readonly read: UserReader,
   ) {}
 
   /** The raw bytes of entry `i` (EFAULT when they cannot be read). */
   raw(i: number): Buffer {
-    return readUserMemory(this.pid, this.uptr + BigInt(i) * BigInt(this.entryLen), this.entryLen);
+    return this.read(this.uptr + BigInt(i) * BigInt(this.entryLen), this.entryLen);
   }
 
   /**
