@@ -19,12 +19,13 @@ export class MockDirty implements DirtyOps {
     this.tracking = enable;
   }
 
-  /** The device wrote at `iova`: its leaf is dirty (nothing happens where nothing is mapped). */
-  mark(iova: bigint): void {
+  /** The device wrote at `iova`: its leaf is dirty, and returned (nothing happens where nothing is mapped). */
+  mark(iova: bigint): Range | undefined {
     const leaf = this.leafAt(iova);
-    if (!leaf) return;
+    if (!leaf) return undefined;
     this.forget(leaf.start, leaf.last);
     this.leaves.set(leaf.start, { ...leaf });
+    return leaf;
   }
 
   private overlapping(start: bigint, last: bigint): Range[] {

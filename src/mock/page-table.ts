@@ -60,6 +60,13 @@ export class MockPageTable {
     return { owner: e.owner, addr: e.addr + (iova - e.start), readable: e.readable, writeable: e.writeable };
   }
 
+  /** The lowest mapped IOVA at or above `iova`, if any. */
+  mappedFrom(iova: bigint): bigint | undefined {
+    const e = this.extents.atOrBelow(iova);
+    if (e && e.last >= iova) return iova;
+    return this.extents.above(iova)?.start;
+  }
+
   /** Mapped bytes in all. */
   mappedBytes(): bigint {
     let n = 0n;

@@ -1,6 +1,6 @@
 // The dirty bitmap codec (bit per page, LSB first, only ORed) and the mock domain's dirty leaves.
 import { describe, expect, it } from 'vitest';
-import { DirtyBitmap, orInto, pageShift, setBitIndices, setBits, testBit } from '../../src/objects/iommufd/dirty-bitmap.ts';
+import { countBits, DirtyBitmap, nextSetBit, orInto, pageShift, setBitIndices, setBits, testBit } from '../../src/objects/iommufd/dirty-bitmap.ts';
 import { MockDirty } from '../../src/mock/dirty.ts';
 
 const K = 1024n;
@@ -22,6 +22,20 @@ describe('bitmap bits', () => {
     expect(testBit(b, 3)).toBe(true);
     expect(setBitIndices(Buffer.from([0x11, 0x80]), 16)).toEqual([0, 4, 15]);
     expect(setBitIndices(Buffer.from([0xff]), 3)).toEqual([0, 1, 2]);
+  });
+
+  it('nextSetBit skips clear bytes and stops at nbits; countBits counts only the first nbits', () => {
+    const b = Buffer.alloc(64);
+    setBits(b, 3, 3);
+    setBits(b, 300, 301);
+    expect(nextSetBit(b, 0, 512)).toBe(3);
+    expect(nextSetBit(b, 4, 512)).toBe(300);
+    expect(nextSetBit(b, 301, 512)).toBe(301);
+    expect(nextSetBit(b, 302, 512)).toBe(-1);
+    expect(nextSetBit(b, 4, 300)).toBe(-1);
+    expect(countBits(b, 512)).toBe(3);
+    expect(countBits(b, 301)).toBe(2);
+    expect(countBits(Buffer.from([0xff, 0xff]), 12)).toBe(12);
   });
 
   it('a little-endian u64 sees bit i at 1 << i', () => {

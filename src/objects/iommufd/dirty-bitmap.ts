@@ -28,6 +28,35 @@ export function testBit(buf: Buffer, i: number): boolean {
   return !!(buf[i >> 3] & (1 << (i & 7)));
 }
 
+/** The index of the first set bit at or after `from` among the first `nbits`, or -1. */
+export function nextSetBit(buf: Buffer, from: number, nbits: number): number {
+  for (let i = from; i < nbits; ) {
+    const b = buf[i >> 3] >> (i & 7);
+    if (b === 0) {
+      i = (i | 7) + 1;
+      continue;
+    }
+    const at = i + 31 - Math.clz32(b & -b);
+    return at < nbits ? at : -1;
+  }
+  return -1;
+}
+
+const POPCOUNT = Uint8Array.from({ length: 256 }, (_, v) => {
+  let n = 0;
+  for (let x = v; x; x &= x - 1) n++;
+  return n;
+});
+
+/** Set bits among the first `nbits`. */
+export function countBits(buf: Buffer, nbits: number): number {
+  let n = 0;
+  const whole = nbits >> 3;
+  for (let i = 0; i < whole; i++) n += POPCOUNT[buf[i]];
+  if (nbits & 7) n += POPCOUNT[buf[whole] & ((1 << (nbits & 7)) - 1)];
+  return n;
+}
+
 /** The indices of the set bits among the first `nbits`, in order. */
 export function setBitIndices(buf: Buffer, nbits: number): number[] {
   const out: number[] = [];
