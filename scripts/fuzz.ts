@@ -725,7 +725,8 @@ class Lane {
     const t = (this.stats.ioctls[name] ??= { ok: 0, err: 0 });
     if (a.result >= 0n) t.ok++;
     else t.err++;
-    if (decls.length === 1 && HOST_LACKS.has(name)) {
+    // With --selftest the mock IOMMU has these features (dirty tracking, nesting, vIOMMUs): they may succeed.
+    if (decls.length === 1 && HOST_LACKS.has(name) && !this.opts.selftest) {
       if (a.result >= 0n) this.bad(`${name} succeeded (${a.result}): a TCE host has no such feature`);
       else if (!HOST_LACKS_ERRNOS.has(Number(-a.result))) this.bad(`${name} failed ${errnoName(Number(-a.result))}, not one of its checks' errnos`);
     }
