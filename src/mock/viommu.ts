@@ -1,8 +1,10 @@
 // The mock IOMMU's vIOMMU (IOMMU_VIOMMU_TYPE_SELFTEST): nested domains made through it, the cache
 // invalidations of IOMMU_VIOMMU_INVALIDATE_DATA_SELFTEST (which zero a vDEVICE's device caches that
-// DEV_CHECK_CACHE reads), and the loopback of iommu_viommu_selftest (out_data = in_data).
-import { EINVAL, EOPNOTSUPP, Errno } from '../errno.ts';
+// DEV_CHECK_CACHE reads), the loopback of iommu_viommu_selftest (out_data = in_data), and hardware
+// queues (IOMMU_HW_QUEUE_TYPE_SELFTEST) made in index order.
+import { EEXIST, EINVAL, EIO, EOPNOTSUPP, Errno } from '../errno.ts';
 import type { HwptData, PagingHwpt } from '../objects/iommufd/backend.ts';
+import type { IommufdObject } from '../objects/iommufd/id-table.ts';
 import { copyDriverData, type InvalidateResult, type UserDataArray } from '../objects/iommufd/user-data.ts';
 import { ViommuCore } from '../objects/iommufd/viommu.ts';
 import { iommu_viommu_invalidate_selftest, iommu_viommu_selftest, SELFTEST } from '../uapi/selftest.ts';
@@ -28,6 +30,27 @@ export class MockViommu extends ViommuCore {
     const inData = cfg.readUInt32LE(0);
     cfg.writeUInt32LE(inData, 4);
     return { viommu: new MockViommu(hwpt, inData), out: cfg.subarray(0, data.length ?? cfg.length) };
+  }
+
+  /** Hardware queues by index; a queue past index 0 depends on the one before it. */
+  private readonly queues: (IommufdObject | undefined)[] = new Array(SELFTEST.IOMMU_TEST_HW_QUEUE_MAX).fill(undefined);
+
+  hwQueueType(type: number): boolean {
+    return type === SELFTEST.IOMMU_HW_QUEUE_TYPE_SELFTEST;
+  }
+
+  /** Queues are made in index order; each holds the one before it (EBUSY on its destroy), as iommufd_hw_queue_depend makes it. */
+  initHwQueue(queue: IommufdObject, index: number): () => void {
+    if (index >= SELFTEST.IOMMU_TEST_HW_QUEUE_MAX) throw new Errno(EINVAL, `queue index ${index}`);
+    if (this.queues[index]) throw new Errno(EEXIST, `queue ${index} exists`);
+    const prev = index ? this.queues[index - 1] : undefined;
+    if (index && !prev) throw new Errno(EIO, `queue ${index - 1} does not exist yet`);
+    if (prev) prev.users++;
+    this.queues[index] = queue;
+    return () => {
+      this.queues[index] = undefined;
+      if (prev) prev.users--;
+    };
   }
 
   allocNested(flags: number, data: HwptData): MockNestedHwpt {

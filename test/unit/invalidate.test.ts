@@ -1,8 +1,12 @@
 // The invalidation array parser (IOMMU_HWPT_INVALIDATE's entries as the IOMMU core copies them) and the
 // mock drivers behind it: a nested domain's IOTLB entries and a vIOMMU's device caches, each stopping at
-// the first bad entry with the count of those done. The caller's memory is a buffer here.
+// the first bad entry with the count of those done (the caller's memory is a buffer here); and the IOAS
+// areas a hardware queue holds.
 import { describe, expect, it } from 'vitest';
-import { E2BIG, EFAULT, EINVAL, EOPNOTSUPP, Errno } from '../../src/errno.ts';
+import { E2BIG, EBUSY, EFAULT, EINVAL, ENOENT, EOPNOTSUPP, Errno } from '../../src/errno.ts';
+import { Daemon } from '../../src/daemon.ts';
+import { Ioas } from '../../src/objects/iommufd/ioas.ts';
+import { defaultTopology } from '../../src/topology/topology.ts';
 import { MockNestedHwpt } from '../../src/mock/nested.ts';
 import { MockDevice } from '../../src/mock/device.ts';
 import { copyDriverData, copyStruct, UserDataArray } from '../../src/objects/iommufd/user-data.ts';
@@ -130,5 +134,32 @@ describe('a mock vIOMMU\'s cache invalidations', () => {
     const { out } = MockViommu.create(hwpt, { type: SELFTEST.IOMMU_VIOMMU_TYPE_SELFTEST, bytes: u32s(0xbeef, 0) });
     expect([...new Uint32Array(out!.buffer, out!.byteOffset, 2)]).toEqual([0xbeef, 0xbeef]);
     expect(() => MockViommu.create(hwpt, { type: SELFTEST.IOMMU_VIOMMU_TYPE_SELFTEST, bytes: u32s(1) })).toThrow(expect.objectContaining({ errno: EINVAL }));
+  });
+});
+
+describe('areas held whole (a hardware queue\'s memory)', () => {
+  const PAGE = 0x10000n;
+  const ioas = () => {
+    const a = new Ioas(new Daemon(defaultTopology()).host);
+    a.map(0x4000_0000n, PAGE, 0x100000n, 3, 'pid:1');
+    a.map(0x5000_0000n, PAGE, 0x100000n + PAGE, 3, 'pid:1');
+    return a;
+  };
+
+  it('UNMAP of a held area is EBUSY until released; other areas unmap', () => {
+    const a = ioas();
+    const hold = a.lock(0x100000n, 0x100000n + PAGE - 1n);
+    expect(() => a.unmap(0x100000n, PAGE)).toThrow(expect.objectContaining({ errno: EBUSY }));
+    expect(() => a.unmapAll()).toThrow(expect.objectContaining({ errno: EBUSY }));
+    expect(a.unmap(0x100000n + PAGE, PAGE)).toBe(PAGE);
+    hold.release();
+    hold.release();
+    expect(a.unmap(0x100000n, PAGE)).toBe(PAGE);
+  });
+
+  it('the whole range must be mapped (ENOENT), and nothing is held then', () => {
+    const a = ioas();
+    expect(() => a.lock(0x100000n, 0x100000n + 3n * PAGE - 1n)).toThrow(expect.objectContaining({ errno: ENOENT }));
+    expect(a.unmapAll()).toBe(2n * PAGE);
   });
 });

@@ -51,6 +51,13 @@ export interface Viommu extends IommufdObject {
   allocNested?(flags: number, data: HwptData): NestedHwpt;
   /** The driver's cache_invalidate; without it EOPNOTSUPP. */
   invalidate?(array: UserDataArray): InvalidateResult;
+  /** get_hw_queue_size: whether the driver has hardware queues of `type`; without it, none. */
+  hwQueueType?(type: number): boolean;
+  /**
+   * hw_queue_init_phys for queue `index` over guest memory the core has pinned and holds: what the
+   * driver does when the queue goes, or throws (EINVAL, EEXIST, EIO...).
+   */
+  initHwQueue?(queue: IommufdObject, index: number): () => void;
 }
 
 /** What IOMMU_HWPT_SET_DIRTY_TRACKING and IOMMU_HWPT_GET_DIRTY_BITMAP need of a domain (iommu_dirty_ops). */
