@@ -198,6 +198,24 @@ describe('IOMMU_TEST_CMD against the daemon', () => {
     expect(h.daemon.describe().iommufdObjects).toBe(0);
   });
 
+  it('MD_CHECK_REFS and MD_CHECK_MAP walk runs: a gap or a second pin in the middle of a range is found', () => {
+    const buf = ownMemory(0x10000n);
+    const ioas = ioasAlloc();
+    const { hwpt } = mockDomain(ioas);
+    expect(map(ioas, APERTURE, 0x2000n, buf)).toBe(0);
+    expect(map(ioas, APERTURE + 0x4000n, 0x2000n, buf + 0x4000n)).toBe(0);
+    expect(refs(buf, 0x2000n, 1)).toBe(0);
+    expect(refs(buf + 0x4000n, 0x2000n, 1)).toBe(0);
+    expect(refs(buf, 0x6000n, 1)).toBe(-EIO);
+    expect(refs(buf + 0x2000n, 0x2000n, 0)).toBe(0);
+    expect(checkMap(hwpt, APERTURE, 0x6000n, buf)).toBe(-EINVAL);
+    // The same page mapped twice is pinned twice.
+    expect(map(ioas, APERTURE + 0x8000n, 0x1000n, buf + 0x1000n)).toBe(0);
+    expect(refs(buf, 0x1000n, 1)).toBe(0);
+    expect(refs(buf + 0x1000n, 0x1000n, 2)).toBe(0);
+    expect(refs(buf, 0x2000n, 1)).toBe(-EIO);
+  });
+
   it('a pin of memory the process has not mapped fails EFAULT', () => {
     const ioas = ioasAlloc();
     mockDomain(ioas);
