@@ -9,6 +9,7 @@ import { E2BIG, EBUSY, EEXIST, EFAULT, EINVAL, EIO, ENOENT, ENOTTY, EOPNOTSUPP, 
 import { MockPageTable } from '../../src/mock/page-table.ts';
 import type { IommufdFile } from '../../src/objects/iommufd/context.ts';
 import { TestOpTable, type TestCall } from '../../src/objects/iommufd/selftest/test-cmd.ts';
+import type { SelftestDevice } from '../../src/objects/iommufd/selftest/mock-domain.ts';
 import { IOMMUFD } from '../../src/uapi/constants.ts';
 import { encode, type Value } from '../../src/uapi/layout.ts';
 import { iommu_hwpt_selftest, iommu_test_cmd, SELFTEST, TEST_OP, type TestOpName } from '../../src/uapi/selftest.ts';
@@ -170,6 +171,10 @@ describe('IOMMU_TEST_CMD against the daemon', () => {
     expect([d.readBigUInt64LE(0), d.readBigUInt64LE(8)]).toEqual([APERTURE, BigInt(SELFTEST.MOCK_APERTURE_LAST)]);
     expect(mockDomain(ioas, 1 << 1).result).toBe(-EINVAL);
     expect(mockDomain(ioasAlloc() + 100).result).toBe(-ENOENT);
+    // Failed creations leave no object and no device number behind (iommufd_mock<N> as an IDA numbers them).
+    const next = mockDomain(ioas);
+    expect((i as IommufdFile).objects.values().filter((o) => o.kind === 'selftest').length).toBe(2);
+    expect((i as IommufdFile).objects.get<SelftestDevice>(next.stdev, 'selftest').mock.name).toBe('iommufd_mock1');
   });
 
   it('MD_CHECK_MAP reads the mock page table, MD_CHECK_REFS the pin counts; closing leaves no pins', () => {
