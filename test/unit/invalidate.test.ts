@@ -29,10 +29,10 @@ const holder = () => ({ kind: 'hwpt_paging', id: 9, users: 1 });
 
 describe('driver data copies', () => {
   it('take a length between the first version and the current size, zero-filled, of the matching type', () => {
-    expect([...copyDriverData({ type: 7, bytes: u32s(5) }, 7, 8, 4)]).toEqual([5, 0, 0, 0, 0, 0, 0, 0]);
-    expect(() => copyDriverData({ type: 6, bytes: u32s(5) }, 7, 8, 4)).toThrow(expect.objectContaining({ errno: EINVAL }));
-    expect(() => copyDriverData({ type: 7, bytes: Buffer.alloc(3) }, 7, 8, 4)).toThrow(expect.objectContaining({ errno: EINVAL }));
-    expect(() => copyDriverData({ type: 7, bytes: Buffer.alloc(9) }, 7, 8, 4)).toThrow(expect.objectContaining({ errno: EINVAL }));
+    expect([...copyDriverData({ type: 7, read: () => u32s(5) }, 7, 8, 4)]).toEqual([5, 0, 0, 0, 0, 0, 0, 0]);
+    expect(() => copyDriverData({ type: 6, read: () => u32s(5) }, 7, 8, 4)).toThrow(expect.objectContaining({ errno: EINVAL }));
+    expect(() => copyDriverData({ type: 7, read: () => Buffer.alloc(3) }, 7, 8, 4)).toThrow(expect.objectContaining({ errno: EINVAL }));
+    expect(() => copyDriverData({ type: 7, read: () => Buffer.alloc(9) }, 7, 8, 4)).toThrow(expect.objectContaining({ errno: EINVAL }));
   });
 
   it('copy_struct_from_user: longer than the struct only when the rest is zero', () => {
@@ -43,17 +43,17 @@ describe('driver data copies', () => {
 });
 
 describe('a mock nested domain\'s invalidations', () => {
-  const nested = () => MockNestedHwpt.create(holder(), undefined, 0, { type: SELFTEST.IOMMU_HWPT_DATA_SELFTEST, bytes: u32s(SELFTEST.IOMMU_TEST_IOTLB_DEFAULT) });
+  const nested = () => MockNestedHwpt.create(holder(), undefined, 0, { type: SELFTEST.IOMMU_HWPT_DATA_SELFTEST, read: () => u32s(SELFTEST.IOMMU_TEST_IOTLB_DEFAULT) });
   const D = SELFTEST.IOMMU_TEST_IOTLB_DEFAULT;
 
   it('holds its parent and seeds every IOTLB entry from the data', () => {
     const parent = holder();
-    const n = MockNestedHwpt.create(parent, undefined, 0, { type: SELFTEST.IOMMU_HWPT_DATA_SELFTEST, bytes: u32s(0x1234, 0) });
+    const n = MockNestedHwpt.create(parent, undefined, 0, { type: SELFTEST.IOMMU_HWPT_DATA_SELFTEST, read: () => u32s(0x1234, 0) });
     expect(n.iotlb).toEqual([0x1234, 0x1234, 0x1234, 0x1234]);
     expect(parent.users).toBe(2);
     n.destroy();
     expect(parent.users).toBe(1);
-    expect(() => MockNestedHwpt.create(holder(), undefined, 1, { type: SELFTEST.IOMMU_HWPT_DATA_SELFTEST, bytes: u32s(0) })).toThrow(expect.objectContaining({ errno: EOPNOTSUPP }));
+    expect(() => MockNestedHwpt.create(holder(), undefined, 1, { type: SELFTEST.IOMMU_HWPT_DATA_SELFTEST, read: () => u32s(0) })).toThrow(expect.objectContaining({ errno: EOPNOTSUPP }));
   });
 
   it('zeroes entries in order and stops at the first bad one, counting those done', () => {
@@ -112,7 +112,7 @@ describe('a mock vIOMMU\'s cache invalidations', () => {
     expect(viommu.invalidate(new UserDataArray(VIOMMU_INV, 0n, 12, 0, reader(Buffer.alloc(0))))).toEqual({ done: 0 });
     expect(viommu.invalidate(new UserDataArray(SELFTEST.IOMMU_VIOMMU_INVALIDATE_DATA_SELFTEST_INVALID, BASE, 12, 1, reader(u32s(0, 0x99, 0)))).error?.errno).toBe(EINVAL);
     expect(viommu.invalidate(new UserDataArray(VIOMMU_INV, BASE, 13, 1, reader(Buffer.from([...u32s(0, 0x99, 0), 1])))).error?.errno).toBe(E2BIG);
-    // 8 bytes: cache_id reads as 0.
+    // 8 read: () => cache_id reads as 0.
     expect(viommu.invalidate(new UserDataArray(VIOMMU_INV, BASE, 8, 1, reader(u32s(0, 0x99))))).toEqual({ done: 1 });
     expect(mock.cache).toEqual([0, D, D, D]);
   });
@@ -131,9 +131,9 @@ describe('a mock vIOMMU\'s cache invalidations', () => {
 
   it('loops in_data back to out_data, cut to the caller\'s length', () => {
     const hwpt = { kind: 'hwpt_paging', id: 2, users: 1 } as unknown as PagingHwpt;
-    const { out } = MockViommu.create(hwpt, { type: SELFTEST.IOMMU_VIOMMU_TYPE_SELFTEST, bytes: u32s(0xbeef, 0) });
+    const { out } = MockViommu.create(hwpt, { type: SELFTEST.IOMMU_VIOMMU_TYPE_SELFTEST, read: () => u32s(0xbeef, 0) });
     expect([...new Uint32Array(out!.buffer, out!.byteOffset, 2)]).toEqual([0xbeef, 0xbeef]);
-    expect(() => MockViommu.create(hwpt, { type: SELFTEST.IOMMU_VIOMMU_TYPE_SELFTEST, bytes: u32s(1) })).toThrow(expect.objectContaining({ errno: EINVAL }));
+    expect(() => MockViommu.create(hwpt, { type: SELFTEST.IOMMU_VIOMMU_TYPE_SELFTEST, read: () => u32s(1) })).toThrow(expect.objectContaining({ errno: EINVAL }));
   });
 });
 

@@ -71,11 +71,12 @@ export interface DirtyOps {
   readAndClear(iova: bigint, last: bigint, noClear: boolean, record: (start: bigint, length: bigint) => void): void;
 }
 
-/** Driver data of IOMMU_HWPT_ALLOC: its type and the bytes behind data_uptr. */
+/** Driver data of IOMMU_HWPT_ALLOC: its type, and the bytes behind data_uptr once the driver wants them. */
 export interface HwptData {
   type: number;
-  bytes: Buffer;
-  /** data_len, when `bytes` is read only on demand. */
+  /** copy_from_user of data_len bytes: EFAULT when they cannot be read. */
+  read(): Buffer;
+  /** data_len, so that a driver can check the length before it reads. */
   length?: number;
 }
 

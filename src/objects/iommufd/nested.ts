@@ -24,9 +24,7 @@ function lazyData(call: IoctlCall): HwptData {
   return {
     type: call.get('data_type'),
     length: call.get('data_len'),
-    get bytes() {
-      return (bytes ??= call.readPointer('data_uptr'));
-    },
+    read: () => (bytes ??= call.readPointer('data_uptr')),
   };
 }
 

@@ -9,10 +9,10 @@ import { readUserMemory } from './user-memory.ts';
 /** iommu_copy_struct_from_user: `size` bytes (zero-filled), from data of `type` at least `minLen` long. */
 export function copyDriverData(data: HwptData, type: number, size: number, minLen: number): Buffer {
   if (data.type !== type) throw new Errno(EINVAL, `data_type 0x${data.type.toString(16)}, not 0x${type.toString(16)}`);
-  const len = data.length ?? data.bytes.length;
+  const len = data.length ?? data.read().length;
   if (len < minLen || len > size) throw new Errno(EINVAL, `${len} bytes of driver data, ${minLen} to ${size} taken`);
   const out = Buffer.alloc(size);
-  data.bytes.copy(out, 0, 0, len);
+  data.read().copy(out, 0, 0, len);
   return out;
 }
 
@@ -51,7 +51,8 @@ export class UserDataArray {
    */
   entry(i: number, type: number, size: number, minLen: number): Buffer {
     if (i >= this.entryNum) throw new Errno(EINVAL, `entry ${i} of ${this.entryNum}`);
-    return copyDriverData({ type: this.type, bytes: this.raw(i) }, type, size, minLen);
+    const bytes = this.raw(i);
+    return copyDriverData({ type: this.type, read: () => bytes }, type, size, minLen);
   }
 
   /**

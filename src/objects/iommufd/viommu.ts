@@ -93,9 +93,7 @@ function viommuAlloc(f: IommufdFile, call: IoctlCall): void {
     ? {
         type,
         length: len,
-        get bytes() {
-          return (bytes ??= readUserMemory(call.pid, uptr, len));
-        },
+        read: () => (bytes ??= readUserMemory(call.pid, uptr, len)),
       }
     : undefined;
   const { viommu, out } = dev.iommu.allocViommu(type, hwpt, data);
