@@ -254,6 +254,20 @@ static int query_handle(int fd, int *kind)
 	return h;
 }
 
+int tcefs__poll_events(int fd)
+{
+	struct {
+		struct tcefs_frame_header h;
+		struct tcefs_request r;
+	} f = { frame_header(sizeof(f)), { sizeof(struct tcefs_request), TCEFS_OP_POLL, 0, 0, 0, 0 } };
+	struct reply reply;
+	if (exchange(fd, &f, sizeof(f), &reply))
+		return -1;
+	long long r = answer_of(&reply)->result;
+	reply_free(&reply);
+	return r < 0 ? (errno = (int)-r, -1) : (int)r;
+}
+
 int tcefs__path_kind(const char *rel)
 {
 	if (!strcmp(rel, "/dev/iommu"))
@@ -673,4 +687,31 @@ ssize_t tcefs_region_read(int fd, void *buf, size_t count, uint64_t offset)
 ssize_t tcefs_region_write(int fd, const void *buf, size_t count, uint64_t offset)
 {
 	return region_rw(fd, TCEFS_OP_REGION_WRITE, (void *)buf, count, offset);
+}
+
+/* The kernel's read()/write() take at most this much in one call. */
+#define MAX_RW_COUNT (0x7fffffffu & ~4095u)
+
+/* A queue's read is one request whatever the count: the reply brings only the records there are. */
+ssize_t tcefs_queue_read(int fd, void *buf, size_t count, uint64_t offset)
+{
+	return region_op(fd, TCEFS_OP_REGION_READ, buf, count < MAX_RW_COUNT ? count : MAX_RW_COUNT, offset);
+}
+
+/* Responses travel in the frame, so a write larger than a frame goes in whole-record pieces. */
+ssize_t tcefs_queue_write(int fd, const void *buf, size_t count, uint64_t offset)
+{
+	if (count > MAX_RW_COUNT)
+		count = MAX_RW_COUNT;
+	size_t done = 0;
+	do {
+		size_t n = count - done < REGION_CHUNK ? count - done : REGION_CHUNK;
+		ssize_t r = region_op(fd, TCEFS_OP_REGION_WRITE, (unsigned char *)buf + done, n, offset);
+		if (r < 0)
+			return done ? (ssize_t)done : -1;
+		done += (size_t)r;
+		if ((size_t)r < n)
+			break;
+	} while (done < count);
+	return (ssize_t)done;
 }

@@ -428,9 +428,21 @@ static ssize_t region_at_pos(int fd, void *buf, size_t n, int writing)
 	return r;
 }
 
+/* What read()/pread() and write()/pwrite() mean on fd (0 when the shim does not serve them). An event
+ * queue keeps no file position: read() and write() are at offset 0, as the kernel's handlers see them. */
+static ssize_t served_rw(int kind, int fd, void *buf, size_t n, const off_t *off, int writing)
+{
+	if (kind == TCEFS_KIND_DEVICE)
+		return off ? (writing ? tcefs_region_write(fd, buf, n, (uint64_t)*off) : tcefs_region_read(fd, buf, n, (uint64_t)*off))
+			   : region_at_pos(fd, buf, n, writing);
+	uint64_t at = off ? (uint64_t)*off : 0;
+	return writing ? tcefs_queue_write(fd, buf, n, at) : tcefs_queue_read(fd, buf, n, at);
+}
+
 EXPORT ssize_t read(int fd, void *buf, size_t n)
 {
-	return fd_is_region(fd) ? region_at_pos(fd, buf, n, 0) : REAL(read)(fd, buf, n);
+	int kind = fd_rw_kind(fd);
+	return kind ? served_rw(kind, fd, buf, n, NULL, 0) : REAL(read)(fd, buf, n);
 }
 
 EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
@@ -442,17 +454,21 @@ EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
 
 EXPORT ssize_t write(int fd, const void *buf, size_t n)
 {
-	return fd_is_region(fd) ? region_at_pos(fd, (void *)buf, n, 1) : REAL(write)(fd, buf, n);
+	int kind = fd_rw_kind(fd);
+	return kind ? served_rw(kind, fd, (void *)buf, n, NULL, 1) : REAL(write)(fd, buf, n);
 }
 
 EXPORT ssize_t pread(int fd, void *buf, size_t n, off_t off)
 {
-	return fd_is_region(fd) ? tcefs_region_read(fd, buf, n, (uint64_t)off) : REAL(pread)(fd, buf, n, off);
+	int kind = fd_rw_kind(fd);
+	return kind ? served_rw(kind, fd, buf, n, &off, 0) : REAL(pread)(fd, buf, n, off);
 }
 
 EXPORT ssize_t pread64(int fd, void *buf, size_t n, off64_t off)
 {
-	return fd_is_region(fd) ? tcefs_region_read(fd, buf, n, (uint64_t)off) : REAL(pread64)(fd, buf, n, off);
+	int kind = fd_rw_kind(fd);
+	off_t o = (off_t)off;
+	return kind ? served_rw(kind, fd, buf, n, &o, 0) : REAL(pread64)(fd, buf, n, off);
 }
 
 EXPORT ssize_t __pread_chk(int fd, void *buf, size_t n, off_t off, size_t buflen)
@@ -471,12 +487,15 @@ EXPORT ssize_t __pread64_chk(int fd, void *buf, size_t n, off64_t off, size_t bu
 
 EXPORT ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
 {
-	return fd_is_region(fd) ? tcefs_region_write(fd, buf, n, (uint64_t)off) : REAL(pwrite)(fd, buf, n, off);
+	int kind = fd_rw_kind(fd);
+	return kind ? served_rw(kind, fd, (void *)buf, n, &off, 1) : REAL(pwrite)(fd, buf, n, off);
 }
 
 EXPORT ssize_t pwrite64(int fd, const void *buf, size_t n, off64_t off)
 {
-	return fd_is_region(fd) ? tcefs_region_write(fd, buf, n, (uint64_t)off) : REAL(pwrite64)(fd, buf, n, off);
+	int kind = fd_rw_kind(fd);
+	off_t o = (off_t)off;
+	return kind ? served_rw(kind, fd, (void *)buf, n, &o, 1) : REAL(pwrite64)(fd, buf, n, off);
 }
 
 /* No region advertises VFIO_REGION_INFO_FLAG_MMAP (a FUSE direct_io file cannot be mapped), so a
@@ -745,6 +764,19 @@ static int is_own_fd_link(const char *p)
 	return !strncmp(p, "/proc/self/fd/", 14) || !strncmp(p, "/proc/thread-self/fd/", 21) || !strncmp(p, self, strlen(self));
 }
 
+/* The anonymous inode's name for a file an ioctl returned. */
+static const char *claimed_name(int fd)
+{
+	switch (fd_rw_kind(fd)) {
+	case TCEFS_KIND_FAULT:
+		return "anon_inode:[iommufd-pgfault]";
+	case TCEFS_KIND_VEVENTQ:
+		return "anon_inode:[iommufd-viommu-event]";
+	default:
+		return "anon_inode:[vfio-device]";
+	}
+}
+
 static ssize_t own_fd_link(const char *p, char *buf, size_t len)
 {
 	char link[PATH_MAX];
@@ -753,7 +785,7 @@ static ssize_t own_fd_link(const char *p, char *buf, size_t len)
 		return n;
 	link[n] = 0;
 	const char *rel = shim_unmount(link);
-	const char *show = !rel ? link : !strncmp(rel, TCEFS_CLAIM_DIR "/", sizeof(TCEFS_CLAIM_DIR)) ? "anon_inode:[vfio-device]" : rel;
+	const char *show = !rel ? link : !strncmp(rel, TCEFS_CLAIM_DIR "/", sizeof(TCEFS_CLAIM_DIR)) ? claimed_name(atoi(strrchr(p, '/') + 1)) : rel;
 	size_t m = strlen(show);
 	if (m > len)
 		m = len;

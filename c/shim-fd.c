@@ -300,16 +300,23 @@ unsigned fd_open_id(int fd)
 	return s && s->tracked ? s->desc : 0;
 }
 
-int fd_is_region(int fd)
+#define RW_KINDS (TCEFS_KIND_DEVICE | TCEFS_KIND_FAULT | TCEFS_KIND_VEVENTQ)
+
+int fd_rw_kind(int fd)
 {
 	struct slot *s = slot(fd, 0);
-	/* read() is hot: only a device, or a claimed file of still unknown kind, costs a check */
-	if (!s || !s->tracked || (s->kind >= 0 && s->kind != TCEFS_KIND_DEVICE))
+	/* read() is hot: only a device or queue, or a claimed file of still unknown kind, costs a check */
+	if (!s || !s->tracked || (s->kind >= 0 && !(s->kind & RW_KINDS)))
 		return 0;
 	int e = errno;
 	int kind = current_kind(fd, s);
 	errno = e;
-	return kind == TCEFS_KIND_DEVICE;
+	return kind & RW_KINDS ? kind : 0;
+}
+
+int fd_is_region(int fd)
+{
+	return fd_rw_kind(fd) == TCEFS_KIND_DEVICE;
 }
 
 dev_t fd_chr_rdev(int fd)

@@ -78,6 +78,9 @@ SHIM int fd_ioctl_kind(int fd, unsigned long request);
 SHIM unsigned fd_open_id(int fd);
 /* Nonzero if fd is a VFIO device file, whose read/write/pread/pwrite/mmap are region accesses. */
 SHIM int fd_is_region(int fd);
+/* The kind of fd if the shim serves its read/write family (a device's regions, an event queue's
+ * records: TCEFS_KIND_DEVICE, _FAULT, _VEVENTQ), else 0. */
+SHIM int fd_rw_kind(int fd);
 /* The character device number fstat should report for fd, 0 to leave its stat alone. */
 SHIM dev_t fd_chr_rdev(int fd);
 

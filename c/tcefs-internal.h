@@ -30,6 +30,9 @@ TCEFS_HIDDEN int tcefs__lease_answer(unsigned open_id, unsigned long request, vo
  * takes no frames (sysfs text, directories), -1 when only the daemon knows (a claimed .tcefs/fd file). */
 TCEFS_HIDDEN int tcefs__path_kind(const char *rel);
 
+/* The poll() events of a tcefs file now (TCEFS_OP_POLL), or -1 with errno. */
+TCEFS_HIDDEN int tcefs__poll_events(int fd);
+
 /* Set by the shim: told of every fd libtcefs opens itself, which is the fd an ioctl returned, and its
  * daemon handle. */
 TCEFS_HIDDEN extern void (*tcefs__claimed)(int fd, int handle);

@@ -17,6 +17,7 @@
 #define TCEFS_OP_IOCTL_LEASE 5
 #define TCEFS_LEASE_FIELD 0xfffffffeu
 #define TCEFS_LEASE_PATH "/.tcefs/lease"
+#define TCEFS_OP_POLL 6
 #define TCEFS_HANDLE_NONE 0
 #define TCEFS_HANDLE_FOREIGN 0x7fffffff
 #define TCEFS_HANDLE_IN_RESULT 0xffffffffu
@@ -81,6 +82,8 @@ struct tcefs_lease {
 #define TCEFS_KIND_CONTAINER 2
 #define TCEFS_KIND_GROUP 4
 #define TCEFS_KIND_DEVICE 8
+#define TCEFS_KIND_FAULT 16
+#define TCEFS_KIND_VEVENTQ 32
 
 /* How the third ioctl argument travels (src/uapi/ioctls.ts ArgKind). */
 #define TCEFS_ARG_NONE 0
@@ -141,14 +144,15 @@ static const struct tcefs_cmd_desc tcefs_cmds[] = {
 	{ "IOMMU_HWPT_SET_DIRTY_TRACKING", 0x8b, 0x1, 3, 0, 16, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
 	{ "IOMMU_HWPT_GET_DIRTY_BITMAP", 0x8c, 0x1, 3, 0, 48, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
 	{ "IOMMU_HWPT_INVALIDATE", 0x8d, 0x1, 3, 0, 32, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
-	{ "IOMMU_FAULT_QUEUE_ALLOC", 0x8e, 0x1, 3, 0, 16, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
+	{ "IOMMU_FAULT_QUEUE_ALLOC", 0x8e, 0x1, 3, 1, 16, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
 	{ "IOMMU_IOAS_MAP_FILE", 0x8f, 0x1, 3, 0, 40, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
 	{ "IOMMU_VIOMMU_ALLOC", 0x90, 0x1, 3, 0, 40, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
 	{ "IOMMU_VDEVICE_ALLOC", 0x91, 0x1, 3, 0, 24, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
 	{ "IOMMU_IOAS_CHANGE_PROCESS", 0x92, 0x1, 3, 0, 8, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
-	{ "IOMMU_VEVENTQ_ALLOC", 0x93, 0x1, 3, 0, 32, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
+	{ "IOMMU_VEVENTQ_ALLOC", 0x93, 0x1, 3, 1, 32, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
 	{ "IOMMU_HW_QUEUE_ALLOC", 0x94, 0x1, 3, 0, 40, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
 	{ "IOMMU_IOAS_NOIOMMU_GET_PA", 0x95, 0x1, 3, 0, 40, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
+	{ "IOMMU_TEST_CMD", 0xa0, 0x1, 3, 0, 72, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
 	{ "VFIO_GET_API_VERSION", 0x64, 0x3, 0, 0, 0, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
 	{ "VFIO_CHECK_EXTENSION", 0x65, 0x3, 1, 0, 0, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
 	{ "VFIO_SET_IOMMU", 0x66, 0x3, 1, 0, 0, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
@@ -184,6 +188,6 @@ static const struct tcefs_cmd_desc tcefs_cmds[] = {
 	{ "VFIO_IOMMU_SPAPR_TCE_CREATE", 0x77, 0x3, 2, 0, 40, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
 	{ "VFIO_IOMMU_SPAPR_TCE_REMOVE", 0x78, 0x3, 2, 0, 16, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
 };
-#define TCEFS_NCMDS 56
+#define TCEFS_NCMDS 57
 
 #endif /* TCEFS_PROTOCOL_H */

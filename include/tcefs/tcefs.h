@@ -45,6 +45,14 @@ int tcefs_close(int fd);
 ssize_t tcefs_region_read(int fd, void *buf, size_t count, uint64_t offset);
 ssize_t tcefs_region_write(int fd, const void *buf, size_t count, uint64_t offset);
 
+/*
+ * read()/write() on an event-queue fd (IOMMU_FAULT_QUEUE_ALLOC's out_fault_fd, IOMMU_VEVENTQ_ALLOC's
+ * out_veventq_fd) at `offset`, which is 0 for read() and write(): whole fault or vEVENT records out,
+ * page responses in, as the kernel's queue file takes them (a non-zero offset is ESPIPE).
+ */
+ssize_t tcefs_queue_read(int fd, void *buf, size_t count, uint64_t offset);
+ssize_t tcefs_queue_write(int fd, const void *buf, size_t count, uint64_t offset);
+
 #ifdef __cplusplus
 }
 #endif

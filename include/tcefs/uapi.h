@@ -211,6 +211,28 @@ struct iommu_hw_queue_alloc {
 	__u64 length;
 };
 
+struct iommu_hwpt_pgfault {
+	__u32 flags;
+	__u32 dev_id;
+	__u32 pasid;
+	__u32 grpid;
+	__u32 perm;
+	__u32 __reserved;
+	__u64 addr;
+	__u32 length;
+	__u32 cookie;
+};
+
+struct iommu_hwpt_page_response {
+	__u32 cookie;
+	__u32 code;
+};
+
+struct iommufd_vevent_header {
+	__u32 flags;
+	__u32 sequence;
+};
+
 struct iommu_ioas_noiommu_get_pa {
 	__u32 size;
 	__u32 flags;
@@ -243,6 +265,7 @@ struct iommu_ioas_noiommu_get_pa {
 #define IOMMU_VEVENTQ_ALLOC _IO(IOMMUFD_TYPE, IOMMUFD_CMD_BASE + 19)
 #define IOMMU_HW_QUEUE_ALLOC _IO(IOMMUFD_TYPE, IOMMUFD_CMD_BASE + 20)
 #define IOMMU_IOAS_NOIOMMU_GET_PA _IO(IOMMUFD_TYPE, IOMMUFD_CMD_BASE + 21)
+#define IOMMU_TEST_CMD _IO(IOMMUFD_TYPE, IOMMUFD_CMD_BASE + 32)
 
 #ifndef IOMMU_IOAS_MAP_FIXED_IOVA
 #define IOMMU_IOAS_MAP_FIXED_IOVA 1
@@ -312,6 +335,33 @@ struct iommu_ioas_noiommu_get_pa {
 #endif
 #ifndef IOMMU_HW_QUEUE_TYPE_DEFAULT
 #define IOMMU_HW_QUEUE_TYPE_DEFAULT 0
+#endif
+#ifndef IOMMU_PGFAULT_FLAGS_PASID_VALID
+#define IOMMU_PGFAULT_FLAGS_PASID_VALID 1
+#endif
+#ifndef IOMMU_PGFAULT_FLAGS_LAST_PAGE
+#define IOMMU_PGFAULT_FLAGS_LAST_PAGE 2
+#endif
+#ifndef IOMMU_PGFAULT_PERM_READ
+#define IOMMU_PGFAULT_PERM_READ 1
+#endif
+#ifndef IOMMU_PGFAULT_PERM_WRITE
+#define IOMMU_PGFAULT_PERM_WRITE 2
+#endif
+#ifndef IOMMU_PGFAULT_PERM_EXEC
+#define IOMMU_PGFAULT_PERM_EXEC 4
+#endif
+#ifndef IOMMU_PGFAULT_PERM_PRIV
+#define IOMMU_PGFAULT_PERM_PRIV 8
+#endif
+#ifndef IOMMUFD_PAGE_RESP_SUCCESS
+#define IOMMUFD_PAGE_RESP_SUCCESS 0
+#endif
+#ifndef IOMMUFD_PAGE_RESP_INVALID
+#define IOMMUFD_PAGE_RESP_INVALID 1
+#endif
+#ifndef IOMMU_VEVENTQ_FLAG_LOST_EVENTS
+#define IOMMU_VEVENTQ_FLAG_LOST_EVENTS 1
 #endif
 #endif /* iommufd */
 

@@ -47,7 +47,7 @@ function ioctlMacro(d: IoctlDecl): string {
 }
 
 const isIommufd = (d: IoctlDecl) => d.nr >= IOMMUFD_CMD_BASE;
-const iommufdStructs = ALL_STRUCTS.filter((s) => s.name.startsWith('iommu_'));
+const iommufdStructs = ALL_STRUCTS.filter((s) => s.name.startsWith('iommu_') || s.name.startsWith('iommufd_'));
 const vfioStructs = ALL_STRUCTS.filter((s) => s.name.startsWith('vfio_'));
 
 function constants(names: string[]): string {
@@ -145,6 +145,7 @@ export function protocolHeader(): string {
     def('TCEFS_OP_IOCTL_LEASE', 5),
     def('TCEFS_LEASE_FIELD', `0x${F.LEASE_FIELD.toString(16)}u`),
     def('TCEFS_LEASE_PATH', JSON.stringify(LEASE_PATH)),
+    def('TCEFS_OP_POLL', 6),
     def('TCEFS_HANDLE_NONE', F.HANDLE_NONE),
     def('TCEFS_HANDLE_FOREIGN', `0x${F.HANDLE_FOREIGN.toString(16)}`),
     def('TCEFS_HANDLE_IN_RESULT', `0x${F.HANDLE_IN_RESULT.toString(16)}u`),
@@ -168,6 +169,8 @@ export function protocolHeader(): string {
     def('TCEFS_KIND_CONTAINER', KIND_BIT.container),
     def('TCEFS_KIND_GROUP', KIND_BIT.group),
     def('TCEFS_KIND_DEVICE', KIND_BIT.device),
+    def('TCEFS_KIND_FAULT', KIND_BIT.fault),
+    def('TCEFS_KIND_VEVENTQ', KIND_BIT.veventq),
     '',
     '/* How the third ioctl argument travels (src/uapi/ioctls.ts ArgKind). */',
     ...Object.entries(ARG_CODE).map(([k, v]) => def(`TCEFS_ARG_${k.toUpperCase()}`, v)),

@@ -58,6 +58,8 @@ export function runRequest(file: OpenFile, req: Request, pid: number): Answer {
       perf.mmioWrite.add(t0, req.argData.length);
       return answer(req, BigInt(r));
     }
+    case Op.POLL:
+      return answer(req, BigInt(guard(() => file.pollEvents())));
   }
 }
 

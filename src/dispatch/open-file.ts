@@ -3,6 +3,12 @@
 import type { FileKind } from '../uapi/ioctls.ts';
 import type { CommandTable } from './table.ts';
 
+/** poll() event bits (asm-generic/poll.h). */
+export const POLLIN = 0x1;
+export const POLLOUT = 0x4;
+export const POLLRDNORM = 0x40;
+export const POLLWRNORM = 0x100;
+
 export abstract class OpenFile {
   /** Protocol handle, also the FUSE file handle; set by the file registry. */
   handle = 0;
@@ -22,6 +28,11 @@ export abstract class OpenFile {
   }
   regionWrite(_offset: bigint, _data: Buffer): number {
     return -22;
+  }
+
+  /** poll(): a file with no poll of its own is always ready, as the kernel's DEFAULT_POLLMASK says. */
+  pollEvents(): number {
+    return POLLIN | POLLOUT | POLLRDNORM | POLLWRNORM;
   }
 
   toString(): string {

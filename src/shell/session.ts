@@ -84,7 +84,7 @@ export function kindOfPath(rel: string): FileKind | undefined {
 }
 
 /** The kind of the file an fd-returning ioctl creates. */
-const NEW_FILE_KIND: Record<string, FileKind> = { VFIO_GROUP_GET_DEVICE_FD: 'device' };
+const NEW_FILE_KIND: Record<string, FileKind> = { VFIO_GROUP_GET_DEVICE_FD: 'device', IOMMU_FAULT_QUEUE_ALLOC: 'fault', IOMMU_VEVENTQ_ALLOC: 'veventq' };
 
 const KIND_BY_CODE = new Map(Object.entries(FILE_KIND_BIT).map(([k, v]) => [v, k as FileKind]));
 

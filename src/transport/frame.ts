@@ -31,8 +31,10 @@ export const enum Op {
    * a lease saying so (an answer blob at LEASE_FIELD, docs/protocol.md "Unmap leases").
    */
   IOCTL_LEASE = 5,
+  /** The file's poll() events now (EPOLLIN and friends, Linux values) in result: event queues say when they hold records. */
+  POLL = 6,
 }
-const MAX_OP = Op.IOCTL_LEASE;
+const MAX_OP = Op.POLL;
 
 /** The field_offset of an answer blob that holds a tcefs_lease rather than data for a pointer field. */
 export const LEASE_FIELD = 0xfffffffe;

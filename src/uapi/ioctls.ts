@@ -6,16 +6,21 @@
 // fields are user pointers (and how long the pointed data is), and which fields hold file descriptors.
 import { offsetofend, type StructLayout } from './layout.ts';
 import * as S from './structs.ts';
+import { iommu_test_cmd } from './selftest.ts';
 
 export const IOCTL_TYPE = 0x3b; // ';' for both VFIO and iommufd
 export const VFIO_BASE = 100;
 export const IOMMUFD_CMD_BASE = 0x80;
 
-/** The file kinds tcefs serves; the same number means different things on each. */
-export type FileKind = 'iommufd' | 'container' | 'group' | 'device';
+/**
+ * The file kinds tcefs serves; the same number means different things on each. `fault` and `veventq` are
+ * the event-queue files IOMMU_FAULT_QUEUE_ALLOC and IOMMU_VEVENTQ_ALLOC return: no ioctls, only read()
+ * (and write() for a fault queue).
+ */
+export type FileKind = 'iommufd' | 'container' | 'group' | 'device' | 'fault' | 'veventq';
 
 /** Kind codes on the wire (the HANDLE op's answer, the C marshalling table's kind mask). */
-export const FILE_KIND_BIT: Record<FileKind, number> = { iommufd: 1, container: 2, group: 4, device: 8 };
+export const FILE_KIND_BIT: Record<FileKind, number> = { iommufd: 1, container: 2, group: 4, device: 8, fault: 16, veventq: 32 };
 
 /**
  * How the third ioctl argument is read:
@@ -128,7 +133,7 @@ const I: IoctlDecl[] = [
   },
   {
     name: 'IOMMU_FAULT_QUEUE_ALLOC', nr: cmd(14), arg: 'size', struct: S.iommu_fault_alloc,
-    minsz: end(S.iommu_fault_alloc, 'out_fault_fd'), kinds: ['iommufd'],
+    minsz: end(S.iommu_fault_alloc, 'out_fault_fd'), returnsFd: true, kinds: ['iommufd'],
   },
   {
     name: 'IOMMU_IOAS_MAP_FILE', nr: cmd(15), arg: 'size', struct: S.iommu_ioas_map_file, minsz: end(S.iommu_ioas_map_file, 'iova'),
@@ -149,7 +154,7 @@ const I: IoctlDecl[] = [
   },
   {
     name: 'IOMMU_VEVENTQ_ALLOC', nr: cmd(19), arg: 'size', struct: S.iommu_veventq_alloc,
-    minsz: end(S.iommu_veventq_alloc, 'out_veventq_fd'), kinds: ['iommufd'],
+    minsz: end(S.iommu_veventq_alloc, 'out_veventq_fd'), returnsFd: true, kinds: ['iommufd'],
   },
   {
     name: 'IOMMU_HW_QUEUE_ALLOC', nr: cmd(20), arg: 'size', struct: S.iommu_hw_queue_alloc,
@@ -160,6 +165,9 @@ const I: IoctlDecl[] = [
     name: 'IOMMU_IOAS_NOIOMMU_GET_PA', nr: cmd(21), arg: 'size', struct: S.iommu_ioas_noiommu_get_pa,
     minsz: end(S.iommu_ioas_noiommu_get_pa, 'out_phys'), kinds: ['iommufd'],
   },
+  // CONFIG_IOMMUFD_TEST (iommufd_test.h; test/fixtures/linux-7.3-iommufd-test.json): answered only with
+  // --selftest. Every op's data lives in the struct; pointed memory is reached through /proc/<pid>/mem.
+  { name: 'IOMMU_TEST_CMD', nr: cmd(32), arg: 'size', struct: iommu_test_cmd, minsz: end(iommu_test_cmd, 'last'), kinds: ['iommufd'] },
 
   // ---- container (/dev/vfio/vfio; also answered by an iommufd in compat mode) ----
   { name: 'VFIO_GET_API_VERSION', nr: vfio(0), arg: 'none', kinds: ['container', 'iommufd'] },

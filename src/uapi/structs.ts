@@ -63,6 +63,15 @@ export const iommu_hwpt_invalidate = struct('iommu_hwpt_invalidate', [
 
 export const iommu_fault_alloc = struct('iommu_fault_alloc', [u32('size'), u32('flags'), u32('out_fault_id'), u32('out_fault_fd')]);
 
+/** One page request of a fault group, as read() from a fault queue's fd returns it. */
+export const iommu_hwpt_pgfault = struct('iommu_hwpt_pgfault', [
+  u32('flags'), u32('dev_id'), u32('pasid'), u32('grpid'), u32('perm'), u32('__reserved'), u64('addr'), u32('length'),
+  u32('cookie'),
+]);
+
+/** The answer to one fault group, as write() to a fault queue's fd takes it. */
+export const iommu_hwpt_page_response = struct('iommu_hwpt_page_response', [u32('cookie'), u32('code')]);
+
 export const iommu_viommu_alloc = struct('iommu_viommu_alloc', [
   u32('size'), u32('flags'), u32('type'), u32('dev_id'), u32('hwpt_id'), u32('out_viommu_id'), u32('data_len'),
   u32('__reserved'), u64('data_uptr'),
@@ -78,6 +87,9 @@ export const iommu_veventq_alloc = struct('iommu_veventq_alloc', [
   u32('size'), u32('flags'), u32('viommu_id'), u32('type'), u32('veventq_depth'), u32('out_veventq_id'),
   u32('out_veventq_fd'), u32('__reserved'),
 ]);
+
+/** The header of each record read() from a vEVENTQ's fd, the event data (if any) after it. */
+export const iommufd_vevent_header = struct('iommufd_vevent_header', [u32('flags'), u32('sequence')]);
 
 export const iommu_hw_queue_alloc = struct('iommu_hw_queue_alloc', [
   u32('size'), u32('flags'), u32('viommu_id'), u32('type'), u32('index'), u32('out_hw_queue_id'),
@@ -245,6 +257,7 @@ export const ALL_STRUCTS: StructLayout[] = [
   // The rest of the iommufd commands, the device calls tcefs refuses, and the feature payloads.
   iommu_hwpt_set_dirty_tracking, iommu_hwpt_get_dirty_bitmap, iommu_hwpt_invalidate, iommu_fault_alloc,
   iommu_viommu_alloc, iommu_vdevice_alloc, iommu_ioas_change_process, iommu_veventq_alloc, iommu_hw_queue_alloc,
+  iommu_hwpt_pgfault, iommu_hwpt_page_response, iommufd_vevent_header,
   iommu_ioas_noiommu_get_pa,
   vfio_device_gfx_plane_info, vfio_device_ioeventfd, vfio_device_feature_migration, vfio_device_feature_mig_state,
   vfio_precopy_info, vfio_device_low_power_entry_with_wakeup, vfio_device_feature_dma_logging_control,

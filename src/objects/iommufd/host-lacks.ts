@@ -1,108 +1,13 @@
-// The iommufd commands whose feature a TCE host does not have (dirty tracking, nesting, vIOMMUs, noiommu
-// DMA) or that tcefs cannot back (fault queues). Each runs the kernel handler's checks in its
-// order (drivers/iommu/iommufd: flags and reserved fields, then object lookups, then the driver's answer),
+// The iommufd commands whose feature tcefs does not have (noiommu DMA; dirty tracking, nesting, vIOMMUs
+// and hardware queues have files of their own, where a TCE host is answered as POWER would). Each runs
+// the kernel handler's checks in its order (drivers/iommu/iommufd: flags and reserved fields, then object lookups, then the driver's answer),
 // so a caller learns exactly what it would learn from a POWER kernel: a bad argument gets the errno of the
 // first bad field, a good one the errno of the missing feature. None of them changes any state.
 import type { IoctlCall } from '../../dispatch/call.ts';
-import { EINVAL, ENOENT, EOPNOTSUPP, EOVERFLOW, Errno } from '../../errno.ts';
+import { EINVAL, EOPNOTSUPP, EOVERFLOW, Errno } from '../../errno.ts';
 import { IOMMUFD } from '../../uapi/constants.ts';
 import type { IommufdFile } from './context.ts';
-import type { HwptPaging } from './hwpt.ts';
-import type { IommufdDevice } from './device.ts';
 import { U64_MAX } from './ranges.ts';
-
-/** The kernel's bound on one invalidation batch. */
-const INVALIDATE_ENTRY_NUM_MAX = 1 << 19;
-/** The kernel's bound on a vEVENTQ's depth. */
-const VEVENTQ_MAX_DEPTH = 1 << 19;
-
-/** No vIOMMU can be made on a TCE host, so every vIOMMU ID names nothing (or an object of another kind). */
-function noViommu(id: number): never {
-  throw new Errno(ENOENT, `no viommu ${id}`);
-}
-
-/** SET_DIRTY_TRACKING: the domain has no dirty-tracking ops. */
-function setDirtyTracking(f: IommufdFile, call: IoctlCall): void {
-  if (call.get('flags') & ~IOMMUFD.IOMMU_HWPT_DIRTY_TRACKING_ENABLE) throw new Errno(EOPNOTSUPP, 'flags');
-  f.objects.get<HwptPaging>(call.get('hwpt_id'), 'hwpt_paging');
-  throw new Errno(EOPNOTSUPP, 'a TCE domain does not track dirty pages');
-}
-
-/** GET_DIRTY_BITMAP: the range is checked against the IOAS before the missing ops are noticed. */
-function getDirtyBitmap(f: IommufdFile, call: IoctlCall): void {
-  if (call.get('flags') & ~IOMMUFD.IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR || call.get('__reserved')) throw new Errno(EOPNOTSUPP, 'flags or __reserved');
-  const hwpt = f.objects.get<HwptPaging>(call.get('hwpt_id'), 'hwpt_paging');
-  const iova = call.get64('iova');
-  const length = call.get64('length');
-  const pageSize = call.get64('page_size');
-  if (length === 0n) throw new Errno(EINVAL, 'length 0');
-  const last = iova + length - 1n;
-  if (last > U64_MAX) throw new Errno(EOVERFLOW, 'iova + length wraps');
-  const align = hwpt.ioas.iovaAlignment - 1n;
-  if (iova & align || (last + 1n) & align) throw new Errno(EINVAL, 'range not aligned to the IOAS');
-  if (pageSize === 0n) throw new Errno(EINVAL, 'page_size 0');
-  // The kernel masks with page_size - 1 whether or not it is a power of two.
-  const mask = BigInt.asUintN(64, pageSize - 1n);
-  if (iova & mask || BigInt.asUintN(64, last + 1n) & mask) throw new Errno(EINVAL, 'range not aligned to page_size');
-  throw new Errno(EOPNOTSUPP, 'a TCE domain does not track dirty pages');
-}
-
-/**
- * HWPT_INVALIDATE: only nested domains and vIOMMUs take user invalidations, and a TCE host has neither.
- * The kernel writes entry_num (0 entries done) back on every path, errors included.
- */
-function invalidate(f: IommufdFile, call: IoctlCall): void {
-  try {
-    if (call.get('__reserved')) throw new Errno(EOPNOTSUPP, '__reserved');
-    const num = call.get('entry_num');
-    const len = call.get('entry_len');
-    if (num && (call.get64('data_uptr') === 0n || !len || len > Number(f.daemon.host.memory.pageSize) || num > INVALIDATE_ENTRY_NUM_MAX)) {
-      throw new Errno(EINVAL, 'entry array');
-    }
-    f.objects.get(call.get('hwpt_id'));
-    throw new Errno(EINVAL, `object ${call.get('hwpt_id')} is neither a nested HWPT nor a vIOMMU`);
-  } finally {
-    call.set('entry_num', 0);
-    call.respond();
-  }
-}
-
-/**
- * FAULT_QUEUE_ALLOC: a core feature on the kernel, but tcefs has no fault-queue file to hand out (and a
- * fault queue serves only nested domains or PASID page requests, which TCE domains never raise).
- */
-function faultQueueAlloc(_f: IommufdFile, call: IoctlCall): void {
-  if (call.get('flags')) throw new Errno(EOPNOTSUPP, 'flags');
-  throw new Errno(EOPNOTSUPP, 'tcefs serves no fault queue files');
-}
-
-/** VIOMMU_ALLOC: the device is found, but its TCE IOMMU offers no vIOMMU type. */
-function viommuAlloc(f: IommufdFile, call: IoctlCall): void {
-  if (call.get('flags') || call.get('type') === IOMMUFD.IOMMU_VIOMMU_TYPE_DEFAULT) throw new Errno(EOPNOTSUPP, 'flags or type');
-  f.objects.get<IommufdDevice>(call.get('dev_id'), 'device');
-  throw new Errno(EOPNOTSUPP, 'a TCE IOMMU has no vIOMMU');
-}
-
-function vdeviceAlloc(_f: IommufdFile, call: IoctlCall): void {
-  noViommu(call.get('viommu_id'));
-}
-
-function veventqAlloc(f: IommufdFile, call: IoctlCall): void {
-  if (call.get('flags') || call.get('__reserved') || call.get('type') === IOMMUFD.IOMMU_VEVENTQ_TYPE_DEFAULT) {
-    throw new Errno(EOPNOTSUPP, 'flags, __reserved or type');
-  }
-  const depth = call.get('veventq_depth');
-  if (!depth || depth > VEVENTQ_MAX_DEPTH) throw new Errno(EINVAL, `veventq_depth ${depth}`);
-  noViommu(call.get('viommu_id'));
-}
-
-function hwQueueAlloc(f: IommufdFile, call: IoctlCall): void {
-  if (call.get('flags') || call.get('type') === IOMMUFD.IOMMU_HW_QUEUE_TYPE_DEFAULT) throw new Errno(EOPNOTSUPP, 'flags or type');
-  const length = call.get64('length');
-  if (length === 0n) throw new Errno(EINVAL, 'length 0');
-  if (call.get64('nesting_parent_iova') + length - 1n > U64_MAX) throw new Errno(EOVERFLOW, 'range wraps');
-  noViommu(call.get('viommu_id'));
-}
 
 /** NOIOMMU_GET_PA: a kernel built without CONFIG_IOMMUFD_NOIOMMU, as any kernel with a real IOMMU is meant to be. */
 function noiommuGetPa(): void {
@@ -110,13 +15,5 @@ function noiommuGetPa(): void {
 }
 
 export const hostLacksCommands = {
-  IOMMU_HWPT_SET_DIRTY_TRACKING: setDirtyTracking,
-  IOMMU_HWPT_GET_DIRTY_BITMAP: getDirtyBitmap,
-  IOMMU_HWPT_INVALIDATE: invalidate,
-  IOMMU_FAULT_QUEUE_ALLOC: faultQueueAlloc,
-  IOMMU_VIOMMU_ALLOC: viommuAlloc,
-  IOMMU_VDEVICE_ALLOC: vdeviceAlloc,
-  IOMMU_VEVENTQ_ALLOC: veventqAlloc,
-  IOMMU_HW_QUEUE_ALLOC: hwQueueAlloc,
   IOMMU_IOAS_NOIOMMU_GET_PA: noiommuGetPa,
 };

@@ -10,8 +10,9 @@
 //   one domain.
 import { EINVAL, Errno } from '../../errno.ts';
 import { DmaDirection, SLOTS, type LockedMemoryAccount, type Pe, type Slot, type TceHost, type TceTable } from '../../tce/index.ts';
-import type { IommufdObject } from './id-table.ts';
-import type { Area, Ioas, IoasDomain } from './ioas.ts';
+import type { PagingHwpt } from './backend.ts';
+import type { FaultQueue } from './eventq.ts';
+import type { Area, Ioas } from './ioas.ts';
 import type { Range } from './ranges.ts';
 
 export interface WindowSpec {
@@ -20,10 +21,12 @@ export interface WindowSpec {
   levels: number;
 }
 
-export class HwptPaging implements IommufdObject, IoasDomain {
+export class HwptPaging implements PagingHwpt {
   readonly kind = 'hwpt_paging';
+  readonly backend = 'tce';
   id = 0;
   users = 1;
+  fault?: FaultQueue;
   readonly windows: [TceTable | null, TceTable | null] = [null, null];
   /** PEs the windows are programmed into, with the number of attached devices behind each. */
   private readonly pes = new Map<Pe, number>();
@@ -218,6 +221,7 @@ export class HwptPaging implements IommufdObject, IoasDomain {
   }
 
   destroy(): void {
+    if (this.fault) this.fault.users--;
     this.ioas.removeDomain(this);
     this.ioas.users--;
     for (const pe of this.pes.keys()) pe.block();

@@ -5,7 +5,7 @@
 //
 // With no domain nothing is pinned: a MAP only records the address, as the kernel does. The first domain
 // pins every area and maps it; the last one to leave unpins.
-import { EADDRINUSE, EEXIST, EINVAL, ENOENT, ENOSPC, EOVERFLOW, Errno } from '../../errno.ts';
+import { EADDRINUSE, EBUSY, EEXIST, EINVAL, ENOENT, ENOSPC, EOVERFLOW, Errno } from '../../errno.ts';
 import type { TceHost } from '../../tce/index.ts';
 import { IOMMUFD } from '../../uapi/constants.ts';
 import type { IommufdObject } from './id-table.ts';
@@ -15,6 +15,8 @@ import { complement, overlaps, U64_MAX, union, type Range } from './ranges.ts';
 export interface Area extends Range {
   /** The user address mapped at `start`. */
   userVa: bigint;
+  /** Objects holding the area whole (a vIOMMU's hardware queue, viommu.ts): UNMAP is EBUSY while any does. */
+  locks?: number;
   /** What backs the area: the process that issued the MAP, or the memfd of a MAP_FILE. */
   owner: string;
   /** The process charged for the pinned pages when that is not `owner` (file-backed areas). */
@@ -281,6 +283,30 @@ export class Ioas implements IommufdObject {
   }
 
   /**
+   * Hold the areas under [iova, last] (the whole range must be mapped: ENOENT), so that UNMAP of any of
+   * them is EBUSY until `release` runs.
+   */
+  lock(iova: bigint, last: bigint): { release(): void } {
+    const held: Area[] = [];
+    for (let at = iova; ; ) {
+      const a = this.areaAt(at);
+      if (!a) throw new Errno(ENOENT, `0x${at.toString(16)} is not mapped`);
+      held.push(a);
+      if (a.last >= last) break;
+      at = a.last + 1n;
+    }
+    for (const a of held) a.locks = (a.locks ?? 0) + 1;
+    let released = false;
+    return {
+      release: () => {
+        if (released) return;
+        released = true;
+        for (const a of held) a.locks!--;
+      },
+    };
+  }
+
+  /**
    * IOMMU_IOAS_UNMAP: whole areas only; areas met before a partial one are already gone when it fails,
    * and `progress.bytes` says how much that was (VFIO compat reports it).
    */
@@ -290,6 +316,7 @@ export class Ioas implements IommufdObject {
     // Ascending order, each area found from the one before it (areas never overlap).
     let a = this.lowestIntersecting(iova, last);
     while (a) {
+      if (a.locks) throw new Errno(EBUSY, `area 0x${a.start.toString(16)} is held by ${a.locks} object(s)`);
       if (a.start < iova || a.last > last) throw new Errno(ENOENT, `area 0x${a.start.toString(16)}-0x${a.last.toString(16)} is not inside the range`);
       this.remove(a);
       removed += a.last - a.start + 1n;
@@ -328,6 +355,7 @@ export class Ioas implements IommufdObject {
   unmapAll(): bigint {
     let removed = 0n;
     for (const a of this.areas.valuesArray()) {
+      if (a.locks) throw new Errno(EBUSY, `area 0x${a.start.toString(16)} is held by ${a.locks} object(s)`);
       this.remove(a);
       removed += a.last - a.start + 1n;
     }
@@ -343,6 +371,16 @@ export class Ioas implements IommufdObject {
     const reserved = this.reservedRanges();
     if (sorted.some((r) => reserved.some((x) => overlaps(x, r)))) throw new Errno(EADDRINUSE, 'an allowed range is reserved');
     this.allowed = sorted;
+  }
+
+  /**
+   * Reserve a range for `owner` beside the domains' (the selftest's ADD_RESERVED); EADDRINUSE when an
+   * area or an allowed range is in it.
+   */
+  reserve(owner: object, r: Range): void {
+    if (this.overlapsArea(r) || this.allowed.some((x) => overlaps(x, r))) throw new Errno(EADDRINUSE, 'the range is mapped or allowed');
+    this.reserved.set(owner, [...(this.reserved.get(owner) ?? []), r]);
+    this.domainsChanged();
   }
 
   /**
