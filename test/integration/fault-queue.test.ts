@@ -18,6 +18,8 @@ describe('fault queue files under tcefs run', () => {
       write_unknown_cookie: '-EINVAL', write_bad_code: '-EINVAL', write_not_whole: '-ESPIPE', pwrite_offset: '-ESPIPE', write_zero: '0',
       ioctl_on_queue: '-ENOTTY',
       bind: '0', ioas_alloc: '0', hwpt_with_fault: '-EOPNOTSUPP', hwpt_with_bad_fault: '-EOPNOTSUPP',
+      pasid_attach_ioas: '-EINVAL', pasid_attach_missing: '-ENOENT', pasid_attach_short: '-EINVAL', rid_attach: '0',
+      pasid_attach_hwpt: '-EINVAL', pasid_detach_unattached: '0', detach_bad_flags: '-EINVAL',
       veventq_no_viommu: '-ENOENT', veventq_depth_zero: '-EINVAL',
       destroy_open: '-EBUSY', close: '0', destroy_dup_open: '-EBUSY', read_dup: '0', close_dup: '0', read_closed: '-EBADF',
       destroy_closed: '0', destroy_again: '-ENOENT',
