@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <linux/iommufd.h>
 #include <linux/vfio.h>
@@ -65,6 +66,8 @@ int main(int argc, char **argv)
 
 	struct iommu_hwpt_pgfault rec[4];
 	show("read_empty", read(q, rec, sizeof(rec)));
+	struct stat st;
+	check("fstat_after_read", fstat(q, &st) == 0 && !S_ISCHR(st.st_mode));
 	show("read_zero", read(q, rec, 0));
 	show("read_not_whole", read(q, rec, sizeof(rec[0]) + 1));
 	show("pread_offset", pread(q, rec, sizeof(rec), 8));

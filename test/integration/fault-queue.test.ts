@@ -13,7 +13,7 @@ describe('fault queue files under tcefs run', () => {
       alloc_bad_flags: '-EOPNOTSUPP', alloc: '0', fd_is_new: '1', cloexec: '1', fault_id: '1',
       fd_name: 'anon_inode:[iommufd-pgfault]',
       // Never blocking: an empty queue reads 0 bytes, O_NONBLOCK or not; only whole records, at offset 0.
-      read_empty: '0', read_zero: '0', read_not_whole: '-ESPIPE', pread_offset: '-ESPIPE', pread_zero: '0', read_nonblock: '0',
+      read_empty: '0', fstat_after_read: '1', read_zero: '0', read_not_whole: '-ESPIPE', pread_offset: '-ESPIPE', pread_zero: '0', read_nonblock: '0',
       poll_writable: '1', poll_writable_revents: '0x4,0x0', poll_empty_times_out: '0', poll_other_fd: '1', poll_other_fd_revents: '0x0,0x1',
       write_unknown_cookie: '-EINVAL', write_bad_code: '-EINVAL', write_not_whole: '-ESPIPE', pwrite_offset: '-ESPIPE', write_zero: '0',
       ioctl_on_queue: '-ENOTTY',
