@@ -36,6 +36,7 @@ import {
 import { canonicalNr, FILE_KIND_BIT, ioctl, IOCTLS, ioctlsFor, pointerLength, requestValue, type FileKind, type IoctlDecl } from '../src/uapi/ioctls.ts';
 import { decode, encode, readScalar, writeScalar, type Field, type Scalar, type StructLayout } from '../src/uapi/layout.ts';
 import { iommu_hwpt_spapr_tce, iommu_iova_range } from '../src/uapi/structs.ts';
+import { TEST_OP } from '../src/uapi/selftest.ts';
 import { startDaemon, type RunningDaemon } from '../test/helpers/daemon.ts';
 import { leakProblems, readViews, waitForClean, type Views } from '../test/helpers/leaks.ts';
 
@@ -891,6 +892,11 @@ class Lane {
     };
     const whole = this.rng.chance(0.7);
     switch (decl.name) {
+      case 'IOMMU_TEST_CMD':
+        // A known op on a plausible object, so the run reaches the ops and not only their EOPNOTSUPP.
+        put('op', BigInt(this.rng.pick(Object.values(TEST_OP))));
+        put('id', BigInt(this.rng.pick(this.ids)));
+        return;
       case 'VFIO_IOMMU_UNMAP_DMA':
       case 'IOMMU_IOAS_UNMAP':
       case 'IOMMU_IOAS_COPY': {
