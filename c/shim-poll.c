@@ -28,6 +28,8 @@
 /* How long one slice of waiting on the other fds lasts before the queues are asked again. */
 #define SLICE_NS (10 * 1000 * 1000L)
 
+extern void __chk_fail(void) __attribute__((noreturn));
+
 static int is_queue(int fd)
 {
 	int k = fd >= 0 ? fd_rw_kind(fd) : 0;
@@ -118,7 +120,7 @@ int __poll_chk(struct pollfd *fds, nfds_t n, int timeout, size_t fdslen);
 EXPORT int __poll_chk(struct pollfd *fds, nfds_t n, int timeout, size_t fdslen)
 {
 	if (fdslen / sizeof(*fds) < n)
-		abort();
+		__chk_fail();
 	return poll(fds, n, timeout);
 }
 
@@ -126,6 +128,6 @@ int __ppoll_chk(struct pollfd *fds, nfds_t n, const struct timespec *timeout, co
 EXPORT int __ppoll_chk(struct pollfd *fds, nfds_t n, const struct timespec *timeout, const sigset_t *mask, size_t fdslen)
 {
 	if (fdslen / sizeof(*fds) < n)
-		abort();
+		__chk_fail();
 	return ppoll(fds, n, timeout, mask);
 }

@@ -128,7 +128,10 @@ export class TcefsFs {
         if (path.startsWith(releasePrefix)) return self.awaitRelease(path.slice(releasePrefix.length), cb);
         const n = self.node(path);
         if (n) return cb(0, self.stat(n, path));
-        if (path.startsWith(claimPrefix) && self.daemon.files.isPending(parseInt(path.slice(claimPrefix.length), 16))) {
+        // A pending file, and one claimed and still open: fstat() on its fd comes here once a write
+        // has dropped the attributes the kernel cached at the claim.
+        const claimed = path.startsWith(claimPrefix) ? parseInt(path.slice(claimPrefix.length), 16) : NaN;
+        if (claimed && (self.daemon.files.isPending(claimed) || self.channels.has(claimed))) {
           return cb(0, self.stat({ type: 'device', open: () => undefined as never }, path));
         }
         if (path.startsWith(irqPrefix) && self.daemon.irqEvents(parseInt(path.slice(irqPrefix.length), 16))) {
