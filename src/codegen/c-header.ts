@@ -142,6 +142,7 @@ export function protocolHeader(): string {
     def('TCEFS_OP_HANDLE', 2),
     def('TCEFS_OP_REGION_READ', 3),
     def('TCEFS_OP_REGION_WRITE', 4),
+    def('TCEFS_OP_FAIL_NTH', 5),
     def('TCEFS_HANDLE_NONE', F.HANDLE_NONE),
     def('TCEFS_HANDLE_FOREIGN', `0x${F.HANDLE_FOREIGN.toString(16)}`),
     def('TCEFS_HANDLE_IN_RESULT', `0x${F.HANDLE_IN_RESULT.toString(16)}u`),

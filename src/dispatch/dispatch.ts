@@ -1,7 +1,8 @@
 // Run the requests of a frame against the file it was written to, in order, one answer each.
 // Dispatch is by file kind: the file's command table decides what a number means.
 import createDebug from 'debug';
-import { EIO, ENOMEM, ENOTTY, Errno, errnoName } from '../errno.ts';
+import { EIO, ENOMEM, ENOTTY, EOPNOTSUPP, ERANGE, Errno, errnoName } from '../errno.ts';
+import type { FaultInjector } from '../tce/faults.ts';
 import { canonicalNr, FILE_KIND_BIT } from '../uapi/ioctls.ts';
 import { decode } from '../uapi/layout.ts';
 import { Op, type Answer, type Blob, type Request, type RequestFrame, MAX_FRAME } from '../transport/frame.ts';
@@ -24,17 +25,47 @@ function answer(req: Request, result: bigint, out: Buffer = EMPTY, blobs: Blob[]
  */
 export const MAX_REPLY = 2 * MAX_FRAME;
 
-export function runFrame(file: OpenFile, frame: RequestFrame): Answer[] {
+/**
+ * Run a frame's requests in order. `faults` is the injector whose fail-nth a FAIL_NTH request sets for
+ * the requests after it; without one (or for a counter past 32 bits) that request fails and the others
+ * run without injection.
+ */
+export function runFrame(file: OpenFile, frame: RequestFrame, faults?: FaultInjector): Answer[] {
   let budget = MAX_REPLY;
-  return frame.requests.map((r) => {
+  const answers: Answer[] = [];
+  let nthAnswer = -1;
+  const run = (r: Request) => {
     const a = runRequest(file, r, frame.pid);
     let bytes = a.out.length;
     for (const b of a.blobs) bytes += b.data.length;
     budget -= bytes;
-    if (budget >= 0) return a;
+    if (budget >= 0) return answers.push(a);
     warn('reply budget of %d bytes exceeded by %s', MAX_REPLY, file);
-    return { ...a, result: BigInt(-ENOMEM), out: Buffer.alloc(0), blobs: [], newHandle: 0, handleField: 0 };
-  });
+    answers.push({ ...a, result: BigInt(-ENOMEM), out: Buffer.alloc(0), blobs: [], newHandle: 0, handleField: 0 });
+  };
+  if (!frame.requests.some((r) => r.op === Op.FAIL_NTH)) {
+    for (const r of frame.requests) run(r);
+    return answers;
+  }
+  const runAll = () => {
+    for (const r of frame.requests) {
+      if (r.op !== Op.FAIL_NTH) run(r);
+      else if (!faults) answers.push(answer(r, BigInt(-EOPNOTSUPP)));
+      else if (r.arg > 0xffff_ffffn) answers.push(answer(r, BigInt(-ERANGE)));
+      else {
+        // A later FAIL_NTH sets the counter again; the last one answers what is left at the end.
+        faults.nth = Number(r.arg);
+        nthAnswer = answers.length;
+        answers.push(answer(r, 0n));
+      }
+    }
+  };
+  if (!faults) runAll();
+  else {
+    const nth = faults.withNth(0, runAll);
+    if (nthAnswer >= 0) answers[nthAnswer].result = BigInt(nth);
+  }
+  return answers;
 }
 
 export function runRequest(file: OpenFile, req: Request, pid: number): Answer {
@@ -50,6 +81,9 @@ export function runRequest(file: OpenFile, req: Request, pid: number): Answer {
     }
     case Op.REGION_WRITE:
       return answer(req, BigInt(guard(() => file.regionWrite(req.arg, req.argData))));
+    case Op.FAIL_NTH:
+      // Only a frame sets a thread's counter (runFrame); a lone request has no thread to set it for.
+      return answer(req, BigInt(-EOPNOTSUPP));
   }
 }
 

@@ -26,8 +26,13 @@ export const enum Op {
   REGION_READ = 3,
   /** Write the argument bytes to device region space at offset `arg` (pwrite on a device fd). */
   REGION_WRITE = 4,
+  /**
+   * The sending thread's fail-nth counter is `arg` for the requests that follow in the frame; the answer's
+   * result is what is left of it after the last of them (docs/protocol.md, "Fault injection").
+   */
+  FAIL_NTH = 5,
 }
-const MAX_OP = Op.REGION_WRITE;
+const MAX_OP = Op.FAIL_NTH;
 
 /** Handle value for a client fd that is not open: fd-valued fields that need a file then fail with EBADF. */
 export const HANDLE_NONE = 0;

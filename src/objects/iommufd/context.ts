@@ -56,7 +56,7 @@ export class IommufdFile extends OpenFile {
 
   constructor(path: string, readonly daemon: Daemon) {
     super(path);
-    this.objects = new IdTable(daemon.options.maxObjects);
+    this.objects = new IdTable(daemon.options.maxObjects, daemon.host.faults);
   }
 
   static readonly table = new CommandTable<IommufdFile>('iommufd', {
@@ -301,8 +301,9 @@ export class IommufdFile extends OpenFile {
     let windows = HwptPaging.defaultWindows(pe);
     if (type === TCEFS_EXT.IOMMU_HWPT_DATA_SPAPR_TCE) windows = spaprWindows(call.readPointer('data_uptr'));
     else if (type !== IOMMUFD.IOMMU_HWPT_DATA_NONE) throw new Errno(EOPNOTSUPP, `data_type 0x${type.toString(16)}`);
-    const hwpt = HwptPaging.create(this.daemon.host, pt as Ioas, pe, windows, false, this.daemon.host.account(call.owner));
-    call.set('out_hwpt_id', this.objects.insert(hwpt).id);
+    const host = this.daemon.host;
+    const hwpt = this.objects.create(() => HwptPaging.create(host, pt as Ioas, pe, windows, false, host.account(call.owner)));
+    call.set('out_hwpt_id', hwpt.id);
     call.respond();
   }
 

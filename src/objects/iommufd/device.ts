@@ -21,14 +21,16 @@ export class IommufdDevice implements IommufdObject {
   static bind(ctx: IommufdFile, fn: PciFunction): IommufdDevice {
     const g = fn.group;
     if (g.dmaOwner && g.dmaOwner !== ctx) throw new Errno(EBUSY, `group ${g.id}'s DMA belongs to someone else`);
-    if (!g.dmaOwner) {
-      g.pe.takeOwnership();
-      g.pe.block();
-      g.dmaOwner = ctx;
-    }
-    g.iommufdDevices++;
-    ctx.bound++;
-    return ctx.objects.insert(new IommufdDevice(ctx, fn));
+    return ctx.objects.create(() => {
+      if (!g.dmaOwner) {
+        g.pe.takeOwnership();
+        g.pe.block();
+        g.dmaOwner = ctx;
+      }
+      g.iommufdDevices++;
+      ctx.bound++;
+      return new IommufdDevice(ctx, fn);
+    });
   }
 
   /** ATTACH_IOMMUFD_PT: to an IOAS (an automatic domain) or a paging HWPT; an attached device is replaced. */
@@ -46,7 +48,8 @@ export class IommufdDevice implements IommufdObject {
       }
     }
     const pe = this.fn.group.pe;
-    const d = this.ctx.objects.insert(HwptPaging.create(this.ctx.daemon.host, ioas, pe, HwptPaging.defaultWindows(pe), true, this.ctx.daemon.host.account(owner)));
+    const host = this.ctx.daemon.host;
+    const d = this.ctx.objects.create(() => HwptPaging.create(host, ioas, pe, HwptPaging.defaultWindows(pe), true, host.account(owner)));
     try {
       return this.attachTo(d);
     } catch (e) {
@@ -63,6 +66,8 @@ export class IommufdDevice implements IommufdObject {
         throw new Errno(EINVAL, `device ${o.id} of the same group is attached to HWPT ${o.hwpt.id}`);
       }
     }
+    // The device's reserved regions are enforced on the IOAS before anything changes (iommufd's point).
+    this.ctx.daemon.host.faults.check('iommufd', EINVAL, 'reserved regions');
     const old = this.hwpt;
     const pe = this.fn.group.pe;
     if (old) old.detachPe(pe);
