@@ -2,8 +2,9 @@
 # Make this machine able to run tcefs and its tests; quick and silent when everything is already there.
 # Installs from Debian: libfuse2 (fuse-native's prebuilt binding loads libfuse.so.2), fuse (fusermount),
 # gcc (the C client library and C tests), strace (a test watches the shim's prctl), qemu-system-ppc (a real
-# VFIO client), cpio (the POWER guest's initramfs), pciutils (lspci) and dpdk (its EAL bus scan), real
-# clients of the emulated sysfs, and libcap-dev (the kernel's iommufd selftests); from npm: the locked dependencies.
+# VFIO client), cpio (the POWER guest's initramfs), libcap-dev (the
+# kernel's iommufd selftests link -lcap), pciutils (lspci) and dpdk (its EAL bus scan), real
+# clients of the emulated sysfs; from npm: the locked dependencies.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,7 +18,6 @@ command -v qemu-system-ppc64 >/dev/null 2>&1 || need+=(qemu-system-ppc)
 command -v lspci >/dev/null 2>&1 || need+=(pciutils)
 [ -e /usr/lib/x86_64-linux-gnu/librte_bus_pci.so.23 ] || need+=(dpdk)
 command -v cpio >/dev/null 2>&1 || need+=(cpio)
-# libcap: the kernel's iommufd selftests link it (-lcap).
 [ -e /usr/include/sys/capability.h ] || need+=(libcap-dev)
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}" >&2

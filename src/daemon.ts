@@ -10,6 +10,8 @@ import { MmContext } from './objects/vfio/prereg.ts';
 import { IommufdFile } from './objects/iommufd/context.ts';
 import { DeviceFile } from './objects/vfio/device.ts';
 import type { IrqEvents } from './objects/vfio/irq-events.ts';
+import { SelftestState } from './objects/iommufd/selftest/state.ts';
+import { isMapped, readMaps } from './devices/process-maps.ts';
 
 /** The TCE backend's view of a topology. */
 export function hostConfig(t: Topology) {
@@ -31,6 +33,8 @@ export interface DaemonOptions {
   maxObjects?: number;
   /** What of the real host's sysfs is listed beside the emulated one (modules; PCI with `--host-pci`). */
   host?: HostSysfs;
+  /** Serve CONFIG_IOMMUFD_TEST's IOMMU_TEST_CMD and its mock IOMMU (`--selftest`); ENOTTY without. */
+  selftest?: boolean;
 }
 
 export class Daemon {
@@ -40,6 +44,8 @@ export class Daemon {
   readonly files = new FileRegistry();
   readonly started = new Date();
   tree: Node & { type: 'dir' };
+  /** The selftest's global state, with --selftest only. */
+  readonly selftest?: SelftestState;
   /** Open interrupt event files (.tcefs/irq/<handle>), by FUSE file handle. */
   readonly irqStreams = new Map<number, IrqEvents>();
 
@@ -48,6 +54,14 @@ export class Daemon {
 
   constructor(readonly topology: Topology, readonly options: DaemonOptions = {}) {
     this.host = new TceHost(hostConfig(topology));
+    if (options.selftest) {
+      this.selftest = new SelftestState();
+      // The selftests map holes on purpose and expect EFAULT when the pages are pinned.
+      this.host.memory.isMapped = (owner, ua, length) => {
+        const pid = /^pid:(\d+)$/.exec(owner)?.[1];
+        return pid === undefined || isMapped(readMaps(Number(pid)), ua, length);
+      };
+    }
     this.inventory = new Inventory(topology, this.host);
     this.files.afterRelease = () => this.host.pruneIdleAccounts();
     this.tree = buildTree(this);

@@ -25,6 +25,7 @@ program
   .addOption(new Option('--vfio-container <kind>', 'what /dev/vfio/vfio is (overrides the topology)').choices(['legacy', 'iommufd']))
   .addOption(new Option('--page-size <size>', "the emulated host's page size (overrides the topology; see docs/page-size.md)").choices(['4K', '64K']))
   .option('--host-pci', "merge the host's real PCI functions into the emulated /sys/bus/pci/devices (emulated ones win)")
+  .option('--selftest', "serve CONFIG_IOMMUFD_TEST's IOMMU_TEST_CMD and mock IOMMU for the kernel's iommufd selftests (4K pages unless --page-size)")
   // The daemon is loaded only by the command that runs it, so every other command starts quickly.
   .action(async (dir, opts) => (await import('./mount.ts')).mountCommand(dir, opts));
 

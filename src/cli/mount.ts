@@ -23,7 +23,7 @@ const UNMOUNT_POLL_MS = 1000;
 
 export async function mountCommand(
   dir: string,
-  opts: { topology?: string; allowOther?: boolean; strictKernel?: boolean; maxObjects?: number; vfioContainer?: 'legacy' | 'iommufd'; pageSize?: '4K' | '64K'; hostPci?: boolean },
+  opts: { topology?: string; allowOther?: boolean; strictKernel?: boolean; maxObjects?: number; vfioContainer?: 'legacy' | 'iommufd'; pageSize?: '4K' | '64K'; hostPci?: boolean; selftest?: boolean },
 ): Promise<void> {
   let topology: Topology;
   try {
@@ -34,6 +34,8 @@ export async function mountCommand(
   }
   if (opts.vfioContainer) topology.vfioContainer = opts.vfioContainer;
   if (opts.pageSize) topology.hostPageShift = opts.pageSize === '4K' ? 12 : 16;
+  // The selftests count pins and align in the client's own pages (4K on the machines that run them).
+  else if (opts.selftest) topology.hostPageShift = 12;
   if (opts.maxObjects !== undefined && !(Number.isSafeInteger(opts.maxObjects) && opts.maxObjects > 0)) {
     console.error('tcefs: --max-objects takes a positive integer');
     process.exit(2);
@@ -42,7 +44,7 @@ export async function mountCommand(
   const host = scanHost(!!opts.hostPci);
   let daemon: Daemon;
   try {
-    daemon = new Daemon(topology, { strictKernel: !!opts.strictKernel, maxObjects: opts.maxObjects, host });
+    daemon = new Daemon(topology, { strictKernel: !!opts.strictKernel, maxObjects: opts.maxObjects, host, selftest: !!opts.selftest });
   } catch (e) {
     // What the topology names but cannot be had (a model's backing file) is the topology's fault too.
     console.error(`tcefs: ${(e as Error).message}`);

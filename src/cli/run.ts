@@ -34,6 +34,7 @@ export interface RunOptions {
   vfioContainer?: 'legacy' | 'iommufd';
   pageSize?: '4K' | '64K';
   hostPci?: boolean;
+  selftest?: boolean;
 }
 
 export function registerRun(program: Command): void {
@@ -46,6 +47,7 @@ export function registerRun(program: Command): void {
     .addOption(new Option('--vfio-container <kind>', 'what /dev/vfio/vfio is in the private mount (as tcefs mount)').choices(['legacy', 'iommufd']))
     .addOption(new Option('--page-size <size>', "the private mount's host page size (as tcefs mount)").choices(['4K', '64K']))
     .option('--host-pci', "the private mount also lists the host's real PCI functions (the emulated ones win)")
+    .option('--selftest', 'the private mount serves IOMMU_TEST_CMD and the mock IOMMU (as tcefs mount)')
     .action((cmd: string[], opts: RunOptions) => runCommand(cmd, opts));
 }
 
@@ -105,6 +107,7 @@ async function startDaemon(mount: string, opts: RunOptions): Promise<PrivateDaem
   if (opts.vfioContainer) args.push('--vfio-container', opts.vfioContainer);
   if (opts.pageSize) args.push('--page-size', opts.pageSize);
   if (opts.hostPci) args.push('--host-pci');
+  if (opts.selftest) args.push('--selftest');
   // Even if this process is killed outright (SIGKILL), the daemon gets SIGTERM and unmounts.
   const setpriv = await findSetpriv();
   const [file, argv] = setpriv ? [setpriv, ['--pdeathsig', 'TERM', '--', process.execPath, ...args]] : [process.execPath, args];
@@ -175,7 +178,7 @@ export async function runCommand(cmd: string[], opts: RunOptions): Promise<never
     if (opts.hostPci) fail('--host-pci is chosen when the mount starts (tcefs mount --host-pci)', 2);
     mount = resolve(opts.mount);
     // A running mount has its host already: these would silently do nothing.
-    if (opts.topology || opts.vfioContainer || opts.pageSize) fail('--topology, --vfio-container and --page-size shape a private mount; they cannot go with --mount', 2);
+    if (opts.topology || opts.vfioContainer || opts.pageSize || opts.selftest) fail('--topology, --vfio-container, --page-size and --selftest shape a private mount; they cannot go with --mount', 2);
     if (!(await isTcefsMount(mount))) fail(`${mount} is not a tcefs mount (start one with: tcefs mount ${mount})`, 2);
   } else {
     work = await mkdtemp(join(tmpdir(), 'tcefs-run-'));

@@ -96,6 +96,11 @@ export class HostMemory {
   private readonly span: Span = { start: 0n, end: 0n };
   /** Told when an owner's last pin goes (device DMA closes its handle on that process's memory). */
   onOwnerIdle?: (owner: string) => void;
+  /**
+   * Whether [ua, ua + length) of `owner` is memory at all; a pin of what is not fails EFAULT, as
+   * get_user_pages does. Unset, every address counts as mapped.
+   */
+  isMapped?: (owner: string, ua: bigint, length: bigint) => boolean;
 
   constructor(readonly hostPageShift = 16, private readonly faults?: FaultInjector) {
     if (hostPageShift !== 12 && hostPageShift !== 16) fail(EINVAL, `host page shift ${hostPageShift} unsupported`);
@@ -116,6 +121,7 @@ export class HostMemory {
     if (start === end) return 0n;
     // Everything that can fail is checked before the runs change, so a failed pin leaves nothing to undo.
     if (end > OWNER_SPAN) fail(ENOMEM, `0x${(end - 1n).toString(16)} is beyond the emulated host's 48-bit reach`);
+    if (this.isMapped && !this.isMapped(owner, ua, length)) fail(EFAULT, `${owner}: 0x${ua.toString(16)}+0x${length.toString(16)} is not mapped`);
     const base = this.slotBase(owner);
     let runs = this.owners.get(owner);
     if (!runs) this.owners.set(owner, (runs = new PinRuns()));

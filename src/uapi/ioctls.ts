@@ -6,6 +6,7 @@
 // fields are user pointers (and how long the pointed data is), and which fields hold file descriptors.
 import { offsetofend, type StructLayout } from './layout.ts';
 import * as S from './structs.ts';
+import { iommu_test_cmd } from './selftest.ts';
 
 export const IOCTL_TYPE = 0x3b; // ';' for both VFIO and iommufd
 export const VFIO_BASE = 100;
@@ -160,6 +161,9 @@ const I: IoctlDecl[] = [
     name: 'IOMMU_IOAS_NOIOMMU_GET_PA', nr: cmd(21), arg: 'size', struct: S.iommu_ioas_noiommu_get_pa,
     minsz: end(S.iommu_ioas_noiommu_get_pa, 'out_phys'), kinds: ['iommufd'],
   },
+  // CONFIG_IOMMUFD_TEST (iommufd_test.h; test/fixtures/linux-7.3-iommufd-test.json): answered only with
+  // --selftest. Every op's data lives in the struct; pointed memory is reached through /proc/<pid>/mem.
+  { name: 'IOMMU_TEST_CMD', nr: cmd(32), arg: 'size', struct: iommu_test_cmd, minsz: end(iommu_test_cmd, 'last'), kinds: ['iommufd'] },
 
   // ---- container (/dev/vfio/vfio; also answered by an iommufd in compat mode) ----
   { name: 'VFIO_GET_API_VERSION', nr: vfio(0), arg: 'none', kinds: ['container', 'iommufd'] },

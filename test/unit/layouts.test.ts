@@ -7,17 +7,20 @@ import { ALL_CONSTANTS } from '../../src/uapi/constants.ts';
 import { canonicalNr, IOCTLS, requestValue } from '../../src/uapi/ioctls.ts';
 import { decode, encode, readField } from '../../src/uapi/layout.ts';
 import { ALL_STRUCTS, vfio_iommu_spapr_tce_create } from '../../src/uapi/structs.ts';
+import { ALL_SELFTEST_CONSTANTS, SELFTEST_STRUCTS } from '../../src/uapi/selftest.ts';
 
 const fixture = (name: string) => fileURLToPath(new URL(`../fixtures/${name}`, import.meta.url));
 const measured = JSON.parse(readFileSync(fixture('linux-uapi-layouts.json'), 'utf8'));
 const added = JSON.parse(readFileSync(fixture('linux-7.3-uapi-additions.json'), 'utf8'));
+/** iommufd_test.h of 7.3 (CONFIG_IOMMUFD_TEST), measured by scripts/selftest-headers.ts. */
+const selftest = JSON.parse(readFileSync(fixture('linux-7.3-iommufd-test.json'), 'utf8'));
 // The copy the fixture was taken from, beside the project where the workspace has it (as CI does).
 const sharedPath = fileURLToPath(new URL('../../../shared/abi/linux-uapi-layouts.json', import.meta.url));
 
 /** The fixture and the Linux 7.3 additions as one set of facts. */
 const abi = {
   structs: { ...measured.structs, ...added.structs },
-  ioctls: { ...measured.ioctls, ...added.ioctls },
+  ioctls: { ...measured.ioctls, ...added.ioctls, ...selftest.ioctls },
   constants: { ...measured.constants, ...added.constants },
   collisions: measured.collisions,
 };
@@ -55,6 +58,22 @@ describe('struct layouts equal the measured kernel headers', () => {
       // And we declare nothing the header does not have (nested members are `outer.inner`).
       const top = s.fields.filter((f) => !f.name.includes('.')).map((f) => f.name);
       expect(top.sort()).toEqual(measured.fields.map((f: { name: string }) => f.name).sort());
+    });
+  }
+});
+
+describe('the selftest uAPI equals the measured iommufd_test.h', () => {
+  it('names its header and declares every struct and constant measured there', () => {
+    expect(Object.keys(selftest.source.files)).toEqual(['drivers/iommu/iommufd/iommufd_test.h']);
+    expect(SELFTEST_STRUCTS.map((s) => s.name).sort()).toEqual(Object.keys(selftest.structs).sort());
+    expect(ALL_SELFTEST_CONSTANTS).toEqual(selftest.constants);
+  });
+  for (const s of SELFTEST_STRUCTS) {
+    it(`struct ${s.name}, union members field by field`, () => {
+      const m = selftest.structs[s.name];
+      expect([s.size, s.align]).toEqual([m.size, m.align]);
+      const ours = s.fields.map((f) => ({ name: f.name, offset: f.offset, size: f.size }));
+      expect(ours.sort((a, b) => a.name.localeCompare(b.name))).toEqual([...m.fields].sort((a: { name: string }, b: { name: string }) => a.name.localeCompare(b.name)));
     });
   }
 });

@@ -17,27 +17,16 @@ import { changeProcess, mapFile } from './map-file.ts';
 import type { IommuGroup } from '../inventory.ts';
 import { spaprCommands, SpaprIommu } from '../vfio/spapr.ts';
 import { IommufdDevice } from './device.ts';
-import { HwptPaging, type WindowSpec } from './hwpt.ts';
-import { TCEFS_EXT } from '../../uapi/constants.ts';
-import { decode, encode } from '../../uapi/layout.ts';
-import { iommu_hw_info_spapr_tce, iommu_hwpt_spapr_tce } from '../../uapi/structs.ts';
-
-/** Parse IOMMU_HWPT_DATA_SPAPR_TCE: two window slots; a page_shift of 0 leaves a slot empty. */
-function spaprWindows(data: Buffer): (WindowSpec | null)[] {
-  if (data.length < iommu_hwpt_spapr_tce.size) throw new Errno(EINVAL, `SPAPR TCE data is ${iommu_hwpt_spapr_tce.size} bytes`);
-  const v = decode(iommu_hwpt_spapr_tce, data);
-  if (v.flags || v.__reserved) throw new Errno(EOPNOTSUPP, 'flags or __reserved');
-  return [0, 1].map((slot) => {
-    const shift = Number(v[`window${slot}.page_shift`]);
-    return shift === 0 ? null : { pageShift: shift, levels: Number(v[`window${slot}.levels`]), windowSize: BigInt(v[`window${slot}.window_size`] as bigint) };
-  });
-}
+import { selftestCommands } from './selftest/test-cmd.ts';
+import { TEST_OPS } from './selftest/index.ts';
 
 /** Bytes of a GET_HW_INFO buffer tcefs zero-fills; far more than any hardware info struct. */
 export const HW_INFO_FILL_MAX = 64 * 1024;
 
 const MAP_FLAGS = IOMMUFD.IOMMU_IOAS_MAP_FIXED_IOVA | IOMMUFD.IOMMU_IOAS_MAP_WRITEABLE | IOMMUFD.IOMMU_IOAS_MAP_READABLE;
 const RW = IOMMUFD.IOMMU_IOAS_MAP_WRITEABLE | IOMMUFD.IOMMU_IOAS_MAP_READABLE;
+/** IOMMU_HWPT_ALLOC flags the core knows for a paging domain; the backend decides what it can do. */
+const PAGING_FLAGS = IOMMUFD.IOMMU_HWPT_ALLOC_NEST_PARENT | IOMMUFD.IOMMU_HWPT_ALLOC_DIRTY_TRACKING | IOMMUFD.IOMMU_HWPT_FAULT_ID_VALID | IOMMUFD.IOMMU_HWPT_ALLOC_PASID;
 
 export class IommufdFile extends OpenFile {
   readonly kind = 'iommufd';
@@ -88,7 +77,8 @@ export class IommufdFile extends OpenFile {
   static readonly withSpapr = spaprCommands<IommufdFile>('iommufd').with(IommufdFile.table);
 
   commands(): CommandTable<IommufdFile> {
-    return this.spapr ? IommufdFile.withSpapr : IommufdFile.table;
+    const t = this.spapr ? IommufdFile.withSpapr : IommufdFile.table;
+    return this.daemon.selftest ? selftestCommands(t, TEST_OPS) : t;
   }
 
   /** VFIO_GROUP_SET_CONTAINER with this iommufd: a compat IOAS is made if there is none. */
@@ -285,8 +275,8 @@ export class IommufdFile extends OpenFile {
   }
 
   /**
-   * IOMMU_HWPT_ALLOC: a paging domain on an IOAS for a device's platform. Without data it has the default
-   * 32-bit window; with IOMMU_HWPT_DATA_SPAPR_TCE (a tcefs extension) the caller chooses both windows.
+   * IOMMU_HWPT_ALLOC of a paging domain on an IOAS: the core's checks in the kernel's order, then the
+   * device's backend makes the domain from the flags and driver data (backend.ts).
    */
   private hwptAlloc(call: IoctlCall): void {
     if (call.get('__reserved')) throw new Errno(EOPNOTSUPP, '__reserved');
@@ -296,49 +286,43 @@ export class IommufdFile extends OpenFile {
     const dev = this.objects.get<IommufdDevice>(call.get('dev_id'), 'device');
     const pt = this.objects.find(call.get('pt_id'));
     if (!pt || pt.kind !== 'ioas') throw new Errno(EINVAL, `pt_id ${call.get('pt_id')} is not an IOAS`);
-    if (call.get('flags')) throw new Errno(EOPNOTSUPP, 'TCE domains support no HWPT_ALLOC flags');
-    const pe = dev.fn.group.pe;
-    let windows = HwptPaging.defaultWindows(pe);
-    if (type === TCEFS_EXT.IOMMU_HWPT_DATA_SPAPR_TCE) windows = spaprWindows(call.readPointer('data_uptr'));
-    else if (type !== IOMMUFD.IOMMU_HWPT_DATA_NONE) throw new Errno(EOPNOTSUPP, `data_type 0x${type.toString(16)}`);
-    const host = this.daemon.host;
-    const hwpt = this.objects.create(() => HwptPaging.create(host, pt as Ioas, pe, windows, false, host.account(call.owner)));
+    const flags = call.get('flags');
+    if (flags & ~PAGING_FLAGS) throw new Errno(EOPNOTSUPP, `flags 0x${flags.toString(16)}`);
+    if (flags & IOMMUFD.IOMMU_HWPT_ALLOC_DIRTY_TRACKING && !dev.iommu.dirtyCapable) throw new Errno(EOPNOTSUPP, 'the device has no dirty tracking');
+    if (flags & IOMMUFD.IOMMU_HWPT_FAULT_ID_VALID && flags & IOMMUFD.IOMMU_HWPT_ALLOC_NEST_PARENT) throw new Errno(EOPNOTSUPP, 'a nesting parent takes no fault queue');
+    const data = len ? { type, bytes: call.readPointer('data_uptr') } : undefined;
+    const hwpt = this.objects.create(() => dev.iommu.allocPaging(pt as Ioas, flags, data, call.owner));
+    try {
+      // Fault queues are objects of their own; none exist yet, so a FAULT_ID_VALID id is unknown.
+      if (flags & IOMMUFD.IOMMU_HWPT_FAULT_ID_VALID) this.objects.get(call.get('fault_id'), 'fault');
+    } catch (e) {
+      this.objects.remove(hwpt);
+      throw e;
+    }
     call.set('out_hwpt_id', hwpt.id);
     call.respond();
   }
 
-  /** IOMMU_GET_HW_INFO: the TCE IOMMU's capabilities, so a client can discover the windows it may create. */
+  /** IOMMU_GET_HW_INFO: what the device's IOMMU says of itself (a TCE IOMMU's windows, the mock's register). */
   private hwInfo(call: IoctlCall): void {
     const flags = call.get('flags');
     if (flags & ~IOMMUFD.IOMMU_HW_INFO_FLAG_INPUT_TYPE) throw new Errno(EOPNOTSUPP, 'flags');
     const reserved = call.struct.byName.get('__reserved')!;
     if (call.kbuf.subarray(reserved.offset, reserved.offset + reserved.size).some((b) => b !== 0)) throw new Errno(EOPNOTSUPP, '__reserved');
     const dev = this.objects.get<IommufdDevice>(call.get('dev_id'), 'device');
-    const want = call.get('in_data_type');
-    if (flags & IOMMUFD.IOMMU_HW_INFO_FLAG_INPUT_TYPE && want !== TCEFS_EXT.IOMMU_HW_INFO_TYPE_SPAPR_TCE && want !== IOMMUFD.IOMMU_HW_INFO_TYPE_DEFAULT) {
-      throw new Errno(EOPNOTSUPP, `hw info type 0x${want.toString(16)}`);
-    }
-    const pe = dev.fn.group.pe;
-    const info = encode(iommu_hw_info_spapr_tce, {
-      flags: pe.flavour === 'powernv' ? TCEFS_EXT.IOMMU_HW_INFO_SPAPR_TCE_POWERNV : 0,
-      max_dynamic_windows_supported: pe.maxDynamicWindowsSupported,
-      max_levels: pe.maxLevels,
-      tce32_start: pe.tce32Start,
-      tce32_size: pe.tce32Size,
-      pgsizes: pe.pgsizes,
-      window64_start: pe.window64Start,
-    });
+    const want = flags & IOMMUFD.IOMMU_HW_INFO_FLAG_INPUT_TYPE ? call.get('in_data_type') : IOMMUFD.IOMMU_HW_INFO_TYPE_DEFAULT;
+    const info = dev.iommu.hwInfo(want);
     // The user's buffer gets what fits, zero-filled up to its own length (at most HW_INFO_FILL_MAX: the
     // zeroes travel in the reply, and a 4 GiB data_len must not cost the daemon 4 GiB); data_len then
     // says the real length.
     const userLen = Math.min(call.get('data_len'), HW_INFO_FILL_MAX);
     const out = Buffer.alloc(userLen);
-    info.copy(out, 0, 0, Math.min(userLen, info.length));
+    info.data.copy(out, 0, 0, Math.min(userLen, info.data.length));
     call.writePointer('data_uptr', out);
-    call.set('data_len', info.length);
-    call.set('out_data_type', TCEFS_EXT.IOMMU_HW_INFO_TYPE_SPAPR_TCE);
-    call.set('out_capabilities', 0);
-    call.set('out_max_pasid_log2', 0);
+    call.set('data_len', info.data.length);
+    call.set('out_data_type', info.type);
+    call.set('out_capabilities', info.capabilities);
+    call.set('out_max_pasid_log2', info.maxPasidLog2);
     call.respond();
   }
 
@@ -362,7 +346,8 @@ export class IommufdFile extends OpenFile {
   private teardown(): void {
     for (let left = this.objects.values(); left.length; ) {
       const leaves = left.filter((o) => o.users === 1);
-      for (const o of leaves.length ? leaves : left) this.objects.remove(o);
+      // One object's teardown may take others with it (a selftest device its idev).
+      for (const o of leaves.length ? leaves : left) if (this.objects.find(o.id) === o) this.objects.remove(o);
       left = this.objects.values();
     }
     this.compatIoas = undefined;

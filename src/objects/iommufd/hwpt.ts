@@ -10,8 +10,8 @@
 //   one domain.
 import { EINVAL, Errno } from '../../errno.ts';
 import { DmaDirection, SLOTS, type LockedMemoryAccount, type Pe, type Slot, type TceHost, type TceTable } from '../../tce/index.ts';
-import type { IommufdObject } from './id-table.ts';
-import type { Area, Ioas, IoasDomain } from './ioas.ts';
+import type { PagingHwpt } from './backend.ts';
+import type { Area, Ioas } from './ioas.ts';
 import type { Range } from './ranges.ts';
 
 export interface WindowSpec {
@@ -20,8 +20,9 @@ export interface WindowSpec {
   levels: number;
 }
 
-export class HwptPaging implements IommufdObject, IoasDomain {
+export class HwptPaging implements PagingHwpt {
   readonly kind = 'hwpt_paging';
+  readonly backend = 'tce';
   id = 0;
   users = 1;
   readonly windows: [TceTable | null, TceTable | null] = [null, null];

@@ -349,6 +349,16 @@ export class Ioas implements IommufdObject {
   }
 
   /**
+   * Reserve a range for `owner` beside the domains' (the selftest's ADD_RESERVED); EADDRINUSE when an
+   * area or an allowed range is in it.
+   */
+  reserve(owner: object, r: Range): void {
+    if (this.overlapsArea(r) || this.allowed.some((x) => overlaps(x, r))) throw new Errno(EADDRINUSE, 'the range is mapped or allowed');
+    this.reserved.set(owner, [...(this.reserved.get(owner) ?? []), r]);
+    this.domainsChanged();
+  }
+
+  /**
    * Attach a domain: its non-aperture space becomes reserved (EADDRINUSE if that hits an area or an
    * allowed range; EADDRINUSE if existing areas break the new alignment), then every area is mapped.
    */

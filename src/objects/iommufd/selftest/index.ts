@@ -1,0 +1,7 @@
+// The IOMMU_TEST_CMD ops tcefs serves, one record per area. A new area is a new file here and one line
+// in this list.
+import { bookkeepingOps } from './bookkeeping.ts';
+import { mockDomainOps } from './mock-domain.ts';
+import { TestOpTable } from './test-cmd.ts';
+
+export const TEST_OPS = new TestOpTable([mockDomainOps, bookkeepingOps]);
