@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,6 +162,43 @@ static pid_t named_thread(const char *path)
 	return (pid_t)tid;
 }
 
+/* With the table full: free the slots of files no fd of this process refers to any more. Under the lock. */
+static void reclaim_closed(void)
+{
+	int held[FILES] = { 0 };
+	int dir = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	if (dir < 0)
+		return;
+	char ents[4096] __attribute__((aligned(8)));
+	long n;
+	while ((n = syscall(SYS_getdents64, dir, ents, sizeof(ents))) > 0) {
+		for (long off = 0; off < n;) {
+			struct {
+				uint64_t ino;
+				int64_t off;
+				unsigned short reclen;
+				unsigned char type;
+				char name[];
+			} *d = (void *)(ents + off);
+			off += d->reclen;
+			char *end;
+			long fd = strtol(d->name, &end, 10);
+			struct stat st;
+			if (*end || end == d->name || fd == dir || syscall(SYS_fstat, (int)fd, &st))
+				continue;
+			for (int i = 0; i < FILES; i++)
+				if (files[i].ino == st.st_ino && files[i].dev == st.st_dev)
+					held[i] = 1;
+		}
+	}
+	syscall(SYS_close, dir);
+	for (int i = 0; i < FILES; i++)
+		if (files[i].ino && !held[i]) {
+			files[i].ino = 0;
+			nfiles--;
+		}
+}
+
 int failnth_open(const char *path, int flags)
 {
 	if (!path || !shim_mnt_len)
@@ -182,9 +220,13 @@ int failnth_open(const char *path, int flags)
 	}
 	pthread_mutex_lock(&counters_lock);
 	struct nth_file *f = NULL;
-	for (int i = 0; i < FILES && !f; i++)
-		if (!files[i].ino)
-			f = &files[i];
+	for (int pass = 0; pass < 2 && !f; pass++) {
+		if (pass)
+			reclaim_closed();
+		for (int i = 0; i < FILES && !f; i++)
+			if (!files[i].ino)
+				f = &files[i];
+	}
 	if (f) {
 		*f = (struct nth_file){ st.st_dev, st.st_ino, tid, flags & O_ACCMODE };
 		nfiles++;

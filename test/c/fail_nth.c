@@ -101,6 +101,13 @@ static void files(void)
 	show("thread_self_write_only_read", read(fd, b, 1));
 	close(fd);
 	show("no_such_thread", open("/proc/self/task/999999999/fail-nth", O_RDONLY));
+	int opened = 0;
+	for (int k = 0; k < 200; k++) {
+		int f = open("/proc/thread-self/fail-nth", O_RDONLY);
+		opened += f >= 0;
+		close(f);
+	}
+	printf("reopened=%d\n", opened);
 
 	/* another thread's counter is its own, set through its task directory */
 	pthread_t t;

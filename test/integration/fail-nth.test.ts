@@ -16,7 +16,7 @@ describe('fail-nth through the preload shim', () => {
       write_word: '-EINVAL', write_empty: '-EINVAL', write_big: '-ERANGE', write_hex: '5',
       pread_at_1: '2', at_1: '6', read_1: '3', read_2: '0',
       by_pid_read: '3', by_pid: '16', by_pid_write: '-EBADF', thread_self_write_only_read: '-EBADF',
-      no_such_thread: '-ENOENT',
+      no_such_thread: '-ENOENT', reopened: '200',
       // one thread's counter is set through its own task directory, and only its own
       other_write: '1', thread_self_read: '2', thread_self_value: '7', own_after_other: '16',
       // opening /dev/iommu is a point; what is left is counted down by the points passed
