@@ -17,7 +17,7 @@ const MAP_FLAGS = IOMMUFD.IOMMU_IOAS_MAP_FIXED_IOVA | IOMMUFD.IOMMU_IOAS_MAP_WRI
 const RW = IOMMUFD.IOMMU_IOAS_MAP_WRITEABLE | IOMMUFD.IOMMU_IOAS_MAP_READABLE;
 
 /** The memory identity of a client's memfd, or the errno the kernel's fget / pin would give. */
-function memfdOf(pid: number, fd: number): string {
+function memfdOf(pid: number, fd: number): { name: string; size: bigint } {
   const at = `/proc/${pid}/fd/${fd}`;
   let link: string;
   try {
@@ -30,7 +30,7 @@ function memfdOf(pid: number, fd: number): string {
   // Only shmem and hugetlbfs pages can be pinned from a file; anything else fails when it is pinned.
   if (!link.startsWith('/memfd:')) throw new Errno(EINVAL, `fd ${fd} (${link}) is not a memfd`);
   const st = statSync(at, { bigint: true });
-  return `memfd:${st.dev}:${st.ino}`;
+  return { name: `memfd:${st.dev}:${st.ino}`, size: st.size };
 }
 
 export function mapFile(f: IommufdFile, call: IoctlCall): void {
@@ -44,7 +44,9 @@ export function mapFile(f: IommufdFile, call: IoctlCall): void {
   if (length === 0n) throw new Errno(EINVAL, 'length 0');
   const start = call.get64('start');
   if (start + length - 1n > U64_MAX) throw new Errno(EOVERFLOW, 'start + length wraps');
-  const file = memfdOf(call.pid, call.get('fd'));
+  const { name: file, size } = memfdOf(call.pid, call.get('fd'));
+  // With a domain the pages are pinned now, and a file pins only the pages it has.
+  if (ioas.domains.length && start + length > size) throw new Errno(EINVAL, `the file has ${size} bytes`);
   const fixed = flags & IOMMUFD.IOMMU_IOAS_MAP_FIXED_IOVA ? iova : undefined;
   // The file offset stands where a user address would: it sets the sub-page alignment and names the pages.
   const at = ioas.place(length, start, fixed);
