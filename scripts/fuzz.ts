@@ -28,7 +28,7 @@ import { open, readdir, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
-import { E2BIG, EBADF, EBADMSG, EFAULT, EINVAL, ENOENT, ENOMEM, EOPNOTSUPP, EOVERFLOW, EPROTONOSUPPORT, errnoName } from '../src/errno.ts';
+import { E2BIG, EBADF, EBADMSG, EFAULT, EINVAL, ENOENT, ENOMEM, EOPNOTSUPP, EOVERFLOW, EPROTONOSUPPORT, ERANGE, errnoName } from '../src/errno.ts';
 import {
   answerHeader, blobHeader, encodeRequestFrame, frameHeader, HANDLE_FOREIGN, HANDLE_IN_RESULT, HANDLE_NONE, MAX_FRAME, Op,
   parseReplyFrame, PROTOCOL_VERSION, REPLY_MAGIC, REQUEST_MAGIC, requestHeader, type Blob, type ClientRequest,
@@ -251,7 +251,7 @@ export function walkFrame(b: Buffer): Walk {
     const end = at + len;
     if (len < 24 || len % 8 || end > length) return no(EBADMSG, `record ${i} length`);
     const op = b.readUInt16LE(at + 4);
-    if (op < Op.IOCTL || op > Op.REGION_WRITE) return no(EBADMSG, `record ${i} op`);
+    if (op < Op.IOCTL || op > Op.FAIL_NTH) return no(EBADMSG, `record ${i} op`);
     const argLen = b.readUInt32LE(at + 12);
     let p = at + 24;
     if (p + pad8(argLen) > end) return no(EBADMSG, `record ${i} arg`);
@@ -407,6 +407,11 @@ function checkReply(reply: Buffer, records: SentRecord[], ctx: ReplyContext, bad
       case Op.REGION_WRITE:
         if (outLen || nblobs || newHandle) bad(`${where}: REGION_WRITE carries data`);
         if (result > BigInt(rec.argData.length)) bad(`${where}: REGION_WRITE of ${rec.argData.length} bytes wrote ${result}`);
+        break;
+      case Op.FAIL_NTH:
+        // What is left of the thread's counter (never more than was set), or ERANGE for one past 32 bits.
+        if (outLen || nblobs || newHandle) bad(`${where}: FAIL_NTH carries data`);
+        if (rec.arg > 0xffff_ffffn ? result !== BigInt(-ERANGE) : result < 0n || result > rec.arg) bad(`${where}: FAIL_NTH of ${rec.arg} answered ${result}`);
         break;
       case Op.IOCTL: {
         // The client copies out_len bytes into its argument and each blob into its buffer: both must fit.
@@ -1009,6 +1014,8 @@ class Lane {
     if (r < 4) return { op: Op.HANDLE };
     if (r < 8) return { op: Op.REGION_READ, request: this.rng.pick([0, 1, 2, 4, 8, 64, 256, 4096, 1 << 16, this.rng.u32()]), arg: this.regionOffset() };
     if (r < 12) return { op: Op.REGION_WRITE, arg: this.regionOffset(), argData: this.rng.bytes(this.rng.pick([1, 2, 4, 8, this.rng.int(300)])) };
+    // The thread's fail-nth for the requests after it: every failure point's unwinding is fuzzed too.
+    if (r < 14) return { op: Op.FAIL_NTH, arg: this.rng.chance(0.9) ? BigInt(1 + this.rng.int(24)) : this.rng.u64() };
     if (r < 16) return { request: this.rng.chance(0.5) ? this.rng.u32() : (0x3b00 | this.rng.int(256)) | (this.rng.chance(0.3) ? 0xc0080000 : 0), argData: this.rng.bytes(this.rng.int(48)) };
     const own = IOCTLS.filter((d) => d.kinds.includes(f.kind));
     return this.ioctlRequest(r < 90 && own.length ? this.rng.pick(own) : this.rng.pick(IOCTLS));
