@@ -122,6 +122,8 @@ static int nfiles;
 /* The thread a /proc path's fail-nth names, if it is one of this process's; 0 if the path is not one. */
 static pid_t named_thread(const char *path)
 {
+	if (strncmp(path, "/proc/", 6))
+		return 0;
 	char part[6][32];
 	int n = 0;
 	for (const char *p = path; *p;) {

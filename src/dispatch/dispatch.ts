@@ -33,38 +33,34 @@ export const MAX_REPLY = 2 * MAX_FRAME;
 export function runFrame(file: OpenFile, frame: RequestFrame, faults?: FaultInjector): Answer[] {
   let budget = MAX_REPLY;
   const answers: Answer[] = [];
-  let nthAnswer = -1;
-  const run = (r: Request) => {
+  const run = (r: Request): Answer => {
     const a = runRequest(file, r, frame.pid);
     let bytes = a.out.length;
     for (const b of a.blobs) bytes += b.data.length;
     budget -= bytes;
-    if (budget >= 0) return answers.push(a);
+    if (budget >= 0) return a;
     warn('reply budget of %d bytes exceeded by %s', MAX_REPLY, file);
-    answers.push({ ...a, result: BigInt(-ENOMEM), out: Buffer.alloc(0), blobs: [], newHandle: 0, handleField: 0 });
+    return { ...a, result: BigInt(-ENOMEM), out: Buffer.alloc(0), blobs: [], newHandle: 0, handleField: 0 };
   };
-  if (!frame.requests.some((r) => r.op === Op.FAIL_NTH)) {
-    for (const r of frame.requests) run(r);
+  const requests = frame.requests;
+  if (!faults || !requests.some((r) => r.op === Op.FAIL_NTH)) {
+    // Without an injector FAIL_NTH is refused where it stands (runRequest) and the rest run as usual.
+    for (const r of requests) answers.push(run(r));
     return answers;
   }
-  const runAll = () => {
-    for (const r of frame.requests) {
-      if (r.op !== Op.FAIL_NTH) run(r);
-      else if (!faults) answers.push(answer(r, BigInt(-EOPNOTSUPP)));
+  // The last FAIL_NTH answers what is left of the counter once the frame has run.
+  let nthAnswer: Answer | undefined;
+  const left = faults.withNth(0, () => {
+    for (const r of requests) {
+      if (r.op !== Op.FAIL_NTH) answers.push(run(r));
       else if (r.arg > 0xffff_ffffn) answers.push(answer(r, BigInt(-ERANGE)));
       else {
-        // A later FAIL_NTH sets the counter again; the last one answers what is left at the end.
         faults.nth = Number(r.arg);
-        nthAnswer = answers.length;
-        answers.push(answer(r, 0n));
+        answers.push((nthAnswer = answer(r, 0n)));
       }
     }
-  };
-  if (!faults) runAll();
-  else {
-    const nth = faults.withNth(0, runAll);
-    if (nthAnswer >= 0) answers[nthAnswer].result = BigInt(nth);
-  }
+  });
+  if (nthAnswer) nthAnswer.result = BigInt(left);
   return answers;
 }
 
@@ -82,7 +78,7 @@ export function runRequest(file: OpenFile, req: Request, pid: number): Answer {
     case Op.REGION_WRITE:
       return answer(req, BigInt(guard(() => file.regionWrite(req.arg, req.argData))));
     case Op.FAIL_NTH:
-      // Only a frame sets a thread's counter (runFrame); a lone request has no thread to set it for.
+      // A thread's counter is set by runFrame, for a daemon with fault injection; here there is none.
       return answer(req, BigInt(-EOPNOTSUPP));
   }
 }
