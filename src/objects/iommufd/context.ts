@@ -290,7 +290,7 @@ export class IommufdFile extends OpenFile {
     if (flags & ~PAGING_FLAGS) throw new Errno(EOPNOTSUPP, `flags 0x${flags.toString(16)}`);
     if (flags & IOMMUFD.IOMMU_HWPT_ALLOC_DIRTY_TRACKING && !dev.iommu.dirtyCapable) throw new Errno(EOPNOTSUPP, 'the device has no dirty tracking');
     if (flags & IOMMUFD.IOMMU_HWPT_FAULT_ID_VALID && flags & IOMMUFD.IOMMU_HWPT_ALLOC_NEST_PARENT) throw new Errno(EOPNOTSUPP, 'a nesting parent takes no fault queue');
-    const data = len ? { type, bytes: call.readPointer('data_uptr') } : undefined;
+    const data = len ? { type, read: () => call.readPointer('data_uptr') } : undefined;
     const hwpt = this.objects.create(() => dev.iommu.allocPaging(pt as Ioas, flags, data, call.owner));
     try {
       // Fault queues are objects of their own; none exist yet, so a FAULT_ID_VALID id is unknown.
