@@ -138,6 +138,46 @@ static void files(void)
 	close(i);
 }
 
+/* ---- the debugfs knobs ---- */
+
+static void knob(const char *key, const char *file, const char *value)
+{
+	char path[128], b[64] = { 0 };
+	snprintf(path, sizeof(path), "/sys/kernel/debug/%s", file);
+	int fd = open(path, O_RDWR);
+	if (value)
+		show(key, write(fd, value, strlen(value)));
+	else {
+		show(key, pread(fd, b, sizeof(b) - 1, 0));
+		printf("%s_value=%s", key, b);
+	}
+	close(fd);
+}
+
+/* What the kernel test's setup does, then the probability mode driving iommufd's points. */
+static void knobs(void)
+{
+	knob("gfp_wait_set", "failslab/ignore-gfp-wait", "N");
+	knob("gfp_wait", "failslab/ignore-gfp-wait", NULL);
+	knob("verbose_set", "fail_iommufd/verbose", "0");
+	knob("verbose_bad", "fail_iommufd/verbose", "zero");
+	knob("require_end", "fail_iommufd/require-end", NULL);
+	int i = open("/dev/iommu", O_RDWR);
+	struct iommu_ioas_alloc a = { .size = sizeof(a) };
+	ioctl(i, IOMMU_IOAS_ALLOC, &a);
+	/* every iommufd point fails, twice: the two lookups of the next calls */
+	knob("probability_set", "fail_iommufd/probability", "100");
+	knob("times_set", "fail_iommufd/times", "2");
+	struct iommu_ioas_iova_ranges r = { .size = sizeof(r), .ioas_id = a.out_ioas_id };
+	show("ranges_forced_1", ioctl(i, IOMMU_IOAS_IOVA_RANGES, &r));
+	show("ranges_forced_2", ioctl(i, IOMMU_IOAS_IOVA_RANGES, &r));
+	show("ranges_after", ioctl(i, IOMMU_IOAS_IOVA_RANGES, &r) == 0 || errno == EMSGSIZE ? 0 : -1);
+	knob("times", "fail_iommufd/times", NULL);
+	knob("probability_off", "fail_iommufd/probability", "0");
+	knob("times_reset", "fail_iommufd/times", "1");
+	close(i);
+}
+
 /* ---- the daemon's state, from its views ---- */
 
 static long field(const char *file, const char *name)
@@ -325,6 +365,7 @@ int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	files();
+	knobs();
 	sweep();
 	return 0;
 }

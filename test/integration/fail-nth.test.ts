@@ -21,6 +21,11 @@ describe('fail-nth through the preload shim', () => {
       other_write: '1', thread_self_read: '2', thread_self_value: '7', own_after_other: '16',
       // opening /dev/iommu is a point; what is left is counted down by the points passed
       open_iommufd_nth1: '-ENOMEM', left_after_open_nth1: '0', open_iommufd_nth3: '0', left_after_open_nth3: '2',
+      // the kernel test's setup writes, and the probability mode of fail_iommufd: twice, then no more
+      gfp_wait_set: '1', gfp_wait: '2', gfp_wait_value: 'N', verbose_set: '1', verbose_bad: '-EINVAL',
+      require_end: '19', require_end_value: '0xffffffffffffffff',
+      probability_set: '3', times_set: '1', ranges_forced_1: '-ENOENT', ranges_forced_2: '-ENOENT', ranges_after: '0',
+      times: '2', times_value: '0', probability_off: '1', times_reset: '1',
       // every failure was clean, and the run that passed them all left some of its counter
       clean: '1', left_after_success: '1',
     });
