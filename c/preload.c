@@ -99,6 +99,23 @@ static int opened(int fd, const struct target *t)
 	return fd;
 }
 
+/*
+ * Opening a node whose open allocates a file object (an iommufd context, a container, a device file) is
+ * a failure point of the thread's fail-nth: the file just opened is closed again and the open fails
+ * ENOMEM, as the kernel's failed allocation would make it.
+ */
+static int opened_node(int fd, const struct target *t, int flags)
+{
+	if (fd >= 0 && t->how != TARGET_UNTOUCHED && !(flags & O_PATH)) {
+		int kind = tcefs__path_kind(t->rel);
+		if ((kind == TCEFS_KIND_IOMMUFD || kind == TCEFS_KIND_CONTAINER || kind == TCEFS_KIND_DEVICE) && failnth_point()) {
+			close(fd);
+			return errno = ENOMEM, -1;
+		}
+	}
+	return opened(fd, t);
+}
+
 static mode_t open_mode(int flags, va_list ap)
 {
 	return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE ? va_arg(ap, mode_t) : 0;
@@ -111,14 +128,17 @@ static mode_t open_mode(int flags, va_list ap)
  */
 #define OPEN_NODE(call_with_flags)                                                            \
 	do {                                                                                  \
+		int nth_ = failnth_open(path, flags);                                         \
+		if (nth_ != -2)                                                               \
+			return nth_;                                                          \
 		if (t.how != TARGET_UNTOUCHED && (flags & O_ACCMODE) != O_RDWR && !(flags & O_PATH) && \
 		    tcefs__path_kind(t.rel) > 0) {                                            \
 			int rw_ = (flags & ~O_ACCMODE) | O_RDWR;                              \
 			int fd_ = call_with_flags(rw_);                                      \
 			if (fd_ >= 0 || errno != EACCES)                                      \
-				return opened(fd_, &t);                                       \
+				return opened_node(fd_, &t, flags);                           \
 		}                                                                             \
-		return opened(call_with_flags(flags), &t);                                    \
+		return opened_node(call_with_flags(flags), &t, flags);                        \
 	} while (0)
 
 EXPORT int open(const char *path, int flags, ...)
@@ -441,6 +461,9 @@ static ssize_t served_rw(int kind, int fd, void *buf, size_t n, const off_t *off
 
 EXPORT ssize_t read(int fd, void *buf, size_t n)
 {
+	ssize_t nth = failnth_read(fd, buf, n, 0, 1);
+	if (nth != -2)
+		return nth;
 	int kind = fd_rw_kind(fd);
 	return kind ? served_rw(kind, fd, buf, n, NULL, 0) : REAL(read)(fd, buf, n);
 }
@@ -454,18 +477,27 @@ EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
 
 EXPORT ssize_t write(int fd, const void *buf, size_t n)
 {
+	ssize_t nth = failnth_write(fd, buf, n);
+	if (nth != -2)
+		return nth;
 	int kind = fd_rw_kind(fd);
 	return kind ? served_rw(kind, fd, (void *)buf, n, NULL, 1) : REAL(write)(fd, buf, n);
 }
 
 EXPORT ssize_t pread(int fd, void *buf, size_t n, off_t off)
 {
+	ssize_t nth = failnth_read(fd, buf, n, off, 0);
+	if (nth != -2)
+		return nth;
 	int kind = fd_rw_kind(fd);
 	return kind ? served_rw(kind, fd, buf, n, &off, 0) : REAL(pread)(fd, buf, n, off);
 }
 
 EXPORT ssize_t pread64(int fd, void *buf, size_t n, off64_t off)
 {
+	ssize_t nth = failnth_read(fd, buf, n, off, 0);
+	if (nth != -2)
+		return nth;
 	int kind = fd_rw_kind(fd);
 	off_t o = (off_t)off;
 	return kind ? served_rw(kind, fd, buf, n, &o, 0) : REAL(pread64)(fd, buf, n, off);
@@ -487,12 +519,18 @@ EXPORT ssize_t __pread64_chk(int fd, void *buf, size_t n, off64_t off, size_t bu
 
 EXPORT ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
 {
+	ssize_t nth = failnth_write(fd, buf, n);
+	if (nth != -2)
+		return nth;
 	int kind = fd_rw_kind(fd);
 	return kind ? served_rw(kind, fd, (void *)buf, n, &off, 1) : REAL(pwrite)(fd, buf, n, off);
 }
 
 EXPORT ssize_t pwrite64(int fd, const void *buf, size_t n, off64_t off)
 {
+	ssize_t nth = failnth_write(fd, buf, n);
+	if (nth != -2)
+		return nth;
 	int kind = fd_rw_kind(fd);
 	off_t o = (off_t)off;
 	return kind ? served_rw(kind, fd, (void *)buf, n, &o, 1) : REAL(pwrite64)(fd, buf, n, off);

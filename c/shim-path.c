@@ -2,8 +2,8 @@
 //
 // The mount owns whole subtrees: /dev/iommu, /dev/vfio, /sys/kernel/iommu_groups, the PCI view
 // (/sys/bus/pci/devices, /sys/bus/pci/drivers/vfio-pci, /sys/bus/pci/rescan, each emulated
-// /sys/devices/pci<domain>:<bus>, the PHB IOMMU devices) and its own state views under
-// /sys/kernel/debug/tcefs.
+// /sys/devices/pci<domain>:<bus>, the PHB IOMMU devices) and debugfs (/sys/kernel/debug: the
+// emulated kernel's fault-injection knobs and tcefs's own state views).
 // A path inside such a subtree goes to the mount when the mount provides the subtree's root, so a
 // missing name there is ENOENT, as on a host that has exactly the emulated devices, and never a real
 // host VFIO node or PCI function reached by accident. /sys/module, and with --host-pci
@@ -96,7 +96,7 @@ static size_t trapped_root(const char *p)
 {
 	static const char *const roots[] = { "/dev/iommu", "/dev/vfio", "/sys/kernel/iommu_groups", "/sys/bus/pci/drivers/vfio-pci",
 		"/sys/bus/pci/devices", "/sys/bus/pci/rescan", "/sys/devices/virtual/iommu", "/sys/class/iommu", "/sys/module",
-		"/sys/kernel/debug/tcefs" };
+		"/sys/kernel/debug" };
 	static const char domains[] = "/sys/devices/pci";
 	for (size_t i = 0; i < sizeof(roots) / sizeof(roots[0]); i++) {
 		size_t n = under(p, roots[i]);

@@ -87,4 +87,15 @@ SHIM dev_t fd_chr_rdev(int fd);
 /* Pick up mount fds that survived an exec (the table itself does not). */
 SHIM void fd_adopt_inherited(void);
 
+/* ---- fail-nth (shim-failnth.c) ---- */
+
+/* Open `path` if it names a fail-nth file of one of this process's threads: the fd, or -1 with errno;
+ * -2 if the path is not one. */
+SHIM int failnth_open(const char *path, int flags);
+/* read/pread (at_pos: at and past the file position) and write/pwrite of a fail-nth fd; -2 if fd is none. */
+SHIM ssize_t failnth_read(int fd, void *buf, size_t n, off_t off, int at_pos);
+SHIM ssize_t failnth_write(int fd, const void *buf, size_t n);
+/* One failure point of the calling thread: 1 if it is the one its fail-nth makes fail. */
+SHIM int failnth_point(void);
+
 #endif

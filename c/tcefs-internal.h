@@ -67,4 +67,8 @@ TCEFS_HIDDEN void tcefs__irq_abandon(struct tcefs__irq_prep *p);
 /* The device was reset: vfio-pci's interrupts are off, so are our duplicates. */
 TCEFS_HIDDEN void tcefs__irq_reset(int handle);
 
+/* Set by the shim: the calling thread's fail-nth counter, or NULL if it has none. A nonzero counter
+ * goes with each ioctl frame (TCEFS_OP_FAIL_NTH), and what the daemon leaves of it is stored back. */
+TCEFS_HIDDEN extern unsigned *(*tcefs__fail_nth)(void);
+
 #endif

@@ -28,7 +28,7 @@ import { open, readdir, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
-import { E2BIG, EBADF, EBADMSG, EFAULT, EINVAL, ENOENT, ENOMEM, EOPNOTSUPP, EOVERFLOW, EPROTONOSUPPORT, errnoName } from '../src/errno.ts';
+import { E2BIG, EBADF, EBADMSG, EFAULT, EINVAL, ENOENT, ENOMEM, EOPNOTSUPP, EOVERFLOW, EPROTONOSUPPORT, ERANGE, errnoName } from '../src/errno.ts';
 import {
   answerHeader, blobHeader, encodeRequestFrame, frameHeader, HANDLE_FOREIGN, HANDLE_IN_RESULT, HANDLE_NONE, LEASE_FIELD, leaseRecord, MAX_FRAME, Op,
   parseReplyFrame, PROTOCOL_VERSION, REPLY_MAGIC, REQUEST_MAGIC, requestHeader, type Blob, type ClientRequest,
@@ -252,7 +252,7 @@ export function walkFrame(b: Buffer): Walk {
     const end = at + len;
     if (len < 24 || len % 8 || end > length) return no(EBADMSG, `record ${i} length`);
     const op = b.readUInt16LE(at + 4);
-    if (op < Op.IOCTL || op > Op.POLL) return no(EBADMSG, `record ${i} op`);
+    if (op < Op.IOCTL || op > Op.FAIL_NTH) return no(EBADMSG, `record ${i} op`);
     const argLen = b.readUInt32LE(at + 12);
     let p = at + 24;
     if (p + pad8(argLen) > end) return no(EBADMSG, `record ${i} arg`);
@@ -413,6 +413,11 @@ function checkReply(reply: Buffer, records: SentRecord[], ctx: ReplyContext, bad
         if (outLen || nblobs || newHandle) bad(`${where}: POLL carries data`);
         // POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM are all a file reports.
         if (result < 0n || result & ~0x145n) bad(`${where}: POLL answered ${result}`);
+        break;
+      case Op.FAIL_NTH:
+        // What is left of the thread's counter (never more than was set), or ERANGE for one past 32 bits.
+        if (outLen || nblobs || newHandle) bad(`${where}: FAIL_NTH carries data`);
+        if (rec.arg > 0xffff_ffffn ? result !== BigInt(-ERANGE) : result < 0n || result > rec.arg) bad(`${where}: FAIL_NTH of ${rec.arg} answered ${result}`);
         break;
       case Op.IOCTL:
       case Op.IOCTL_LEASE: {
@@ -1049,6 +1054,8 @@ class Lane {
     if (r < 4) return { op: Op.HANDLE };
     if (r < 8) return { op: Op.REGION_READ, request: this.rng.pick([0, 1, 2, 4, 8, 64, 256, 4096, 1 << 16, this.rng.u32()]), arg: this.regionOffset() };
     if (r < 12) return { op: Op.REGION_WRITE, arg: this.regionOffset(), argData: this.rng.bytes(this.rng.pick([1, 2, 4, 8, this.rng.int(300)])) };
+    // The thread's fail-nth for the requests after it: every failure point's unwinding is fuzzed too.
+    if (r < 14) return { op: Op.FAIL_NTH, arg: this.rng.chance(0.9) ? BigInt(1 + this.rng.int(24)) : this.rng.u64() };
     if (r < 16) return { request: this.rng.chance(0.5) ? this.rng.u32() : (0x3b00 | this.rng.int(256)) | (this.rng.chance(0.3) ? 0xc0080000 : 0), argData: this.rng.bytes(this.rng.int(48)) };
     if (r < 18) return { op: Op.POLL };
     // An event queue's read and write: mostly at offset 0, in whole records or not, responses to cookies it may have handed out.

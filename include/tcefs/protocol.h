@@ -18,6 +18,7 @@
 #define TCEFS_LEASE_FIELD 0xfffffffeu
 #define TCEFS_LEASE_PATH "/.tcefs/lease"
 #define TCEFS_OP_POLL 6
+#define TCEFS_OP_FAIL_NTH 7
 #define TCEFS_HANDLE_NONE 0
 #define TCEFS_HANDLE_FOREIGN 0x7fffffff
 #define TCEFS_HANDLE_IN_RESULT 0xffffffffu

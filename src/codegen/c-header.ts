@@ -152,6 +152,7 @@ export function protocolHeader(): string {
     def('TCEFS_LEASE_FIELD', `0x${F.LEASE_FIELD.toString(16)}u`),
     def('TCEFS_LEASE_PATH', JSON.stringify(LEASE_PATH)),
     def('TCEFS_OP_POLL', 6),
+    def('TCEFS_OP_FAIL_NTH', 7),
     def('TCEFS_HANDLE_NONE', F.HANDLE_NONE),
     def('TCEFS_HANDLE_FOREIGN', `0x${F.HANDLE_FOREIGN.toString(16)}`),
     def('TCEFS_HANDLE_IN_RESULT', `0x${F.HANDLE_IN_RESULT.toString(16)}u`),

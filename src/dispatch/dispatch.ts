@@ -1,7 +1,8 @@
 // Run the requests of a frame against the file it was written to, in order, one answer each.
 // Dispatch is by file kind: the file's command table decides what a number means.
 import createDebug from 'debug';
-import { EIO, ENOMEM, ENOTTY, Errno, errnoName } from '../errno.ts';
+import { EIO, ENOMEM, ENOTTY, EOPNOTSUPP, ERANGE, Errno, errnoName } from '../errno.ts';
+import type { FaultInjector } from '../tce/faults.ts';
 import { canonicalNr, FILE_KIND_BIT } from '../uapi/ioctls.ts';
 import { decode } from '../uapi/layout.ts';
 import { Op, type Answer, type Blob, type Request, type RequestFrame, MAX_FRAME } from '../transport/frame.ts';
@@ -25,9 +26,15 @@ function answer(req: Request, result: bigint, out: Buffer = EMPTY, blobs: Blob[]
  */
 export const MAX_REPLY = 2 * MAX_FRAME;
 
-export function runFrame(file: OpenFile, frame: RequestFrame): Answer[] {
+/**
+ * Run a frame's requests in order. `faults` is the injector whose fail-nth a FAIL_NTH request sets for
+ * the requests after it; without one (or for a counter past 32 bits) that request fails and the others
+ * run without injection.
+ */
+export function runFrame(file: OpenFile, frame: RequestFrame, faults?: FaultInjector): Answer[] {
   let budget = MAX_REPLY;
-  return frame.requests.map((r) => {
+  const answers: Answer[] = [];
+  const run = (r: Request): Answer => {
     const a = runRequest(file, r, frame.pid);
     let bytes = a.out.length;
     for (const b of a.blobs) bytes += b.data.length;
@@ -35,7 +42,27 @@ export function runFrame(file: OpenFile, frame: RequestFrame): Answer[] {
     if (budget >= 0) return a;
     warn('reply budget of %d bytes exceeded by %s', MAX_REPLY, file);
     return { ...a, result: BigInt(-ENOMEM), out: Buffer.alloc(0), blobs: [], newHandle: 0, handleField: 0 };
+  };
+  const requests = frame.requests;
+  if (!faults || !requests.some((r) => r.op === Op.FAIL_NTH)) {
+    // Without an injector FAIL_NTH is refused where it stands (runRequest) and the rest run as usual.
+    for (const r of requests) answers.push(run(r));
+    return answers;
+  }
+  // The last FAIL_NTH answers what is left of the counter once the frame has run.
+  let nthAnswer: Answer | undefined;
+  const left = faults.withNth(0, () => {
+    for (const r of requests) {
+      if (r.op !== Op.FAIL_NTH) answers.push(run(r));
+      else if (r.arg > 0xffff_ffffn) answers.push(answer(r, BigInt(-ERANGE)));
+      else {
+        faults.nth = Number(r.arg);
+        answers.push((nthAnswer = answer(r, 0n)));
+      }
+    }
   });
+  if (nthAnswer) nthAnswer.result = BigInt(left);
+  return answers;
 }
 
 export function runRequest(file: OpenFile, req: Request, pid: number): Answer {
@@ -60,6 +87,9 @@ export function runRequest(file: OpenFile, req: Request, pid: number): Answer {
     }
     case Op.POLL:
       return answer(req, BigInt(guard(() => file.pollEvents())));
+    case Op.FAIL_NTH:
+      // A thread's counter is set by runFrame, for a daemon with fault injection; here there is none.
+      return answer(req, BigInt(-EOPNOTSUPP));
   }
 }
 

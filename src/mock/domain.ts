@@ -96,6 +96,8 @@ export class MockHwpt implements PagingHwpt {
   }
 
   map(area: Area): void {
+    // The mock driver allocates its page-table entries as it maps: a failslab point (ENOMEM).
+    this.ioas.host.faults.check('alloc', undefined, 'mock page table');
     this.table.map({ start: area.start, last: area.last, owner: area.owner, addr: area.userVa, readable: area.readable, writeable: area.writeable });
   }
 

@@ -9,6 +9,7 @@
 import { EBADMSG, Errno } from '../errno.ts';
 import { runFrame } from '../dispatch/dispatch.ts';
 import type { OpenFile } from '../dispatch/open-file.ts';
+import type { FaultInjector } from '../tce/faults.ts';
 import { encodeReplyFrame, frameLengthOf, parseRequestFrame } from './frame.ts';
 import { now, perf } from '../perf.ts';
 
@@ -29,7 +30,8 @@ export class FrameChannel {
   private reply: Buffer = Buffer.alloc(0);
   private replyPos = 0;
 
-  constructor(readonly file: OpenFile) {}
+  /** @param faults the injector a frame's FAIL_NTH request sets the thread's counter of */
+  constructor(readonly file: OpenFile, private readonly faults?: FaultInjector) {}
 
   /** Returns bytes accepted, or -errno. A rejected frame leaves every file's state as it was. */
   write(data: Buffer, offset: number): number {
@@ -81,7 +83,7 @@ export class FrameChannel {
 
   /** Parse, run and encode; a frame that fails to parse leaves the previous reply in place. */
   private run(frame: Buffer, owned: boolean) {
-    const answers = runFrame(this.file, parseRequestFrame(frame, owned));
+    const answers = runFrame(this.file, parseRequestFrame(frame, owned), this.faults);
     this.reply = encodeReplyFrame(answers);
     this.replyPos = 0;
   }

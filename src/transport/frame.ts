@@ -33,8 +33,13 @@ export const enum Op {
   IOCTL_LEASE = 5,
   /** The file's poll() events now (EPOLLIN and friends, Linux values) in result: event queues say when they hold records. */
   POLL = 6,
+  /**
+   * The sending thread's fail-nth counter is `arg` for the requests that follow in the frame; the answer's
+   * result is what is left of it after the last of them (docs/protocol.md, "Fault injection").
+   */
+  FAIL_NTH = 7,
 }
-const MAX_OP = Op.POLL;
+const MAX_OP = Op.FAIL_NTH;
 
 /** The field_offset of an answer blob that holds a tcefs_lease rather than data for a pointer field. */
 export const LEASE_FIELD = 0xfffffffe;

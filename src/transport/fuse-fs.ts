@@ -298,7 +298,7 @@ export class TcefsFs {
     if (path.startsWith(CLAIM_DIR + '/')) {
       const file = files.claim(parseInt(path.slice(CLAIM_DIR.length + 1), 16));
       if (!file) throw new Errno(ENOENT, `${path} is not pending`);
-      this.channels.set(file.handle, new FrameChannel(file));
+      this.channels.set(file.handle, new FrameChannel(file, this.daemon.host.faults));
       return file.handle;
     }
     if (path.startsWith(IRQ_DIR + '/')) {
@@ -333,7 +333,7 @@ export class TcefsFs {
     }
     const file = n.open(path);
     const h = files.add(file);
-    this.channels.set(h, new FrameChannel(file));
+    this.channels.set(h, new FrameChannel(file, this.daemon.host.faults));
     return h;
   }
 }

@@ -28,8 +28,11 @@ export function releaseWaitHandles(name: string): number[] {
 /** Text commands for the running daemon: fault injection, hot-unplug (src/control.ts). */
 export const CONTROL_PATH = '/.tcefs/control';
 
+/** Where debugfs is mounted: the state views and the fault-injection knobs live there. */
+export const DEBUGFS = '/sys/kernel/debug';
+
 /** Where the state views live: text for people, JSON for scripts. */
-export const DEBUG_DIR = '/sys/kernel/debug/tcefs';
+export const DEBUG_DIR = `${DEBUGFS}/tcefs`;
 
 /** The daemon's pid as text, so the shim can let it read the client's memory (prctl PR_SET_PTRACER). */
 export const PID_PATH = '/.tcefs/pid';

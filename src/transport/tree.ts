@@ -7,7 +7,7 @@ import { DeviceFile } from '../objects/vfio/device.ts';
 import { GroupFile } from '../objects/vfio/group.ts';
 import { IommufdFile } from '../objects/iommufd/context.ts';
 import { describeHost, describePe, renderHostText, renderTceText } from '../tce/index.ts';
-import { CLAIM_DIR, CONTROL_PATH, DEBUG_DIR, IRQ_DIR, LEASE_PATH, PID_PATH, RELEASE_DIR } from './paths.ts';
+import { CLAIM_DIR, CONTROL_PATH, DEBUG_DIR, DEBUGFS, IRQ_DIR, LEASE_PATH, PID_PATH, RELEASE_DIR } from './paths.ts';
 import { addPciSysfs, type SysfsAttr } from './sysfs.ts';
 import { perf } from '../perf.ts';
 
@@ -70,6 +70,10 @@ export function buildTree(daemon: Daemon): Node & { type: 'dir' } {
   put(root, `${DEBUG_DIR}/host.json`, { type: 'text', read: () => json(describeHost(host)) });
   put(root, `${DEBUG_DIR}/daemon.json`, { type: 'text', read: () => json(daemon.describe()) });
   put(root, `${DEBUG_DIR}/perf.json`, { type: 'text', read: () => json(perf.describe()) });
+  // The fault-injection capabilities' knobs, where a kernel with CONFIG_FAULT_INJECTION_DEBUG_FS has them.
+  for (const a of Object.values(host.faults.attrs)) {
+    for (const k of a.knobs()) put(root, `${DEBUGFS}/${a.name}/${k.name}`, { type: 'attr', attr: { mode: 0o600, size: 0, show: k.show, store: k.store } });
+  }
   put(root, CONTROL_PATH, { type: 'control' });
   put(root, PID_PATH, { type: 'text', read: () => `${process.pid}\n` });
   const leases = daemon.leases;

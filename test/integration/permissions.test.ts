@@ -114,7 +114,9 @@ describe('--allow-other', () => {
       expect(out.guess_ok).toBe('0');
       const after = await readViews(d.mnt);
       expect(after.host).toEqual(before.host);
-      expect({ ...after.daemon, openFiles: 0 }).toEqual({ ...before.daemon, openFiles: 0 });
+      // Each guess passed a failure point (its object lookup), which counts as a check and changes nothing.
+      const state = (v: typeof after.daemon) => ({ ...v, openFiles: 0, faults: { ...v.faults, checks: 0 } });
+      expect(state(after.daemon)).toEqual(state(before.daemon));
       // The group is still in its container, and the pending file is still there for its owner.
       const st = Buffer.alloc(8);
       st.writeUInt32LE(8);

@@ -52,7 +52,7 @@ export class IommufdFile extends OpenFile {
 
   constructor(path: string, readonly daemon: Daemon) {
     super(path);
-    this.objects = new IdTable(daemon.options.maxObjects);
+    this.objects = new IdTable(daemon.options.maxObjects, daemon.host.faults);
   }
 
   static readonly table = new CommandTable<IommufdFile>('iommufd', {
@@ -303,7 +303,7 @@ export class IommufdFile extends OpenFile {
     if (flags & IOMMUFD.IOMMU_HWPT_ALLOC_DIRTY_TRACKING && !dev.iommu.dirtyCapable) throw new Errno(EOPNOTSUPP, 'the device has no dirty tracking');
     if (flags & IOMMUFD.IOMMU_HWPT_FAULT_ID_VALID && flags & IOMMUFD.IOMMU_HWPT_ALLOC_NEST_PARENT) throw new Errno(EOPNOTSUPP, 'a nesting parent takes no fault queue');
     const data = len ? { type, read: () => call.readPointer('data_uptr'), length: len } : undefined;
-    this.hwptFinish(call, this.objects.insert(dev.iommu.allocPaging(pt as Ioas, flags, data, call.owner)));
+    this.hwptFinish(call, this.objects.create(() => dev.iommu.allocPaging(pt as Ioas, flags, data, call.owner)));
   }
 
   /** The end of IOMMU_HWPT_ALLOC for paging and nested HWPTs alike: the fault queue, then the answer. */

@@ -63,7 +63,7 @@ export class IommufdDevice implements IommufdObject {
         if (!(e instanceof Errno) || (e.errno !== EINVAL && e.errno !== EPERM)) throw e;
       }
     }
-    const d = this.ctx.objects.insert(this.iommu.autoDomain(ioas, owner));
+    const d = this.ctx.objects.create(() => this.iommu.autoDomain(ioas, owner));
     try {
       return this.attachTo(d);
     } catch (e) {
@@ -81,6 +81,8 @@ export class IommufdDevice implements IommufdObject {
       }
     }
     checkRidAttach(this, hwpt);
+    // The device's reserved regions are enforced on the IOAS before anything changes (iommufd's point).
+    this.ctx.daemon.host.faults.check('iommufd', EINVAL, 'reserved regions');
     const old = this.hwpt;
     if (old) this.iommu.detach(old);
     try {

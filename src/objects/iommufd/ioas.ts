@@ -5,7 +5,7 @@
 //
 // With no domain nothing is pinned: a MAP only records the address, as the kernel does. The first domain
 // pins every area and maps it; the last one to leave unpins.
-import { EADDRINUSE, EBUSY, EEXIST, EINVAL, ENOENT, ENOSPC, EOVERFLOW, Errno } from '../../errno.ts';
+import { EADDRINUSE, EBUSY, EEXIST, EINVAL, ENOENT, ENOMEM, ENOSPC, EOVERFLOW, Errno } from '../../errno.ts';
 import type { TceHost } from '../../tce/index.ts';
 import { IOMMUFD } from '../../uapi/constants.ts';
 import type { IommufdObject } from './id-table.ts';
@@ -207,6 +207,7 @@ export class Ioas implements IommufdObject {
 
   /** Insert an area and mirror it into every domain; undo everything on failure. */
   insert(area: Area): void {
+    this.host.faults.check('alloc', undefined, 'area allocation');
     const domains = this.domainList;
     if (domains.length) this.pin(area);
     let done = 0;
@@ -231,6 +232,8 @@ export class Ioas implements IommufdObject {
     const len = area.last - area.start + 1n;
     const account = this.host.account(area.chargeTo ?? area.owner);
     const bytes = this.pagesOf(area.userVa, len);
+    // iommufd's point where the pinned-page count is updated (ENOMEM), then the pin itself (EFAULT).
+    this.host.faults.check('iommufd', ENOMEM, 'pinned-page accounting');
     account.charge(bytes);
     try {
       this.host.memory.pin(area.owner, area.userVa, len);

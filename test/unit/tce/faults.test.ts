@@ -12,7 +12,7 @@ describe('FaultInjector', () => {
     expect(f.armed).toBe(false);
     expect(f.fired).toBe(1);
     expect(f.checks).toBe(6);
-    expect(f.checksByKind).toEqual({ alloc: 4, pin: 2 });
+    expect(f.checksByKind).toEqual({ alloc: 4, pin: 2, iommufd: 0 });
   });
 
   it('counts any kind when armed with any', () => {
