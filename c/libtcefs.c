@@ -676,8 +676,55 @@ int tcefs_ioctl(int fd, unsigned long request, void *arg)
 /* One region access; returns bytes moved or -1 with errno. A single pread or pwrite in the daemon's
  * direct region window: one FUSE request, where a frame and its reply take two, and nothing to
  * serialize against other threads' frames. A bad buffer is the kernel's EFAULT, as on vfio-pci. */
+/* A zero-length read or write never reaches a FUSE file, yet has an answer of its own (a queue's EINVAL):
+ * it goes as a frame. */
+static ssize_t region_frame(int fd, int op, void *buf, size_t n, uint64_t offset)
+{
+	size_t data = op == TCEFS_OP_REGION_WRITE ? n : 0;
+	size_t flen = sizeof(struct tcefs_frame_header) + sizeof(struct tcefs_request) + pad8(data);
+	unsigned char small_frame[SMALL];
+	unsigned char *f = flen <= sizeof(small_frame) ? small_frame : malloc(flen);
+	if (!f)
+		return errno = ENOMEM, -1;
+	memset(f, 0, flen);
+	*(struct tcefs_frame_header *)f = frame_header(flen);
+	struct tcefs_request *r = (void *)(f + sizeof(struct tcefs_frame_header));
+	*r = (struct tcefs_request){ (__u32)(flen - sizeof(struct tcefs_frame_header)), (__u16)op, 0,
+		(__u32)(op == TCEFS_OP_REGION_READ ? n : 0), (__u32)data, offset };
+	ssize_t rc = -1;
+	if (data && mem_read(r + 1, (uintptr_t)buf, data) != data) {
+		errno = EFAULT;
+		goto out;
+	}
+	struct reply reply;
+	if (exchange(fd, f, flen, &reply))
+		goto out;
+	struct tcefs_answer *a = answer_of(&reply);
+	long long result = a->result;
+	if (result >= 0 && op == TCEFS_OP_REGION_READ) {
+		const unsigned char *q = (const unsigned char *)(a + 1) + pad8(a->out_len);
+		const struct tcefs_blob *b = (const void *)q;
+		size_t got = a->nblobs ? b->length : 0;
+		if ((size_t)result > got || (size_t)result > n)
+			result = -EIO;
+		else if (mem_write((uintptr_t)buf, b + 1, (size_t)result))
+			result = -EFAULT;
+	}
+	reply_free(&reply);
+	if (result < 0)
+		errno = (int)-result;
+	else
+		rc = (ssize_t)result;
+out:
+	if (f != small_frame)
+		free(f);
+	return rc;
+}
+
 static ssize_t region_op(int fd, int op, void *buf, size_t n, uint64_t offset)
 {
+	if (!n)
+		return region_frame(fd, op, buf, n, offset);
 	if (offset >= TCEFS_REGION_DIRECT)
 		return errno = EINVAL, -1;
 	uint64_t at = TCEFS_REGION_DIRECT + offset;

@@ -1068,6 +1068,9 @@ class Lane {
       return { op: Op.REGION_WRITE, arg, argData: responses };
     }
     const own = IOCTLS.filter((d) => d.kinds.includes(f.kind));
+    // With --selftest, IOMMU_TEST_CMD is one number among some two hundred yet drives a whole mock
+    // IOMMU: an iommufd gets it often enough for its ops to be reached in a short run.
+    if (this.opts.selftest && f.kind === 'iommufd' && r < 30) return this.ioctlRequest(ioctl('IOMMU_TEST_CMD'));
     const req = this.ioctlRequest(r < 90 && own.length ? this.rng.pick(own) : this.rng.pick(IOCTLS));
     // Any ioctl may ask for an unmap lease; only a container's successful SPAPR unmap may get one.
     return this.rng.chance(0.1) ? { ...req, op: Op.IOCTL_LEASE } : req;
