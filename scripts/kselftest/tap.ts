@@ -8,6 +8,8 @@ export interface KselftestTest {
   assertion?: string;
   /** The text after `# SKIP` / `# XFAIL`, or the harness's last word on a failure. */
   reason?: string;
+  /** A failure the known-failures file lists (set by the runner, not the reader). */
+  known?: boolean;
 }
 
 export interface KselftestResult {
