@@ -3,10 +3,11 @@
 //   npm run bench                      measure and print
 //   npm run bench -- --write-docs      also regenerate docs/benchmarks.md and docs/benchmarks-scale.svg
 //   npm run bench -- --quick           fewer iterations (a smoke run while working on the benchmarks)
-//   npm run bench -- --only=fuse,scale run some sections: tce, dispatch, scale, dma, fuse, irq, lease, guest
+//   npm run bench -- --only=fuse,scale run some sections: tce, dispatch, scale, dma, fuse, irq, lease, guest,
+//                                      kselftest
 //
 // The raw numbers of the last run go to build/bench/last.json.
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { dispatchRows, measureDispatch, type DispatchNumbers } from './bench/dispatch.ts';
@@ -18,6 +19,8 @@ import { benchTce, type BenchResult } from './bench/tce.ts';
 import { irqMedian, measureIrq } from './bench/irq.ts';
 import { measureLease, median, WINDOW_PAGES } from './bench/lease.ts';
 import { measureGuest, randIops, seqMBps } from './bench/guest.ts';
+import { execFile } from 'node:child_process';
+import { tmpdir } from 'node:os';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const args = process.argv.slice(2);
@@ -85,6 +88,22 @@ if (want('lease')) {
     { name: 'lone UNMAP_DMA of an empty page, the daemon answers', value: median(l.asked), unit: 'us' },
     { name: 'lone UNMAP_DMA of an empty page, the lease answers', value: median(l.leased), unit: 'us' },
   ]);
+}
+if (want('kselftest')) {
+  log("the kernel's iommufd selftests under tcefs run --selftest (npm run kselftest)");
+  const dir = await mkdtemp(join(tmpdir(), 'tcefs-bench-ks-'));
+  try {
+    const json = join(dir, 'ks.json');
+    // Its exit status says whether unlisted tests failed: the bench only wants the times.
+    await new Promise((done) => execFile(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts/kselftest.ts'), '--json', json], { cwd: ROOT }, done));
+    const r = JSON.parse(await readFile(json, 'utf8')) as Record<string, { ms: number; tests: { status: string }[] }>;
+    results.kselftest = Object.fromEntries(
+      Object.entries(r).map(([name, b]) => [name, { ms: b.ms, pass: b.tests.filter((t) => t.status === 'pass').length, fail: b.tests.filter((t) => t.status === 'fail').length, skip: b.tests.filter((t) => t.status === 'skip').length }]),
+    );
+    add("kernel selftests (one run each, private mount)", Object.entries(results.kselftest).map(([name, k]) => ({ name: `${name}: ${k.pass} passed, ${k.fail} failed, ${k.skip} skipped; whole run`, value: k.ms / 1000, unit: 's' })));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 if (want('guest')) {
   log('the POWER guest: QEMU built-in NVMe against tcefs through vfio-pci');

@@ -32,6 +32,8 @@ export interface Results {
   irq?: IrqNumbers;
   lease?: LeaseNumbers;
   guest?: GuestNumbers;
+  /** The kernel's iommufd selftests: each binary's wall time and counts under tcefs run --selftest. */
+  kselftest?: Record<string, { ms: number; pass: number; fail: number; skip: number }>;
 }
 
 export async function machine(): Promise<Machine> {
