@@ -1,9 +1,10 @@
 // The IOMMU_TEST_CMD ops tcefs serves, one record per area. A new area is a new file here and one line
 // in this list.
+import { accessOps } from './access.ts';
 import { bookkeepingOps } from './bookkeeping.ts';
 import { iopfOps } from './iopf.ts';
 import { mockDomainOps } from './mock-domain.ts';
 import { pasidOps } from './pasid.ts';
 import { TestOpTable } from './test-cmd.ts';
 
-export const TEST_OPS = new TestOpTable([mockDomainOps, bookkeepingOps, iopfOps, pasidOps]);
+export const TEST_OPS = new TestOpTable([mockDomainOps, bookkeepingOps, iopfOps, pasidOps, accessOps]);
