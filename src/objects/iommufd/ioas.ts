@@ -5,7 +5,7 @@
 //
 // With no domain nothing is pinned: a MAP only records the address, as the kernel does. The first domain
 // pins every area and maps it; the last one to leave unpins.
-import { EADDRINUSE, EDEADLK, EEXIST, EINVAL, ENOENT, ENOSPC, EOVERFLOW, EPERM, Errno } from '../../errno.ts';
+import { EADDRINUSE, EDEADLK, EEXIST, EINVAL, ENOENT, ENOSPC, EOPNOTSUPP, EOVERFLOW, EPERM, Errno } from '../../errno.ts';
 import type { TceHost } from '../../tce/index.ts';
 import { IOMMUFD } from '../../uapi/constants.ts';
 import type { IommufdObject } from './id-table.ts';
@@ -22,6 +22,16 @@ export interface Area extends Range {
   chargeTo?: string;
   readable: boolean;
   writeable: boolean;
+  /** A dma-buf's memory (MAP_FILE of a dma-buf fd): nothing to pin or charge; revoked, no domain maps it. */
+  dmabuf?: DmabufImport;
+}
+
+/** One mapping of a dma-buf in an IOAS, as the exporter sees its importer (dmabuf.ts). */
+export interface DmabufImport {
+  /** Revoked by the exporter: the domains no longer map it, and never will again. */
+  readonly revoked: boolean;
+  /** The area is gone from the IOAS. */
+  detach(): void;
 }
 
 /** What an IOAS needs from a paging domain. */
@@ -234,9 +244,9 @@ export class Ioas implements IommufdObject {
     if (domains.length) this.pin(area);
     let done = 0;
     try {
-      for (; done < domains.length; done++) domains[done].map(area);
+      for (; done < domains.length; done++) this.mapIn(domains[done], area);
     } catch (e) {
-      for (let i = 0; i < done; i++) domains[i].unmap(area);
+      for (let i = 0; i < done; i++) this.unmapIn(domains[i], area);
       if (domains.length) this.unpin(area);
       throw e;
     }
@@ -245,9 +255,24 @@ export class Ioas implements IommufdObject {
 
   private remove(area: Area): void {
     const domains = this.domainList;
-    for (let i = 0; i < domains.length; i++) domains[i].unmap(area);
+    for (let i = 0; i < domains.length; i++) this.unmapIn(domains[i], area);
     if (domains.length) this.unpin(area);
     this.areas.delete(area.start);
+    area.dmabuf?.detach();
+  }
+
+  private mapIn(d: IoasDomain, area: Area): void {
+    if (!area.dmabuf?.revoked) d.map(area);
+  }
+
+  private unmapIn(d: IoasDomain, area: Area): void {
+    if (!area.dmabuf?.revoked) d.unmap(area);
+  }
+
+  /** The exporter revokes a dma-buf area (before it marks it revoked): every domain stops translating it. */
+  revokeArea(area: Area): void {
+    if (this.areas.get(area.start) !== area) return;
+    for (const d of this.domainList) this.unmapIn(d, area);
   }
 
   /** Page-aligned [start, end) of the user addresses behind an area (or a part of it). */
@@ -275,6 +300,7 @@ export class Ioas implements IommufdObject {
 
   /** The domains pin an area: every page of it that accesses do not already hold. */
   private pin(area: Area): void {
+    if (area.dmabuf) return;
     const span = this.pageSpan(area);
     const gaps = this.held.get(area)?.gaps(span.start, span.end) ?? [span];
     const done: typeof gaps = [];
@@ -290,12 +316,14 @@ export class Ioas implements IommufdObject {
   }
 
   private unpin(area: Area): void {
+    if (area.dmabuf) return;
     const span = this.pageSpan(area);
     for (const g of this.held.get(area)?.gaps(span.start, span.end) ?? [span]) this.unpinPages(area, g.start, g.end);
   }
 
   /** Bytes of pinned pages an area is charged for: all of it under a domain, else what accesses hold. */
   chargedBytes(area: Area): bigint {
+    if (area.dmabuf) return 0n;
     const span = this.pageSpan(area);
     if (this.domainList.length) return span.end - span.start;
     const cover = this.held.get(area);
@@ -365,6 +393,7 @@ export class Ioas implements IommufdObject {
   cut(at: bigint): void {
     const a = this.areaAt(at);
     if (!a || at === a.start || at === a.last) return;
+    if (a.dmabuf) throw new Errno(EOPNOTSUPP, 'a dma-buf area is never split');
     const next = at + 1n;
     const nextVa = a.userVa + (next - a.start);
     if (next & this.alignMask || nextVa & this.alignMask) throw new Errno(EINVAL, `0x${next.toString(16)} is not aligned to ${this.alignment}`);
@@ -436,6 +465,7 @@ export class Ioas implements IommufdObject {
         if ((a.userVa + (first - a.start)) & this.pageMask) throw new Errno(EINVAL, `0x${first.toString(16)} is not at the start of a page`);
         if (!isLast && ((a.userVa + (a.last - a.start)) & this.pageMask) !== this.pageMask) throw new Errno(EINVAL, 'the area does not end on a page');
         if (write ? !a.writeable : !a.readable) throw new Errno(EPERM, `area 0x${a.start.toString(16)} does not allow it`);
+        if (a.dmabuf) throw new Errno(EINVAL, 'a dma-buf has no pages to pin');
         const span = this.pageSpan(a, first, last);
         this.hold(a, span.start, span.end);
         pin.pieces.push({ area: a, ...span });
@@ -459,6 +489,7 @@ export class Ioas implements IommufdObject {
   accessRw(iova: bigint, length: bigint, write: boolean, fn: (area: Area, ua: bigint, offset: bigint, bytes: bigint) => void): void {
     this.eachPiece(iova, length, (a, first, last) => {
       if (write ? !a.writeable : !a.readable) throw new Errno(EPERM, `area 0x${a.start.toString(16)} does not allow it`);
+      if (a.dmabuf) throw new Errno(EINVAL, 'a dma-buf is not reachable by the CPU here');
       fn(a, a.userVa + (first - a.start), first - iova, last - first + 1n);
     });
   }
@@ -547,7 +578,7 @@ export class Ioas implements IommufdObject {
       for (const a of areas) {
         if (first) this.pin(a);
         try {
-          d.map(a);
+          this.mapIn(d, a);
         } catch (e) {
           if (first) this.unpin(a);
           throw e;
@@ -556,7 +587,7 @@ export class Ioas implements IommufdObject {
       }
     } catch (e) {
       for (const a of mapped) {
-        d.unmap(a);
+        this.unmapIn(d, a);
         if (first) this.unpin(a);
       }
       throw e;
@@ -573,7 +604,7 @@ export class Ioas implements IommufdObject {
     this.reserved.delete(d);
     this.domainsChanged();
     for (const a of this.areas.valuesArray()) {
-      d.unmap(a);
+      this.unmapIn(d, a);
       if (this.domainList.length === 0) this.unpin(a);
     }
   }

@@ -2,9 +2,10 @@
 // in this list.
 import { accessOps } from './access.ts';
 import { bookkeepingOps } from './bookkeeping.ts';
+import { dmabufOps } from './dmabuf.ts';
 import { iopfOps } from './iopf.ts';
 import { mockDomainOps } from './mock-domain.ts';
 import { pasidOps } from './pasid.ts';
 import { TestOpTable } from './test-cmd.ts';
 
-export const TEST_OPS = new TestOpTable([mockDomainOps, bookkeepingOps, iopfOps, pasidOps, accessOps]);
+export const TEST_OPS = new TestOpTable([mockDomainOps, bookkeepingOps, iopfOps, pasidOps, accessOps, dmabufOps]);
