@@ -1,4 +1,4 @@
-// `npm run fuzz [-- --frames N --seconds S --seed X --lanes L --flavour powernv|pseries --faults]`
+// `npm run fuzz [-- --frames N --seconds S --seed X --lanes L --flavour powernv|pseries --faults --selftest]`
 //
 // Starts a daemon in its own process (a synchronous call from the process serving a mount into that
 // mount would deadlock, and a separate process is what clients see anyway) and throws frames at every
@@ -53,6 +53,8 @@ export interface FuzzOptions {
   pageShift?: 12 | 16;
   /** Arm the host-wide fail_nth injector at random moments (couples the lanes, so less reproducible). */
   faults?: boolean;
+  /** Start the daemon with --selftest, so IOMMU_TEST_CMD and the mock IOMMU are fuzzed too. */
+  selftest?: boolean;
   /**
    * Also send the triggers of known daemon bugs that are reported but not fixed yet (KNOWN_BUGS below).
    * Off by default, so that a run finds what is new.
@@ -1310,7 +1312,7 @@ async function alive(d: RunningDaemon): Promise<boolean> {
 export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
   const lanes = opts.lanes ?? 4;
   const log = opts.log ?? (() => undefined);
-  const d = await startDaemon({ topology: fuzzTopology(lanes, opts.flavour ?? 'powernv', opts.pageShift), env: { DEBUG: 'tcefs:error' } });
+  const d = await startDaemon({ topology: fuzzTopology(lanes, opts.flavour ?? 'powernv', opts.pageShift), env: { DEBUG: 'tcefs:error' }, args: opts.selftest ? ['--selftest'] : [] });
   const stats = new Stats();
   const t0 = Date.now();
   let report: FuzzReport;
@@ -1384,6 +1386,7 @@ async function main() {
       flavour: { type: 'string', default: 'powernv' },
       'page-size': { type: 'string', default: '64K' },
       faults: { type: 'boolean', default: false },
+      selftest: { type: 'boolean', default: false },
       'known-bugs': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
     },
@@ -1391,7 +1394,7 @@ async function main() {
   const flavour = values.flavour === 'pseries' ? 'pseries' : 'powernv';
   const r = await runFuzz({
     frames: Number(values.frames), seconds: Number(values.seconds), seed: Number(values.seed), lanes: Number(values.lanes),
-    flavour, pageShift: values['page-size'] === '4K' ? 12 : 16, faults: values.faults, knownBugs: values['known-bugs'], log: (s) => process.stderr.write(s + '\n'),
+    flavour, pageShift: values['page-size'] === '4K' ? 12 : 16, faults: values.faults, selftest: values.selftest, knownBugs: values['known-bugs'], log: (s) => process.stderr.write(s + '\n'),
   });
   console.log(values.json ? JSON.stringify(r, null, 2) : formatReport(r));
   process.exitCode = fuzzPassed(r) ? 0 : 1;

@@ -51,10 +51,11 @@ export function isMapped(maps: Mapping[], ua: bigint, length: bigint): boolean {
 
 /**
  * What backs the page at `ua`, named as pinned memory names it: a memfd's `memfd:<dev>:<ino>` and the
- * file offset, or the process itself (`pid:<pid>`) and the address.
+ * file offset, or the process itself (`pid:<pid>`) and the address; undefined where nothing is mapped.
  */
-export function backingOf(maps: Mapping[], pid: number, ua: bigint): { owner: string; addr: bigint } {
+export function backingOf(maps: Mapping[], pid: number, ua: bigint): { owner: string; addr: bigint } | undefined {
   const m = maps.find((x) => x.start <= ua && ua < x.end);
-  if (m && m.path.startsWith('/memfd:') && m.perms[3] === 's') return { owner: `memfd:${m.dev}:${m.inode}`, addr: m.offset + (ua - m.start) };
+  if (!m) return undefined;
+  if (m.path.startsWith('/memfd:') && m.perms[3] === 's') return { owner: `memfd:${m.dev}:${m.inode}`, addr: m.offset + (ua - m.start) };
   return { owner: `pid:${pid}`, addr: ua };
 }

@@ -39,7 +39,6 @@ export class MockDevice implements DeviceIommu {
   readonly pageResponses: number[] = [];
   /** The domain DMA goes through; undefined while blocked. */
   domain?: PagingHwpt;
-  private owner?: object;
 
   constructor(readonly index: number, readonly flags: number, readonly hostPageSize: bigint) {
     if (flags & ~MOCK_DEVICE_FLAGS) throw new Errno(EINVAL, `device flags 0x${flags.toString(16)}`);
@@ -76,14 +75,10 @@ export class MockDevice implements DeviceIommu {
     return MockHwpt.create(ioas, false, { tableType: tableType as MockTableType, flags: f, hostPageSize: this.hostPageSize });
   }
 
-  claim(owner: object): void {
-    // Created for one context and bound to it at once: nobody else can hold it.
-    this.owner = owner;
-  }
+  /** Created for one context and bound to it at once: nobody else can hold it, nothing to give back. */
+  claim(): void {}
 
-  unclaim(): void {
-    this.owner = undefined;
-  }
+  unclaim(): void {}
 
   autoDomain(ioas: Ioas): PagingHwpt {
     return MockHwpt.create(ioas, true, { tableType: SELFTEST.MOCK_IOMMUPT_DEFAULT, flags: 0, hostPageSize: this.hostPageSize });

@@ -1,7 +1,7 @@
 // A paging domain of the mock IOMMU: its own page table (IOVA -> the client's address, page by page),
 // the aperture and page sizes of the table type it was made with, and hooks the dirty-tracking and
 // nesting work plugs into (dirtyCapable, flags). It answers MD_CHECK_MAP from the table it keeps.
-import { EINVAL, Errno } from '../errno.ts';
+import { EFAULT, EINVAL, Errno } from '../errno.ts';
 import type { PagingHwpt } from '../objects/iommufd/backend.ts';
 import type { FaultQueue } from '../objects/iommufd/eventq.ts';
 import type { Area, Ioas } from '../objects/iommufd/ioas.ts';
@@ -81,16 +81,17 @@ export class MockHwpt implements PagingHwpt {
 
   /**
    * MD_CHECK_MAP: every page of [iova, iova + length) translates to the page that backs the same offset
-   * from `uptr` in the caller's memory (`backing` names it as the IOAS's areas do). EINVAL for
-   * misalignment or any mismatch.
+   * from `uptr` in the caller's memory (`backing` names it as the IOAS's areas do, undefined where
+   * nothing is mapped: EFAULT). EINVAL for misalignment or any mismatch.
    */
-  checkMap(iova: bigint, length: bigint, uptr: bigint, backing: (ua: bigint) => { owner: string; addr: bigint }): void {
+  checkMap(iova: bigint, length: bigint, uptr: bigint, backing: (ua: bigint) => { owner: string; addr: bigint } | undefined): void {
     const page = this.minPageSize;
     const mask = page - 1n;
     if (iova & mask || length & mask || uptr & mask || uptr + length > 1n << 64n) throw new Errno(EINVAL, 'not aligned to the domain page');
     for (let off = 0n; off < length; off += page) {
       const t = this.table.lookup(iova + off);
       const want = backing(uptr + off);
+      if (!want) throw new Errno(EFAULT, `0x${(uptr + off).toString(16)} is not mapped`);
       if (!t || t.owner !== want.owner || t.addr !== want.addr) throw new Errno(EINVAL, `IOVA 0x${(iova + off).toString(16)} does not translate to 0x${(uptr + off).toString(16)}`);
     }
   }

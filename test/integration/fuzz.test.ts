@@ -100,6 +100,16 @@ describe('the fuzzer', () => {
     for (const name of ['VFIO_GROUP_SET_CONTAINER', 'VFIO_DEVICE_BIND_IOMMUFD', 'IOMMU_IOAS_ALLOC']) expect(r.ioctls[name]?.ok).toBeGreaterThan(0);
   }, 150_000);
 
+  it('survives a short run with --selftest: IOMMU_TEST_CMD and mock devices, nothing leaked', async () => {
+    const r = await runFuzz({ frames: 2000, seconds: 60, seed: 1616, lanes: 2, pageShift: 12, selftest: true });
+    if (!fuzzPassed(r)) console.error(formatReport(r));
+    expect(r.violations).toEqual([]);
+    expect(r.internalErrors).toEqual([]);
+    expect(r.leaks).toEqual([]);
+    expect(r.alive).toBe(true);
+    expect(r.ioctls.IOMMU_TEST_CMD?.ok).toBeGreaterThan(0);
+  }, 100_000);
+
   it('survives a shorter run on the 4K-page host, type1 cuts included, with nothing leaked', async () => {
     const r = await runFuzz({ frames: 2000, seconds: 60, seed: 4096, lanes: 2, pageShift: 12 });
     if (!fuzzPassed(r)) console.error(formatReport(r));

@@ -25,10 +25,9 @@ export class IommufdDevice implements IommufdObject {
     private readonly external: boolean,
   ) {}
 
-  /** The PCI function behind a TCE-backed device. */
-  get fn(): PciFunction {
-    if (!(this.iommu instanceof TceDeviceIommu)) throw new Error(`device ${this.id} is not a PCI function`);
-    return this.iommu.fn;
+  /** The PCI function behind a TCE-backed device; a mock device has none. */
+  get fn(): PciFunction | undefined {
+    return this.iommu instanceof TceDeviceIommu ? this.iommu.fn : undefined;
   }
 
   static bind(ctx: IommufdFile, fn: PciFunction): IommufdDevice {

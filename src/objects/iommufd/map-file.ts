@@ -19,7 +19,7 @@ const MAP_FLAGS = IOMMUFD.IOMMU_IOAS_MAP_FIXED_IOVA | IOMMUFD.IOMMU_IOAS_MAP_WRI
 const RW = IOMMUFD.IOMMU_IOAS_MAP_WRITEABLE | IOMMUFD.IOMMU_IOAS_MAP_READABLE;
 
 /** The memory identity of a client's memfd, or the errno the kernel's fget / pin would give. */
-function memfdOf(pid: number, fd: number): string {
+function memfdOf(pid: number, fd: number): { name: string; size: bigint } {
   const at = `/proc/${pid}/fd/${fd}`;
   let link: string;
   try {
@@ -32,7 +32,7 @@ function memfdOf(pid: number, fd: number): string {
   // Only shmem and hugetlbfs pages can be pinned from a file; anything else fails when it is pinned.
   if (!link.startsWith('/memfd:')) throw new Errno(EINVAL, `fd ${fd} (${link}) is not a memfd`);
   const st = statSync(at, { bigint: true });
-  return `memfd:${st.dev}:${st.ino}`;
+  return { name: `memfd:${st.dev}:${st.ino}`, size: st.size };
 }
 
 export function mapFile(f: IommufdFile, call: IoctlCall): void {
@@ -56,7 +56,9 @@ export function mapFile(f: IommufdFile, call: IoctlCall): void {
     call.respond();
     return;
   }
-  const memfd = memfdOf(call.pid, call.get('fd'));
+  const { name: memfd, size } = memfdOf(call.pid, call.get('fd'));
+  // With a domain the pages are pinned now, and a file pins only the pages it has.
+  if (ioas.domains.length && start + length > size) throw new Errno(EINVAL, `the file has ${size} bytes`);
   // The file offset stands where a user address would: it sets the sub-page alignment and names the pages.
   const at = ioas.place(length, start, fixed);
   ioas.insert({

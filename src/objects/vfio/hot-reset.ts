@@ -45,7 +45,7 @@ function devId(ctx: IommufdFile, fn: PciFunction): number {
   const devices = ctx.objects.values().filter((o) => o.kind === 'device') as IommufdDevice[];
   const own = devices.find((d) => d.fn === fn);
   if (own) return own.id;
-  return devices.some((d) => d.fn.group === fn.group) ? DEVID_OWNED : DEVID_NOT_OWNED;
+  return devices.some((d) => d.fn?.group === fn.group) ? DEVID_OWNED : DEVID_NOT_OWNED;
 }
 
 export function hotResetInfo(s: ResetScope, call: IoctlCall): void {

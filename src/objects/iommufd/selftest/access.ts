@@ -141,8 +141,8 @@ function checkPages(f: IommufdFile, cmd: TestCall, pin: AccessPin, uptr: bigint)
   let ua = uptr;
   for (const p of pin.pieces) {
     for (let at = p.start; at < p.end; at += page, ua += page) {
-      if (!maps.some((m) => m.start <= ua && ua < m.end)) throw new Errno(EFAULT, `0x${ua.toString(16)} is not mapped`);
       const b = backingOf(maps, cmd.pid, ua);
+      if (!b) throw new Errno(EFAULT, `0x${ua.toString(16)} is not mapped`);
       if (b.owner !== p.area.owner || b.addr !== at) throw new Errno(EBADE, `0x${ua.toString(16)} is not the page pinned`);
     }
   }

@@ -1,7 +1,7 @@
 // Test ops that set up or check the state of the core: the temporary memory limit, reserved IOVA, and
 // the checks of a mock domain's translations (MD_CHECK_MAP), of page pin counts (MD_CHECK_REFS) and of
 // a mock device's caches (DEV_CHECK_CACHE).
-import { EINVAL, EOVERFLOW, Errno } from '../../../errno.ts';
+import { EFAULT, EINVAL, EIO, EOVERFLOW, Errno } from '../../../errno.ts';
 import { backingOf, readMaps } from '../../../devices/process-maps.ts';
 import { MockDevice } from '../../../mock/device.ts';
 import { MockHwpt } from '../../../mock/domain.ts';
@@ -64,8 +64,9 @@ export const bookkeepingOps: TestOps = {
       const maps = readMaps(cmd.pid);
       for (let off = 0n; off < length; off += page) {
         const b = backingOf(maps, cmd.pid, uptr + off);
+        if (!b) throw new Errno(EFAULT, `0x${(uptr + off).toString(16)} is not mapped`);
         const n = memory.pinCount(b.owner, b.addr);
-        if (n !== refs) throw new Errno(5 /* EIO */, `page 0x${(uptr + off).toString(16)} has ${n} pins, not ${refs}`);
+        if (n !== refs) throw new Errno(EIO, `page 0x${(uptr + off).toString(16)} has ${n} pins, not ${refs}`);
       }
     },
   },
