@@ -119,7 +119,7 @@ function regionEdge(rng: Rng): bigint {
  * succeed, and fail only with the errnos of their size, field, object and feature checks.
  */
 const HOST_LACKS = new Set([
-  'IOMMU_HWPT_SET_DIRTY_TRACKING', 'IOMMU_HWPT_GET_DIRTY_BITMAP', 'IOMMU_HWPT_INVALIDATE', 'IOMMU_FAULT_QUEUE_ALLOC',
+  'IOMMU_HWPT_SET_DIRTY_TRACKING', 'IOMMU_HWPT_GET_DIRTY_BITMAP', 'IOMMU_HWPT_INVALIDATE',
   'IOMMU_VIOMMU_ALLOC', 'IOMMU_VDEVICE_ALLOC', 'IOMMU_VEVENTQ_ALLOC', 'IOMMU_HW_QUEUE_ALLOC',
   'IOMMU_IOAS_NOIOMMU_GET_PA',
 ]);
@@ -251,7 +251,7 @@ export function walkFrame(b: Buffer): Walk {
     const end = at + len;
     if (len < 24 || len % 8 || end > length) return no(EBADMSG, `record ${i} length`);
     const op = b.readUInt16LE(at + 4);
-    if (op < Op.IOCTL || op > Op.REGION_WRITE) return no(EBADMSG, `record ${i} op`);
+    if (op < Op.IOCTL || op > Op.POLL) return no(EBADMSG, `record ${i} op`);
     const argLen = b.readUInt32LE(at + 12);
     let p = at + 24;
     if (p + pad8(argLen) > end) return no(EBADMSG, `record ${i} arg`);
@@ -408,6 +408,11 @@ function checkReply(reply: Buffer, records: SentRecord[], ctx: ReplyContext, bad
         if (outLen || nblobs || newHandle) bad(`${where}: REGION_WRITE carries data`);
         if (result > BigInt(rec.argData.length)) bad(`${where}: REGION_WRITE of ${rec.argData.length} bytes wrote ${result}`);
         break;
+      case Op.POLL:
+        if (outLen || nblobs || newHandle) bad(`${where}: POLL carries data`);
+        // POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM are all a file reports.
+        if (result < 0n || result & ~0x145n) bad(`${where}: POLL answered ${result}`);
+        break;
       case Op.IOCTL: {
         // The client copies out_len bytes into its argument and each blob into its buffer: both must fit.
         if (outLen > rec.argData.length) bad(`${where}: copies back ${outLen} bytes into a ${rec.argData.length}-byte argument`);
@@ -448,6 +453,15 @@ interface Range {
   ioas?: number;
 }
 
+interface Pending {
+  handle: number;
+  group?: number;
+  kind?: FileKind;
+}
+
+/** What an fd-returning ioctl hands out. */
+const NEW_FILE_KIND: Record<string, FileKind> = { VFIO_GROUP_GET_DEVICE_FD: 'device', IOMMU_FAULT_QUEUE_ALLOC: 'fault', IOMMU_VEVENTQ_ALLOC: 'veventq' };
+
 interface LaneFile {
   fh: FileHandle;
   path: string;
@@ -478,8 +492,8 @@ class Stats {
 class Lane {
   readonly rng: Rng;
   readonly files: LaneFile[] = [];
-  /** Handles this lane saw created and has not claimed yet. */
-  readonly pending: { handle: number; group?: number }[] = [];
+  /** Handles this lane saw created and has not claimed yet, with the kind of file the ioctl makes when known. */
+  readonly pending: Pending[] = [];
   /** Handles of files this lane closed: stale capabilities to throw back. */
   readonly stale: number[] = [];
   /** Object IDs, IOVAs and window starts seen in answers: plausible values for later requests. */
@@ -588,9 +602,20 @@ class Lane {
     if (this.files.length) await this.closeFile(this.rng.pick(this.files));
   }
 
-  /** Open a pending file; it belongs to the group whose file created it. */
-  private async claim(p: { handle: number; group?: number }): Promise<LaneFile | undefined> {
-    return this.openPath(`.tcefs/fd/${p.handle.toString(16)}`, { group: p.group });
+  /**
+   * Open a pending file; it belongs to the group whose file created it. One whose kind the lane could not
+   * tell (made inside a frame too large to check answer by answer) is claimed and closed at once.
+   */
+  private async claim(p: Pending): Promise<LaneFile | undefined> {
+    const path = `.tcefs/fd/${p.handle.toString(16)}`;
+    if (!p.kind) {
+      await open(join(this.mnt, path), 'r+').then(
+        (fh) => fh.close(),
+        (e) => this.stats.count(this.stats.events, `claim ${errnoName(Math.abs((e as NodeJS.ErrnoException).errno ?? 0))}`),
+      );
+      return undefined;
+    }
+    return this.openPath(path, { group: p.group, kind: p.kind });
   }
 
   async closeAll() {
@@ -617,7 +642,7 @@ class Lane {
   private async send(f: LaneFile, data: Buffer, offset: number, splitAt?: number): Promise<Answered[] | undefined> {
     this.frames++;
     this.stats.frames++;
-    this.stats.count(this.stats.byFile, f.path.startsWith('.tcefs/') ? 'claimed device' : f.kind);
+    this.stats.count(this.stats.byFile, f.path.startsWith('.tcefs/') ? `claimed ${f.kind}` : f.kind);
     const pieces = splitAt !== undefined && splitAt > 0 && splitAt < data.length ? [data.subarray(0, splitAt), data.subarray(splitAt)] : [data];
     let at = offset;
     for (const piece of pieces) {
@@ -717,10 +742,10 @@ class Lane {
   private learn(f: LaneFile, rec: SentRecord, a: Answered) {
     this.stats.answers++;
     this.stats.count(this.stats.results, a.result >= 0n ? 'ok' : errnoName(Number(-a.result)));
-    if (a.newHandle) this.pending.push({ handle: a.newHandle, group: f.group });
     if (rec.op !== Op.IOCTL) return;
     const nr = canonicalNr(rec.request);
     const decls = nr === undefined ? [] : ioctlsFor(f.kind, nr);
+    if (a.newHandle) this.pending.push({ handle: a.newHandle, group: f.group, kind: NEW_FILE_KIND[decls.find((d) => d.returnsFd)?.name ?? ''] });
     const name = decls.length === 1 ? decls[0].name : decls.length ? decls.map((d) => d.name).join('|') : 'unknown number';
     const t = (this.stats.ioctls[name] ??= { ok: 0, err: 0 });
     if (a.result >= 0n) t.ok++;
@@ -1010,6 +1035,16 @@ class Lane {
     if (r < 8) return { op: Op.REGION_READ, request: this.rng.pick([0, 1, 2, 4, 8, 64, 256, 4096, 1 << 16, this.rng.u32()]), arg: this.regionOffset() };
     if (r < 12) return { op: Op.REGION_WRITE, arg: this.regionOffset(), argData: this.rng.bytes(this.rng.pick([1, 2, 4, 8, this.rng.int(300)])) };
     if (r < 16) return { request: this.rng.chance(0.5) ? this.rng.u32() : (0x3b00 | this.rng.int(256)) | (this.rng.chance(0.3) ? 0xc0080000 : 0), argData: this.rng.bytes(this.rng.int(48)) };
+    if (r < 18) return { op: Op.POLL };
+    // An event queue's read and write: mostly at offset 0, in whole records or not, responses to cookies it may have handed out.
+    if ((f.kind === 'fault' || f.kind === 'veventq') && r < 50) {
+      const arg = this.rng.chance(0.9) ? 0n : BigInt(this.rng.int(64));
+      if (this.rng.chance(0.5)) return { op: Op.REGION_READ, request: this.rng.pick([0, 8, 39, 40, 80, 400, 4096, this.rng.int(200)]), arg };
+      const n = this.rng.pick([0, 1, 2, 5]);
+      const responses = Buffer.alloc(n * 8 + (this.rng.chance(0.1) ? 3 : 0));
+      for (let k = 0; k < n; k++) responses.writeUInt32LE(this.rng.int(4), k * 8), responses.writeUInt32LE(this.rng.pick([0, 1, 2, this.rng.u32()]), k * 8 + 4);
+      return { op: Op.REGION_WRITE, arg, argData: responses };
+    }
     const own = IOCTLS.filter((d) => d.kinds.includes(f.kind));
     return this.ioctlRequest(r < 90 && own.length ? this.rng.pick(own) : this.rng.pick(IOCTLS));
   }

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -105,6 +106,22 @@ int main(int argc, char **argv)
 	show("hwpt_with_fault", ioctl(i, IOMMU_HWPT_ALLOC, &ha));
 	ha.fault_id = 999;
 	show("hwpt_with_bad_fault", ioctl(i, IOMMU_HWPT_ALLOC, &ha));
+
+	/* PASIDs through the cdev: vfio-pci takes the flag, but no TCE domain is PASID-compatible. */
+	struct vfio_device_attach_iommufd_pt at = { .argsz = sizeof(at), .flags = VFIO_DEVICE_ATTACH_PASID, .pt_id = ia.out_ioas_id, .pasid = 5 };
+	show("pasid_attach_ioas", ioctl(dev, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &at));
+	at.pt_id = 999;
+	show("pasid_attach_missing", ioctl(dev, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &at));
+	at.argsz = offsetof(struct vfio_device_attach_iommufd_pt, pasid);
+	show("pasid_attach_short", ioctl(dev, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &at));
+	at = (struct vfio_device_attach_iommufd_pt){ .argsz = sizeof(at), .pt_id = ia.out_ioas_id };
+	show("rid_attach", ioctl(dev, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &at));
+	at = (struct vfio_device_attach_iommufd_pt){ .argsz = sizeof(at), .flags = VFIO_DEVICE_ATTACH_PASID, .pt_id = at.pt_id, .pasid = 5 };
+	show("pasid_attach_hwpt", ioctl(dev, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &at));
+	struct vfio_device_detach_iommufd_pt dt = { .argsz = sizeof(dt), .flags = VFIO_DEVICE_DETACH_PASID, .pasid = 5 };
+	show("pasid_detach_unattached", ioctl(dev, VFIO_DEVICE_DETACH_IOMMUFD_PT, &dt));
+	dt.flags = 2;
+	show("detach_bad_flags", ioctl(dev, VFIO_DEVICE_DETACH_IOMMUFD_PT, &dt));
 
 	/* vEVENTQs hang off a vIOMMU, and a TCE host makes none. */
 	struct iommu_veventq_alloc va = { .size = sizeof(va), .viommu_id = ia.out_ioas_id, .type = 1 /* ARM SMMUv3 */, .veventq_depth = 2 };

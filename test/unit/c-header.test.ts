@@ -10,6 +10,7 @@ import { allHeaders } from '../../src/codegen/c-header.ts';
 import { answerHeader, blobHeader, frameHeader, requestHeader } from '../../src/transport/frame.ts';
 import { IOCTLS, requestValue } from '../../src/uapi/ioctls.ts';
 import { ALL_STRUCTS, EXTENSION_STRUCTS } from '../../src/uapi/structs.ts';
+import { SELFTEST_STRUCTS } from '../../src/uapi/selftest.ts';
 import { ROOT } from '../helpers/daemon.ts';
 
 const exec = promisify(execFile);
@@ -21,7 +22,7 @@ async function compileAndRun(source: string): Promise<string> {
   return (await exec(join(dir, 'oracle'))).stdout;
 }
 
-const structs = [...ALL_STRUCTS, ...EXTENSION_STRUCTS, frameHeader, requestHeader, answerHeader, blobHeader];
+const structs = [...ALL_STRUCTS, ...EXTENSION_STRUCTS, ...SELFTEST_STRUCTS, frameHeader, requestHeader, answerHeader, blobHeader];
 
 function oracleSource(prelude: string): string {
   const lines: string[] = [];
@@ -51,7 +52,7 @@ describe('generated C headers', () => {
   });
 
   it('standalone: gcc -Wall -Werror sees every struct, offset and ioctl value the declarations have', async () => {
-    const out = await compileAndRun(oracleSource('#include <tcefs/uapi.h>\n#include <tcefs/protocol.h>'));
+    const out = await compileAndRun(oracleSource('#include <tcefs/uapi.h>\n#include <tcefs/protocol.h>\n#include <tcefs/selftest.h>'));
     expect(out).toBe(expected());
   });
 

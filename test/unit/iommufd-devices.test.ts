@@ -110,7 +110,11 @@ describe('the VFIO cdev (vfio_iommufd_setup_test and §2.3-2.6)', () => {
     bind(d);
     expect(attach(d, 0xffffffff).result).toBe(-ENOENT);
     expect(attach(d, 1).result).toBe(-EINVAL); // the device's own ID: wrong kind
-    expect(h.call(d, 'VFIO_DEVICE_ATTACH_IOMMUFD_PT', { flags: 1, pt_id: 1 }).result).toBe(-EOPNOTSUPP);
+    // vfio-pci takes a PASID, but no TCE domain is PASID-compatible (and an IOAS's automatic one never is).
+    expect(h.call(d, 'VFIO_DEVICE_ATTACH_IOMMUFD_PT', { flags: 1, pt_id: 1, pasid: 3 }).result).toBe(-EINVAL);
+    expect(h.call(d, 'VFIO_DEVICE_ATTACH_IOMMUFD_PT', { flags: 1, pt_id: 77, pasid: 3 }).result).toBe(-ENOENT);
+    expect(h.call(d, 'VFIO_DEVICE_ATTACH_IOMMUFD_PT', { argsz: 12, flags: 1, pt_id: 77, pasid: 3 }).result).toBe(-EINVAL);
+    expect(h.call(d, 'VFIO_DEVICE_DETACH_IOMMUFD_PT', { flags: 1, pasid: 3 }).result).toBe(0);
     expect(h.call(d, 'VFIO_DEVICE_ATTACH_IOMMUFD_PT', { flags: 2, pt_id: 1 }).result).toBe(-EINVAL);
     const a = ioasAlloc();
     const auto = attach(d, a).out.pt_id as number;

@@ -9,6 +9,8 @@ import { HANDLE_FOREIGN, HANDLE_NONE } from '../../transport/frame.ts';
 import type { Daemon } from '../../daemon.ts';
 import { IommufdFile } from '../iommufd/context.ts';
 import { IommufdDevice } from '../iommufd/device.ts';
+import { pasidAttach, pasidDetach, pasidHwpt, pasidReplace } from '../iommufd/pasid.ts';
+import { offsetofend } from '../../uapi/layout.ts';
 import { VFIO } from '../../uapi/constants.ts';
 import type { PciFunction } from '../inventory.ts';
 import { barRead, barWrite } from '../../devices/bars.ts';
@@ -191,27 +193,41 @@ export class DeviceFile extends OpenFile {
     call.copyOutField('out_devid');
   }
 
-  /** ATTACH and DETACH know one flag, PASID, which a TCE IOMMU cannot do. */
-  private static refusePasid(call: IoctlCall, pasidFlag: number): void {
+  /**
+   * ATTACH and DETACH know one flag, PASID, which extends the struct by its `pasid` field: flags first,
+   * then the longer argsz, then that field is read (vfio_df_ioctl_attach_pt's order). The PASID, or
+   * undefined for the RID.
+   */
+  private static pasidOf(call: IoctlCall, pasidFlag: number): number | undefined {
     call.vfioCopyIn();
     const flags = call.get('flags');
     if (flags & ~pasidFlag) throw new Errno(EINVAL, 'flags');
-    if (flags) throw new Errno(EOPNOTSUPP, 'PASID is not supported by TCE IOMMUs');
+    if (!flags) return undefined;
+    const end = offsetofend(call.struct, 'pasid');
+    if (call.get('argsz') < end) throw new Errno(EINVAL, `argsz ${call.get('argsz')} < ${end}`);
+    call.copyIn(end);
+    return call.get('pasid');
   }
 
   private attach(call: IoctlCall): void {
-    DeviceFile.refusePasid(call, VFIO.VFIO_DEVICE_ATTACH_PASID);
+    const pasid = DeviceFile.pasidOf(call, VFIO.VFIO_DEVICE_ATTACH_PASID);
     const dev = this.iommufd!;
-    const target = dev.ctx.objects.find(call.get('pt_id'));
-    if (!target) throw new Errno(ENOENT, `no object ${call.get('pt_id')}`);
-    const hwpt = dev.attach(target, call.owner);
+    let hwpt;
+    // vfio-pci replaces a PASID it has attached (pasid_attach_ioas); a TCE domain never serves one (EINVAL).
+    if (pasid !== undefined) hwpt = pasidHwpt(dev, pasid) ? pasidReplace(dev, pasid, call.get('pt_id')) : pasidAttach(dev, pasid, call.get('pt_id'));
+    else {
+      const target = dev.ctx.objects.find(call.get('pt_id'));
+      if (!target) throw new Errno(ENOENT, `no object ${call.get('pt_id')}`);
+      hwpt = dev.attach(target, call.owner);
+    }
     call.set('pt_id', hwpt.id);
     call.copyOutField('pt_id');
   }
 
   private detach(call: IoctlCall): void {
-    DeviceFile.refusePasid(call, VFIO.VFIO_DEVICE_DETACH_PASID);
-    this.iommufd!.detach();
+    const pasid = DeviceFile.pasidOf(call, VFIO.VFIO_DEVICE_DETACH_PASID);
+    if (pasid !== undefined) pasidDetach(this.iommufd!, pasid);
+    else this.iommufd!.detach();
   }
 
   /**
