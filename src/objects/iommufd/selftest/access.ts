@@ -183,9 +183,10 @@ function accessRw(f: IommufdFile, cmd: TestCall): void {
   if (write && !procMemIo(cmd.pid, ubuf, tmp, false)) throw new Errno(EFAULT, 'the client buffer is not readable');
   let iova = cmd.get64('iova');
   if (flags & SELFTEST.MOCK_FLAGS_ACCESS_SYZ) iova = syzIova(access.ioas, iova);
+  const shared = f.daemon.selftest?.shared;
   access.rw(iova, length, write, (area, addr, offset, bytes) => {
     const piece = tmp.subarray(Number(offset), Number(offset + bytes));
-    if (!ownerMemIo(area.owner, addr, piece, write, cmd.pid)) throw new Errno(EFAULT, `the memory behind 0x${(iova + offset).toString(16)} is gone`);
+    if (!ownerMemIo(area.owner, addr, piece, write, cmd.pid, shared)) throw new Errno(EFAULT, `the memory behind 0x${(iova + offset).toString(16)} is gone`);
   });
   if (!write && !procMemIo(cmd.pid, ubuf, tmp, true)) throw new Errno(EFAULT, 'the client buffer is not writeable');
 }

@@ -2,7 +2,7 @@
 // memory behind an IOAS area) through /proc/<pid>/mem. The selftests copy a few bytes thousands of times
 // in a row, so a process's handle stays open until it has been idle for a moment; none outlives that.
 import { closeSync, openSync, readSync, statSync, writeSync } from 'node:fs';
-import { readMaps } from '../../../devices/process-maps.ts';
+import { readMaps, type Mapping } from '../../../devices/process-maps.ts';
 
 const uid = process.getuid?.() ?? 0;
 /** A handle unused this long is closed. */
@@ -68,16 +68,54 @@ export function procMemIo(pid: number, ua: bigint, buf: Buffer, write: boolean):
   return false;
 }
 
+/** How many processes' shared mappings SharedBackings keeps (the most recently pinned). */
+const MAX_OWNERS = 64;
+
+/**
+ * The shared mappings a process had when its pages were pinned. A pinned page outlives its process; when
+ * the page is shared memory, the daemon can still reach it through another process that maps the same
+ * object (a forked test's child maps the parent's MAP_SHARED buffer, pins it, and exits).
+ */
+export class SharedBackings {
+  private readonly byOwner = new Map<string, Mapping[]>();
+
+  remember(owner: string, maps: Mapping[], ua: bigint, length: bigint): void {
+    const end = ua + length;
+    const shared = maps.filter((m) => m.perms[3] === 's' && m.inode !== 0n && m.start < end && ua < m.end);
+    if (!shared.length) return;
+    const list = this.byOwner.get(owner) ?? [];
+    this.byOwner.delete(owner);
+    for (const m of shared) if (!list.some((x) => x.start === m.start && x.end === m.end && x.inode === m.inode && x.dev === m.dev)) list.push(m);
+    this.byOwner.set(owner, list);
+    if (this.byOwner.size > MAX_OWNERS) this.byOwner.delete(this.byOwner.keys().next().value!);
+  }
+
+  /** The shared mapping of `owner` that held [ua, ua + length) when it was pinned. */
+  find(owner: string, ua: bigint, length: bigint): Mapping | undefined {
+    return this.byOwner.get(owner)?.find((m) => m.start <= ua && ua + length <= m.end);
+  }
+}
+
+/** Bytes at `offset` of the shared object (dev, inode), through a shared mapping of it in `pid`. */
+function viaSharedMapping(dev: bigint, inode: bigint, offset: bigint, buf: Buffer, write: boolean, pid: number): boolean {
+  const end = offset + BigInt(buf.length);
+  const m = readMaps(pid).find((x) => x.perms[3] === 's' && x.dev === dev && x.inode === inode && x.offset <= offset && end <= x.offset + (x.end - x.start));
+  return !!m && procMemIo(pid, m.start + (offset - m.offset), buf, write);
+}
+
 /**
  * Move bytes of a pinned-memory owner (`pid:<n>` at an address, or `memfd:<dev>:<ino>` at a file
- * offset): a memfd is reached through a shared mapping of it in `viaPid`, the calling process.
+ * offset) through `viaPid`, the calling process, where the owner cannot be reached itself: a memfd
+ * through the caller's shared mapping of it, a process that is gone through the caller's mapping of the
+ * shared memory it had pinned.
  */
-export function ownerMemIo(owner: string, addr: bigint, buf: Buffer, write: boolean, viaPid: number): boolean {
+export function ownerMemIo(owner: string, addr: bigint, buf: Buffer, write: boolean, viaPid: number, shared?: SharedBackings): boolean {
   const pid = /^pid:(\d+)$/.exec(owner)?.[1];
-  if (pid !== undefined) return procMemIo(Number(pid), addr, buf, write);
+  if (pid !== undefined) {
+    if (procMemIo(Number(pid), addr, buf, write)) return true;
+    const m = shared?.find(owner, addr, BigInt(buf.length));
+    return !!m && viaSharedMapping(m.dev, m.inode, m.offset + (addr - m.start), buf, write, viaPid);
+  }
   const file = /^memfd:(\d+):(\d+)$/.exec(owner);
-  if (!file) return false;
-  const end = addr + BigInt(buf.length);
-  const m = readMaps(viaPid).find((x) => x.perms[3] === 's' && x.dev === BigInt(file[1]) && x.inode === BigInt(file[2]) && x.offset <= addr && end <= x.offset + (x.end - x.start));
-  return !!m && procMemIo(viaPid, m.start + (addr - m.offset), buf, write);
+  return !!file && viaSharedMapping(BigInt(file[1]), BigInt(file[2]), addr, buf, write, viaPid);
 }
