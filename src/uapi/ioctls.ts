@@ -168,7 +168,8 @@ const I: IoctlDecl[] = [
   },
   // CONFIG_IOMMUFD_TEST (iommufd_test.h; test/fixtures/linux-7.3-iommufd-test.json): answered only with
   // --selftest. Every op's data lives in the struct; pointed memory is reached through /proc/<pid>/mem.
-  { name: 'IOMMU_TEST_CMD', nr: cmd(32), arg: 'size', struct: iommu_test_cmd, minsz: end(iommu_test_cmd, 'last'), kinds: ['iommufd'] },
+  // Some ops return a new file: CREATE_ACCESS in create_access.out_access_fd, DMABUF_GET as the result.
+  { name: 'IOMMU_TEST_CMD', nr: cmd(32), arg: 'size', struct: iommu_test_cmd, minsz: end(iommu_test_cmd, 'last'), returnsFd: true, kinds: ['iommufd'] },
 
   // ---- container (/dev/vfio/vfio; also answered by an iommufd in compat mode) ----
   { name: 'VFIO_GET_API_VERSION', nr: vfio(0), arg: 'none', kinds: ['container', 'iommufd'] },
