@@ -430,10 +430,6 @@ export class Ioas implements IommufdObject {
     }
   }
 
-  get accesses(): readonly IoasAccess[] {
-    return this.accessList;
-  }
-
   /** An access starts using the IOAS; EADDRINUSE when the areas break the alignment it needs. */
   addAccess(x: IoasAccess): void {
     if (x.iovaAlignment > this.alignment) {
