@@ -16,12 +16,14 @@ export const IOMMUFD_CMD_BASE = 0x80;
  * The file kinds tcefs serves; the same number means different things on each. `fault` and `veventq` are
  * the event-queue files IOMMU_FAULT_QUEUE_ALLOC and IOMMU_VEVENTQ_ALLOC return: no ioctls, only read()
  * (and write() for a fault queue). `access` and `dmabuf` are the selftest's access and dma-buf files: the
- * client only holds and closes them (their code 0 tells the shim to take no frames for them).
+ * client only holds, names and closes them. They share one code (the shim's fd table keeps a code in a
+ * signed byte): what the shim needs to know is that they are the daemon's files, whose last close waits
+ * for the release, and that no ioctl of its tables is theirs.
  */
 export type FileKind = 'iommufd' | 'container' | 'group' | 'device' | 'fault' | 'veventq' | 'access' | 'dmabuf';
 
 /** Kind codes on the wire (the HANDLE op's answer, the C marshalling table's kind mask). */
-export const FILE_KIND_BIT: Record<FileKind, number> = { iommufd: 1, container: 2, group: 4, device: 8, fault: 16, veventq: 32, access: 0, dmabuf: 0 };
+export const FILE_KIND_BIT: Record<FileKind, number> = { iommufd: 1, container: 2, group: 4, device: 8, fault: 16, veventq: 32, access: 64, dmabuf: 64 };
 
 /**
  * How the third ioctl argument is read:

@@ -75,8 +75,6 @@ int main(void)
 	show("destroy_ioas_held", destroy(ia.out_ioas_id));
 	struct iommu_destroy dd = { .size = sizeof(dd), .id = ia.out_ioas_id };
 	show("ioctl_on_access_fd", ioctl(afd, IOMMU_DESTROY, &dd));
-	char one;
-	show("read_access_fd", read(afd, &one, 1));
 
 	struct iommu_test_cmd rw = { .access_rw = { .iova = 1 << 24, .length = 16, .uptr = (uintptr_t)buf + 3 * page } };
 	show("rw_on_pin_access", test_cmd(fd, IOMMU_TEST_OP_ACCESS_RW, afd, &rw));
