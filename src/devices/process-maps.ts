@@ -51,11 +51,12 @@ export function isMapped(maps: Mapping[], ua: bigint, length: bigint): boolean {
 
 /**
  * What backs the page at `ua`, named as pinned memory names it: a memfd's `memfd:<dev>:<ino>` and the
- * file offset, or the process itself (`pid:<pid>`) and the address; undefined where nothing is mapped.
+ * file offset, or the process itself (`pid:<pid>`) and the address; `end` is where the mapping that
+ * holds it ends (the backing runs on linearly up to there). Undefined where nothing is mapped.
  */
-export function backingOf(maps: Mapping[], pid: number, ua: bigint): { owner: string; addr: bigint } | undefined {
+export function backingOf(maps: Mapping[], pid: number, ua: bigint): { owner: string; addr: bigint; end: bigint } | undefined {
   const m = maps.find((x) => x.start <= ua && ua < x.end);
   if (!m) return undefined;
-  if (m.path.startsWith('/memfd:') && m.perms[3] === 's') return { owner: `memfd:${m.dev}:${m.inode}`, addr: m.offset + (ua - m.start) };
-  return { owner: `pid:${pid}`, addr: ua };
+  if (m.path.startsWith('/memfd:') && m.perms[3] === 's') return { owner: `memfd:${m.dev}:${m.inode}`, addr: m.offset + (ua - m.start), end: m.end };
+  return { owner: `pid:${pid}`, addr: ua, end: m.end };
 }

@@ -22,7 +22,7 @@ const CAP_DIRTY_TRACKING = 1n;
  */
 export function selftestHwptData(data: HwptData): { iotlb: number; pagetableType: number } {
   if (data.type !== SELFTEST.IOMMU_HWPT_DATA_SELFTEST) throw new Errno(EINVAL, `data_type 0x${data.type.toString(16)}`);
-  const b = data.bytes;
+  const b = data.read();
   if (b.length < 4) throw new Errno(EINVAL, `${b.length} bytes of selftest data`);
   if (b.subarray(iommu_hwpt_selftest.size).some((x) => x !== 0)) throw new Errno(E2BIG, 'non-zero bytes past iommu_hwpt_selftest');
   return { iotlb: b.readUInt32LE(0), pagetableType: b.length >= 8 ? b.readUInt32LE(4) : 0 };

@@ -81,18 +81,20 @@ export class MockHwpt implements PagingHwpt {
 
   /**
    * MD_CHECK_MAP: every page of [iova, iova + length) translates to the page that backs the same offset
-   * from `uptr` in the caller's memory (`backing` names it as the IOAS's areas do, undefined where
-   * nothing is mapped: EFAULT). EINVAL for misalignment or any mismatch.
+   * from `uptr` in the caller's memory (`backing` names it as the IOAS's areas do, with where that
+   * backing stops running on linearly; undefined where nothing is mapped: EFAULT). EINVAL for
+   * misalignment or any mismatch. Both sides are linear over runs, so one comparison covers a run.
    */
-  checkMap(iova: bigint, length: bigint, uptr: bigint, backing: (ua: bigint) => { owner: string; addr: bigint } | undefined): void {
-    const page = this.minPageSize;
-    const mask = page - 1n;
+  checkMap(iova: bigint, length: bigint, uptr: bigint, backing: (ua: bigint) => { owner: string; addr: bigint; end: bigint } | undefined): void {
+    const mask = this.minPageSize - 1n;
     if (iova & mask || length & mask || uptr & mask || uptr + length > 1n << 64n) throw new Errno(EINVAL, 'not aligned to the domain page');
-    for (let off = 0n; off < length; off += page) {
-      const t = this.table.lookup(iova + off);
+    for (let off = 0n; off < length; ) {
       const want = backing(uptr + off);
       if (!want) throw new Errno(EFAULT, `0x${(uptr + off).toString(16)} is not mapped`);
+      const t = this.table.lookup(iova + off);
       if (!t || t.owner !== want.owner || t.addr !== want.addr) throw new Errno(EINVAL, `IOVA 0x${(iova + off).toString(16)} does not translate to 0x${(uptr + off).toString(16)}`);
+      const run = [t.last + 1n - (iova + off), want.end - (uptr + off), length - off].reduce((a, b) => (a < b ? a : b));
+      off += run;
     }
   }
 

@@ -53,11 +53,14 @@ export class MockPageTable {
     return removed;
   }
 
-  /** The translation of one IOVA (any byte of a page), or undefined where nothing is mapped. */
-  lookup(iova: bigint): { owner: string; addr: bigint; readable: boolean; writeable: boolean } | undefined {
+  /**
+   * The translation of one IOVA (any byte of a page), or undefined where nothing is mapped; `last` is
+   * the last IOVA that translates on linearly from it (the end of its extent).
+   */
+  lookup(iova: bigint): { owner: string; addr: bigint; last: bigint; readable: boolean; writeable: boolean } | undefined {
     const e = this.extents.atOrBelow(iova);
     if (!e || e.last < iova) return undefined;
-    return { owner: e.owner, addr: e.addr + (iova - e.start), readable: e.readable, writeable: e.writeable };
+    return { owner: e.owner, addr: e.addr + (iova - e.start), last: e.last, readable: e.readable, writeable: e.writeable };
   }
 
   /** Mapped bytes in all. */

@@ -164,6 +164,24 @@ export class HostMemory {
     return this.owners.get(owner)?.find(ua)?.count ?? 0;
   }
 
+  /**
+   * The pin count of the page at `ua` and where that count stops holding: the end of its run, or for an
+   * unpinned page the start of the next run (no limit past the last one, as U64 + 1).
+   */
+  pinSpan(owner: string, ua: bigint): { count: number; end: bigint } {
+    const runs = this.owners.get(owner)?.runs ?? [];
+    let lo = 0;
+    let hi = runs.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (runs[mid].end <= ua) lo = mid + 1;
+      else hi = mid;
+    }
+    const r = runs[lo];
+    if (!r) return { count: 0, end: ADDRESS_END };
+    return r.start <= ua ? { count: r.count, end: r.end } : { count: 0, end: r.start };
+  }
+
   /** Distinct pinned bytes (whole host pages), for one owner or for everyone. */
   pinnedBytes(owner?: string): bigint {
     if (owner !== undefined) return this.owners.get(owner)?.bytes ?? 0n;

@@ -9,6 +9,7 @@ import { E2BIG, EBUSY, EEXIST, EFAULT, EINVAL, EIO, ENOENT, ENOTTY, EOPNOTSUPP, 
 import { MockPageTable } from '../../src/mock/page-table.ts';
 import type { IommufdFile } from '../../src/objects/iommufd/context.ts';
 import { TestOpTable, type TestCall } from '../../src/objects/iommufd/selftest/test-cmd.ts';
+import type { SelftestDevice } from '../../src/objects/iommufd/selftest/mock-domain.ts';
 import { IOMMUFD } from '../../src/uapi/constants.ts';
 import { encode, type Value } from '../../src/uapi/layout.ts';
 import { iommu_hwpt_selftest, iommu_test_cmd, SELFTEST, TEST_OP, type TestOpName } from '../../src/uapi/selftest.ts';
@@ -170,6 +171,10 @@ describe('IOMMU_TEST_CMD against the daemon', () => {
     expect([d.readBigUInt64LE(0), d.readBigUInt64LE(8)]).toEqual([APERTURE, BigInt(SELFTEST.MOCK_APERTURE_LAST)]);
     expect(mockDomain(ioas, 1 << 1).result).toBe(-EINVAL);
     expect(mockDomain(ioasAlloc() + 100).result).toBe(-ENOENT);
+    // Failed creations leave no object and no device number behind (iommufd_mock<N> as an IDA numbers them).
+    const next = mockDomain(ioas);
+    expect((i as IommufdFile).objects.values().filter((o) => o.kind === 'selftest').length).toBe(2);
+    expect((i as IommufdFile).objects.get<SelftestDevice>(next.stdev, 'selftest').mock.name).toBe('iommufd_mock1');
   });
 
   it('MD_CHECK_MAP reads the mock page table, MD_CHECK_REFS the pin counts; closing leaves no pins', () => {
@@ -196,6 +201,24 @@ describe('IOMMU_TEST_CMD against the daemon', () => {
     expect(refs(buf, 0x8000n, 0)).toBe(0);
     expect(h.daemon.host.memory.pinnedBytes()).toBe(0n);
     expect(h.daemon.describe().iommufdObjects).toBe(0);
+  });
+
+  it('MD_CHECK_REFS and MD_CHECK_MAP walk runs: a gap or a second pin in the middle of a range is found', () => {
+    const buf = ownMemory(0x10000n);
+    const ioas = ioasAlloc();
+    const { hwpt } = mockDomain(ioas);
+    expect(map(ioas, APERTURE, 0x2000n, buf)).toBe(0);
+    expect(map(ioas, APERTURE + 0x4000n, 0x2000n, buf + 0x4000n)).toBe(0);
+    expect(refs(buf, 0x2000n, 1)).toBe(0);
+    expect(refs(buf + 0x4000n, 0x2000n, 1)).toBe(0);
+    expect(refs(buf, 0x6000n, 1)).toBe(-EIO);
+    expect(refs(buf + 0x2000n, 0x2000n, 0)).toBe(0);
+    expect(checkMap(hwpt, APERTURE, 0x6000n, buf)).toBe(-EINVAL);
+    // The same page mapped twice is pinned twice.
+    expect(map(ioas, APERTURE + 0x8000n, 0x1000n, buf + 0x1000n)).toBe(0);
+    expect(refs(buf, 0x1000n, 1)).toBe(0);
+    expect(refs(buf + 0x1000n, 0x1000n, 2)).toBe(0);
+    expect(refs(buf, 0x2000n, 1)).toBe(-EIO);
   });
 
   it('a pin of memory the process has not mapped fails EFAULT', () => {

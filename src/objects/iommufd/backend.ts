@@ -20,10 +20,11 @@ export interface PagingHwpt extends IommufdObject, IoasDomain {
   fault?: FaultQueue;
 }
 
-/** Driver data of IOMMU_HWPT_ALLOC: its type and the bytes behind data_uptr. */
+/** Driver data of IOMMU_HWPT_ALLOC: its type, and the bytes behind data_uptr once the driver wants them. */
 export interface HwptData {
   type: number;
-  bytes: Buffer;
+  /** copy_from_user of data_len bytes: EFAULT when they cannot be read. */
+  read(): Buffer;
 }
 
 /** IOMMU_GET_HW_INFO's answer. */

@@ -294,7 +294,7 @@ export class IommufdFile extends OpenFile {
     if (flags & ~PAGING_FLAGS) throw new Errno(EOPNOTSUPP, `flags 0x${flags.toString(16)}`);
     if (flags & IOMMUFD.IOMMU_HWPT_ALLOC_DIRTY_TRACKING && !dev.iommu.dirtyCapable) throw new Errno(EOPNOTSUPP, 'the device has no dirty tracking');
     if (flags & IOMMUFD.IOMMU_HWPT_FAULT_ID_VALID && flags & IOMMUFD.IOMMU_HWPT_ALLOC_NEST_PARENT) throw new Errno(EOPNOTSUPP, 'a nesting parent takes no fault queue');
-    const data = len ? { type, bytes: call.readPointer('data_uptr') } : undefined;
+    const data = len ? { type, read: () => call.readPointer('data_uptr') } : undefined;
     const hwpt = this.objects.insert(dev.iommu.allocPaging(pt as Ioas, flags, data, call.owner));
     try {
       // The queue is looked up once the domain exists, as the kernel does; the HWPT holds it from here.

@@ -78,7 +78,7 @@ export class TceDeviceIommu implements DeviceIommu {
     if (flags) throw new Errno(EOPNOTSUPP, 'TCE domains support no HWPT_ALLOC flags');
     const pe = this.fn.group.pe;
     let windows = HwptPaging.defaultWindows(pe);
-    if (data?.type === TCEFS_EXT.IOMMU_HWPT_DATA_SPAPR_TCE) windows = spaprWindows(data.bytes);
+    if (data?.type === TCEFS_EXT.IOMMU_HWPT_DATA_SPAPR_TCE) windows = spaprWindows(data.read());
     else if (data) throw new Errno(EOPNOTSUPP, `data_type 0x${data.type.toString(16)}`);
     return HwptPaging.create(ioas.host, ioas, pe, windows, false, ioas.host.account(account));
   }

@@ -62,11 +62,15 @@ export const bookkeepingOps: TestOps = {
       if (length % page || uptr % page || uptr + length > U64_MAX + 1n) throw new Errno(EINVAL, 'not page aligned');
       const refs = cmd.get('refs');
       const maps = readMaps(cmd.pid);
-      for (let off = 0n; off < length; off += page) {
+      // Page by page as the kernel does, but a run of pages with one backing and one count at a time.
+      for (let off = 0n; off < length; ) {
         const b = backingOf(maps, cmd.pid, uptr + off);
         if (!b) throw new Errno(EFAULT, `0x${(uptr + off).toString(16)} is not mapped`);
-        const n = memory.pinCount(b.owner, b.addr);
-        if (n !== refs) throw new Errno(EIO, `page 0x${(uptr + off).toString(16)} has ${n} pins, not ${refs}`);
+        const span = memory.pinSpan(b.owner, b.addr);
+        if (span.count !== refs) throw new Errno(EIO, `page 0x${(uptr + off).toString(16)} has ${span.count} pins, not ${refs}`);
+        const run = [span.end - b.addr, b.end - (uptr + off), length - off].reduce((x, y) => (x < y ? x : y));
+        // Runs and mappings are whole pages; never step by less than one.
+        off += run > page ? run - (run % page) : page;
       }
     },
   },

@@ -2,7 +2,7 @@
 // owning a mock device, bind it to the context (an idev) and attach it to the IOAS or HWPT in `id`;
 // MOCK_DOMAIN_REPLACE moves an attached one. Destroying the selftest object detaches and unbinds.
 import { EINVAL, ENOENT, Errno } from '../../../errno.ts';
-import { MockDevice } from '../../../mock/device.ts';
+import { MOCK_DEVICE_FLAGS, MockDevice } from '../../../mock/device.ts';
 import { IommufdDevice } from '../device.ts';
 import type { IommufdFile } from '../context.ts';
 import type { IommufdObject } from '../id-table.ts';
@@ -44,7 +44,15 @@ function target(f: IommufdFile, id: number): IommufdObject {
 
 function mockDomain(f: IommufdFile, cmd: TestCall, flags: number): void {
   const state = selftestState(f);
-  const stdev = f.objects.insert(new SelftestDevice(new MockDevice(state.allocDevice(), flags, f.daemon.host.memory.pageSize), state));
+  if (flags & ~MOCK_DEVICE_FLAGS) throw new Errno(EINVAL, `device flags 0x${flags.toString(16)}`);
+  const index = state.allocDevice();
+  let stdev: SelftestDevice;
+  try {
+    stdev = f.objects.insert(new SelftestDevice(new MockDevice(index, flags, f.daemon.host.memory.pageSize), state));
+  } catch (e) {
+    state.freeDevice(index);
+    throw e;
+  }
   try {
     stdev.idev = IommufdDevice.bindIommu(f, stdev.mock, false);
     const hwpt = stdev.idev.attach(target(f, cmd.id), cmd.owner);
