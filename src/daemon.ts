@@ -60,9 +60,13 @@ export class Daemon {
     if (options.selftest) {
       this.selftest = new SelftestState();
       // The selftests map holes on purpose and expect EFAULT when the pages are pinned.
+      const selftest = this.selftest;
       this.host.memory.isMapped = (owner, ua, length) => {
         const pid = /^pid:(\d+)$/.exec(owner)?.[1];
-        return pid === undefined || isMapped(readMaps(Number(pid)), ua, length);
+        if (pid === undefined) return true;
+        const maps = readMaps(Number(pid));
+        selftest.shared.remember(owner, maps, ua, length);
+        return isMapped(maps, ua, length);
       };
     }
     this.inventory = new Inventory(topology, this.host);

@@ -153,7 +153,7 @@ static const struct tcefs_cmd_desc tcefs_cmds[] = {
 	{ "IOMMU_VEVENTQ_ALLOC", 0x93, 0x1, 3, 1, 32, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
 	{ "IOMMU_HW_QUEUE_ALLOC", 0x94, 0x1, 3, 0, 40, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
 	{ "IOMMU_IOAS_NOIOMMU_GET_PA", 0x95, 0x1, 3, 0, 40, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
-	{ "IOMMU_TEST_CMD", 0xa0, 0x1, 3, 0, 72, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
+	{ "IOMMU_TEST_CMD", 0xa0, 0x1, 3, 1, 72, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
 	{ "VFIO_GET_API_VERSION", 0x64, 0x3, 0, 0, 0, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
 	{ "VFIO_CHECK_EXTENSION", 0x65, 0x3, 1, 0, 0, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },
 	{ "VFIO_SET_IOMMU", 0x66, 0x3, 1, 0, 0, 0, { { 0 } }, 0, { 0 }, 0, 0, { 0 } },

@@ -15,12 +15,15 @@ export const IOMMUFD_CMD_BASE = 0x80;
 /**
  * The file kinds tcefs serves; the same number means different things on each. `fault` and `veventq` are
  * the event-queue files IOMMU_FAULT_QUEUE_ALLOC and IOMMU_VEVENTQ_ALLOC return: no ioctls, only read()
- * (and write() for a fault queue).
+ * (and write() for a fault queue). `access` and `dmabuf` are the selftest's access and dma-buf files: the
+ * client only holds, names and closes them. They share one code (the shim's fd table keeps a code in a
+ * signed byte): what the shim needs to know is that they are the daemon's files, whose last close waits
+ * for the release, and that no ioctl of its tables is theirs.
  */
-export type FileKind = 'iommufd' | 'container' | 'group' | 'device' | 'fault' | 'veventq';
+export type FileKind = 'iommufd' | 'container' | 'group' | 'device' | 'fault' | 'veventq' | 'access' | 'dmabuf';
 
 /** Kind codes on the wire (the HANDLE op's answer, the C marshalling table's kind mask). */
-export const FILE_KIND_BIT: Record<FileKind, number> = { iommufd: 1, container: 2, group: 4, device: 8, fault: 16, veventq: 32 };
+export const FILE_KIND_BIT: Record<FileKind, number> = { iommufd: 1, container: 2, group: 4, device: 8, fault: 16, veventq: 32, access: 64, dmabuf: 64 };
 
 /**
  * How the third ioctl argument is read:
@@ -167,7 +170,8 @@ const I: IoctlDecl[] = [
   },
   // CONFIG_IOMMUFD_TEST (iommufd_test.h; test/fixtures/linux-7.3-iommufd-test.json): answered only with
   // --selftest. Every op's data lives in the struct; pointed memory is reached through /proc/<pid>/mem.
-  { name: 'IOMMU_TEST_CMD', nr: cmd(32), arg: 'size', struct: iommu_test_cmd, minsz: end(iommu_test_cmd, 'last'), kinds: ['iommufd'] },
+  // Some ops return a new file: CREATE_ACCESS in create_access.out_access_fd, DMABUF_GET as the result.
+  { name: 'IOMMU_TEST_CMD', nr: cmd(32), arg: 'size', struct: iommu_test_cmd, minsz: end(iommu_test_cmd, 'last'), returnsFd: true, kinds: ['iommufd'] },
 
   // ---- container (/dev/vfio/vfio; also answered by an iommufd in compat mode) ----
   { name: 'VFIO_GET_API_VERSION', nr: vfio(0), arg: 'none', kinds: ['container', 'iommufd'] },

@@ -5,11 +5,12 @@
 //
 // With no domain nothing is pinned: a MAP only records the address, as the kernel does. The first domain
 // pins every area and maps it; the last one to leave unpins.
-import { EADDRINUSE, EBUSY, EEXIST, EINVAL, ENOENT, ENOMEM, ENOSPC, EOVERFLOW, Errno } from '../../errno.ts';
+import { EADDRINUSE, EBUSY, EDEADLK, EEXIST, EINVAL, ENOENT, ENOMEM, ENOSPC, EOPNOTSUPP, EOVERFLOW, EPERM, Errno } from '../../errno.ts';
 import type { TceHost } from '../../tce/index.ts';
 import { IOMMUFD } from '../../uapi/constants.ts';
 import type { IommufdObject } from './id-table.ts';
 import { IovaTree } from './iova-tree.ts';
+import { PinCover } from './pin-cover.ts';
 import { complement, overlaps, U64_MAX, union, type Range } from './ranges.ts';
 
 export interface Area extends Range {
@@ -23,6 +24,16 @@ export interface Area extends Range {
   chargeTo?: string;
   readable: boolean;
   writeable: boolean;
+  /** A dma-buf's memory (MAP_FILE of a dma-buf fd): nothing to pin or charge; revoked, no domain maps it. */
+  dmabuf?: DmabufImport;
+}
+
+/** One mapping of a dma-buf in an IOAS, as the exporter sees its importer (dmabuf.ts). */
+export interface DmabufImport {
+  /** Revoked by the exporter: the domains no longer map it, and never will again. */
+  readonly revoked: boolean;
+  /** The area is gone from the IOAS. */
+  detach(): void;
 }
 
 /** What an IOAS needs from a paging domain. */
@@ -35,6 +46,26 @@ export interface IoasDomain {
   map(area: Area): void;
   unmap(area: Area): void;
 }
+
+/**
+ * A user of the IOAS that reaches its memory without DMA (iommufd_access): it pins pages through the
+ * areas and reads or writes them, and must let go of a range when it is unmapped.
+ */
+export interface IoasAccess {
+  /** IOVAs it pins at must be aligned to this (the page for an access that pins, else 1). */
+  readonly iovaAlignment: bigint;
+  /** [iova, iova + length) is being unmapped: drop every pin inside it before returning. */
+  unmapNotify(iova: bigint, length: bigint): void;
+}
+
+/** Pages an access pinned, as accessPin made them: one piece per area, in page-aligned user addresses. */
+export interface AccessPin {
+  readonly ioas: Ioas;
+  readonly pieces: { area: Area; start: bigint; end: bigint }[];
+}
+
+/** Unmap asks the accesses this many times to let go of an area before it gives up (EDEADLK). */
+const UNMAP_NOTIFY_TRIES = 100;
 
 const cmp = (a: bigint, b: bigint) => (a < b ? -1 : a > b ? 1 : 0);
 const pow2Ceil = (v: bigint) => {
@@ -67,6 +98,9 @@ export class Ioas implements IommufdObject {
   private alignMask = 0n;
   private reservedUnion: Range[] = [];
   private readonly domainList: IoasDomain[] = [];
+  private readonly accessList: IoasAccess[] = [];
+  /** Pages of an area that accesses hold; while no domain pins the area, exactly these are pinned. */
+  private readonly held = new WeakMap<Area, PinCover>();
 
   constructor(readonly host: TceHost) {
     this.pageSize = 1n << BigInt(host.hostPageShift);
@@ -99,6 +133,7 @@ export class Ioas implements IommufdObject {
     this.reservedUnion = union([...this.reserved.values()].flat());
     let a = this.huge ? 1n : this.pageSize;
     for (const d of this.domains) if (d.minPageSize > a) a = d.minPageSize;
+    for (const x of this.accessList) if (x.iovaAlignment > a) a = x.iovaAlignment;
     this.alignment = a;
     this.alignMask = a - 1n;
   }
@@ -212,9 +247,9 @@ export class Ioas implements IommufdObject {
     if (domains.length) this.pin(area);
     let done = 0;
     try {
-      for (; done < domains.length; done++) domains[done].map(area);
+      for (; done < domains.length; done++) this.mapIn(domains[done], area);
     } catch (e) {
-      for (let i = 0; i < done; i++) domains[i].unmap(area);
+      for (let i = 0; i < done; i++) this.unmapIn(domains[i], area);
       if (domains.length) this.unpin(area);
       throw e;
     }
@@ -223,35 +258,82 @@ export class Ioas implements IommufdObject {
 
   private remove(area: Area): void {
     const domains = this.domainList;
-    for (let i = 0; i < domains.length; i++) domains[i].unmap(area);
+    for (let i = 0; i < domains.length; i++) this.unmapIn(domains[i], area);
     if (domains.length) this.unpin(area);
     this.areas.delete(area.start);
+    area.dmabuf?.detach();
   }
 
-  private pin(area: Area): void {
-    const len = area.last - area.start + 1n;
+  private mapIn(d: IoasDomain, area: Area): void {
+    if (!area.dmabuf?.revoked) d.map(area);
+  }
+
+  private unmapIn(d: IoasDomain, area: Area): void {
+    if (!area.dmabuf?.revoked) d.unmap(area);
+  }
+
+  /** The exporter revokes a dma-buf area (before it marks it revoked): every domain stops translating it. */
+  revokeArea(area: Area): void {
+    if (this.areas.get(area.start) !== area) return;
+    for (const d of this.domainList) this.unmapIn(d, area);
+  }
+
+  /** Page-aligned [start, end) of the user addresses behind an area (or a part of it). */
+  private pageSpan(area: Area, first = area.start, last = area.last): { start: bigint; end: bigint } {
+    const ua = area.userVa + (first - area.start);
+    return { start: ua & this.pageFrame, end: (area.userVa + (last - area.start) + 1n + this.pageMask) & this.pageFrame };
+  }
+
+  /** Pin and charge whole pages [start, end) of an area's backing. */
+  private pinPages(area: Area, start: bigint, end: bigint): void {
     const account = this.host.account(area.chargeTo ?? area.owner);
-    const bytes = this.pagesOf(area.userVa, len);
     // iommufd's point where the pinned-page count is updated (ENOMEM), then the pin itself (EFAULT).
     this.host.faults.check('iommufd', ENOMEM, 'pinned-page accounting');
-    account.charge(bytes);
+    account.charge(end - start);
     try {
-      this.host.memory.pin(area.owner, area.userVa, len);
+      this.host.memory.pin(area.owner, start, end - start);
     } catch (e) {
-      account.uncharge(bytes);
+      account.uncharge(end - start);
+      throw e;
+    }
+  }
+
+  private unpinPages(area: Area, start: bigint, end: bigint): void {
+    this.host.memory.unpin(area.owner, start, end - start);
+    this.host.account(area.chargeTo ?? area.owner).uncharge(end - start);
+  }
+
+  /** The domains pin an area: every page of it that accesses do not already hold. */
+  private pin(area: Area): void {
+    if (area.dmabuf) return;
+    const span = this.pageSpan(area);
+    const gaps = this.held.get(area)?.gaps(span.start, span.end) ?? [span];
+    const done: typeof gaps = [];
+    try {
+      for (const g of gaps) {
+        this.pinPages(area, g.start, g.end);
+        done.push(g);
+      }
+    } catch (e) {
+      for (const g of done) this.unpinPages(area, g.start, g.end);
       throw e;
     }
   }
 
   private unpin(area: Area): void {
-    const len = area.last - area.start + 1n;
-    this.host.memory.unpin(area.owner, area.userVa, len);
-    this.host.account(area.chargeTo ?? area.owner).uncharge(this.pagesOf(area.userVa, len));
+    if (area.dmabuf) return;
+    const span = this.pageSpan(area);
+    for (const g of this.held.get(area)?.gaps(span.start, span.end) ?? [span]) this.unpinPages(area, g.start, g.end);
   }
 
-  /** Bytes of pinned pages an area is charged for: none while no domain pins it. */
+  /** Bytes of pinned pages an area is charged for: all of it under a domain, else what accesses hold. */
   chargedBytes(area: Area): bigint {
-    return this.domainList.length ? this.pagesOf(area.userVa, area.last - area.start + 1n) : 0n;
+    if (area.dmabuf) return 0n;
+    const span = this.pageSpan(area);
+    if (this.domainList.length) return span.end - span.start;
+    const cover = this.held.get(area);
+    if (!cover) return 0n;
+    return cover.gaps(span.start, span.end).reduce((n, g) => n - (g.end - g.start), span.end - span.start);
   }
 
   /** Bytes of host pages spanned by [ua, ua + len). */
@@ -321,6 +403,7 @@ export class Ioas implements IommufdObject {
     while (a) {
       if (a.locks) throw new Errno(EBUSY, `area 0x${a.start.toString(16)} is held by ${a.locks} object(s)`);
       if (a.start < iova || a.last > last) throw new Errno(ENOENT, `area 0x${a.start.toString(16)}-0x${a.last.toString(16)} is not inside the range`);
+      this.evictAccesses(a);
       this.remove(a);
       removed += a.last - a.start + 1n;
       progress.bytes = removed;
@@ -340,10 +423,12 @@ export class Ioas implements IommufdObject {
   cut(at: bigint): void {
     const a = this.areaAt(at);
     if (!a || at === a.start || at === a.last) return;
+    if (a.dmabuf) throw new Errno(EOPNOTSUPP, 'a dma-buf area is never split');
     const next = at + 1n;
     const nextVa = a.userVa + (next - a.start);
     if (next & this.alignMask || nextVa & this.alignMask) throw new Errno(EINVAL, `0x${next.toString(16)} is not aligned to ${this.alignment}`);
     if (this.domainList.length && this.huge) throw new Errno(EINVAL, 'the domains may map the area with large pages');
+    if (this.held.has(a)) throw new Errno(EINVAL, 'an access holds pages of the area');
     this.areas.set(a.start, { ...a, last: at });
     this.areas.set(next, { ...a, start: next, userVa: nextVa });
   }
@@ -359,10 +444,123 @@ export class Ioas implements IommufdObject {
     let removed = 0n;
     for (const a of this.areas.valuesArray()) {
       if (a.locks) throw new Errno(EBUSY, `area 0x${a.start.toString(16)} is held by ${a.locks} object(s)`);
+      this.evictAccesses(a);
       this.remove(a);
       removed += a.last - a.start + 1n;
     }
     return removed;
+  }
+
+  // ---- accesses ----
+
+  /** Before an area goes, every access must drop its pins in it; one that does not is EDEADLK. */
+  private evictAccesses(a: Area): void {
+    for (let tries = 0; this.held.has(a); tries++) {
+      if (tries === UNMAP_NOTIFY_TRIES) throw new Errno(EDEADLK, `an access keeps 0x${a.start.toString(16)} pinned`);
+      for (const x of [...this.accessList]) x.unmapNotify(a.start, a.last - a.start + 1n);
+    }
+  }
+
+  /** An access starts using the IOAS; EADDRINUSE when the areas break the alignment it needs. */
+  addAccess(x: IoasAccess): void {
+    if (x.iovaAlignment > this.alignment) {
+      const m = x.iovaAlignment - 1n;
+      for (const a of this.areas.valuesArray()) {
+        if (a.start & m || (a.last + 1n) & m || a.userVa & this.pageMask & m) throw new Errno(EADDRINUSE, 'an area is not aligned for the access');
+      }
+    }
+    this.accessList.push(x);
+    this.domainsChanged();
+  }
+
+  removeAccess(x: IoasAccess): void {
+    const at = this.accessList.indexOf(x);
+    if (at < 0) return;
+    this.accessList.splice(at, 1);
+    this.domainsChanged();
+  }
+
+  /**
+   * iommufd_access_pin_pages: hold the pages under [iova, iova + length), which must be mapped by
+   * contiguous areas (ENOENT), start on a page and cross areas only at page ends (EINVAL), and allow
+   * the access (EPERM). The pages are pinned unless a domain or another access holds them already.
+   */
+  accessPin(iova: bigint, length: bigint, write: boolean): AccessPin {
+    const pin: AccessPin = { ioas: this, pieces: [] };
+    try {
+      this.eachPiece(iova, length, (a, first, last, isLast) => {
+        if ((a.userVa + (first - a.start)) & this.pageMask) throw new Errno(EINVAL, `0x${first.toString(16)} is not at the start of a page`);
+        if (!isLast && ((a.userVa + (a.last - a.start)) & this.pageMask) !== this.pageMask) throw new Errno(EINVAL, 'the area does not end on a page');
+        if (write ? !a.writeable : !a.readable) throw new Errno(EPERM, `area 0x${a.start.toString(16)} does not allow it`);
+        if (a.dmabuf) throw new Errno(EINVAL, 'a dma-buf has no pages to pin');
+        const span = this.pageSpan(a, first, last);
+        this.hold(a, span.start, span.end);
+        pin.pieces.push({ area: a, ...span });
+      });
+    } catch (e) {
+      this.accessUnpin(pin);
+      throw e;
+    }
+    return pin;
+  }
+
+  accessUnpin(pin: AccessPin): void {
+    for (const p of pin.pieces.splice(0)) this.release(p.area, p.start, p.end);
+  }
+
+  /**
+   * The pieces of [iova, iova + length) an access reads or writes, area by area, with the user address
+   * (or file offset) each starts at: EPERM where an area does not allow it, ENOENT at the first hole;
+   * pieces before the failing one have been handed to `fn` already, as the kernel copies as it goes.
+   */
+  accessRw(iova: bigint, length: bigint, write: boolean, fn: (area: Area, ua: bigint, offset: bigint, bytes: bigint) => void): void {
+    this.eachPiece(iova, length, (a, first, last) => {
+      if (write ? !a.writeable : !a.readable) throw new Errno(EPERM, `area 0x${a.start.toString(16)} does not allow it`);
+      if (a.dmabuf) throw new Errno(EINVAL, 'a dma-buf is not reachable by the CPU here');
+      fn(a, a.userVa + (first - a.start), first - iova, last - first + 1n);
+    });
+  }
+
+  /** Walk [iova, iova + length) over contiguous areas; a hole anywhere is ENOENT once it is reached. */
+  private eachPiece(iova: bigint, length: bigint, fn: (a: Area, first: bigint, last: bigint, isLast: boolean) => void): void {
+    if (length === 0n) throw new Errno(EINVAL, 'length 0');
+    const last = iova + length - 1n;
+    if (last > U64_MAX) throw new Errno(EOVERFLOW, 'iova + length wraps');
+    for (let at = iova; ; ) {
+      const a = this.areaAt(at);
+      if (!a) throw new Errno(ENOENT, `0x${at.toString(16)} is not mapped`);
+      const end = a.last < last ? a.last : last;
+      fn(a, at, end, end === last);
+      if (end === last) return;
+      at = end + 1n;
+    }
+  }
+
+  private hold(a: Area, start: bigint, end: bigint): void {
+    let cover = this.held.get(a);
+    if (!cover) this.held.set(a, (cover = new PinCover()));
+    const fresh = cover.add(start, end);
+    if (this.domainList.length) return;
+    const done: typeof fresh = [];
+    try {
+      for (const g of fresh) {
+        this.pinPages(a, g.start, g.end);
+        done.push(g);
+      }
+    } catch (e) {
+      for (const g of done) this.unpinPages(a, g.start, g.end);
+      cover.remove(start, end);
+      if (cover.empty) this.held.delete(a);
+      throw e;
+    }
+  }
+
+  private release(a: Area, start: bigint, end: bigint): void {
+    const cover = this.held.get(a);
+    if (!cover) return;
+    const freed = cover.remove(start, end);
+    if (cover.empty) this.held.delete(a);
+    if (!this.domainList.length) for (const g of freed) this.unpinPages(a, g.start, g.end);
   }
 
   // ---- allowed and reserved ranges, domains ----
@@ -407,7 +605,7 @@ export class Ioas implements IommufdObject {
       for (const a of areas) {
         if (first) this.pin(a);
         try {
-          d.map(a);
+          this.mapIn(d, a);
         } catch (e) {
           if (first) this.unpin(a);
           throw e;
@@ -416,7 +614,7 @@ export class Ioas implements IommufdObject {
       }
     } catch (e) {
       for (const a of mapped) {
-        d.unmap(a);
+        this.unmapIn(d, a);
         if (first) this.unpin(a);
       }
       throw e;
@@ -433,7 +631,7 @@ export class Ioas implements IommufdObject {
     this.reserved.delete(d);
     this.domainsChanged();
     for (const a of this.areas.valuesArray()) {
-      d.unmap(a);
+      this.unmapIn(d, a);
       if (this.domainList.length === 0) this.unpin(a);
     }
   }

@@ -11,6 +11,8 @@ import { EBADF, EINVAL, EOPNOTSUPP, EOVERFLOW, Errno } from '../../errno.ts';
 import { IOMMUFD } from '../../uapi/constants.ts';
 import type { IommufdFile } from './context.ts';
 import type { Area, Ioas } from './ioas.ts';
+import { clientFile } from '../client-fd.ts';
+import { mapDmabuf, type DmaBuf } from './dmabuf.ts';
 import { U64_MAX } from './ranges.ts';
 
 const MAP_FLAGS = IOMMUFD.IOMMU_IOAS_MAP_FIXED_IOVA | IOMMUFD.IOMMU_IOAS_MAP_WRITEABLE | IOMMUFD.IOMMU_IOAS_MAP_READABLE;
@@ -44,14 +46,23 @@ export function mapFile(f: IommufdFile, call: IoctlCall): void {
   if (length === 0n) throw new Errno(EINVAL, 'length 0');
   const start = call.get64('start');
   if (start + length - 1n > U64_MAX) throw new Errno(EOVERFLOW, 'start + length wraps');
-  const { name: file, size } = memfdOf(call.pid, call.get('fd'));
+  const fixed = flags & IOMMUFD.IOMMU_IOAS_MAP_FIXED_IOVA ? iova : undefined;
+  // A dma-buf first, as the kernel tries dma_buf_get before it takes the fd as a file to pin.
+  const file = clientFile(f.daemon.files, call.pid, call.get('fd'));
+  if (file?.kind === 'dmabuf') {
+    const buf = file as typeof file & DmaBuf;
+    const readable = !!(flags & IOMMUFD.IOMMU_IOAS_MAP_READABLE);
+    call.set('iova', mapDmabuf(ioas, buf, start, length, fixed, readable, !!(flags & IOMMUFD.IOMMU_IOAS_MAP_WRITEABLE)));
+    call.respond();
+    return;
+  }
+  const { name: memfd, size } = memfdOf(call.pid, call.get('fd'));
   // With a domain the pages are pinned now, and a file pins only the pages it has.
   if (ioas.domains.length && start + length > size) throw new Errno(EINVAL, `the file has ${size} bytes`);
-  const fixed = flags & IOMMUFD.IOMMU_IOAS_MAP_FIXED_IOVA ? iova : undefined;
   // The file offset stands where a user address would: it sets the sub-page alignment and names the pages.
   const at = ioas.place(length, start, fixed);
   ioas.insert({
-    start: at, last: at + length - 1n, userVa: start, owner: file, chargeTo: call.owner,
+    start: at, last: at + length - 1n, userVa: start, owner: memfd, chargeTo: call.owner,
     readable: !!(flags & IOMMUFD.IOMMU_IOAS_MAP_READABLE), writeable: !!(flags & IOMMUFD.IOMMU_IOAS_MAP_WRITEABLE),
   });
   call.set('iova', at);
