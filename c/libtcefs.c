@@ -340,17 +340,16 @@ int tcefs__parent_holds(int fd)
 	return r;
 }
 
-/* Whether any other fd of this process is fd's open file (a dup): 1 yes, 0 no or cannot tell. */
-static int other_fd_holds(int fd)
+int tcefs__each_fd(int (*fn)(int fd, void *ctx), void *ctx)
 {
 	int dir = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
 	if (dir < 0)
-		return 0;
+		return -1;
 	char ents[4096] __attribute__((aligned(8)));
 	long n;
-	int held = 0;
-	while (!held && (n = syscall(SYS_getdents64, dir, ents, sizeof(ents))) > 0) {
-		for (long off = 0; off < n && !held;) {
+	int r = 0;
+	while (!r && (n = syscall(SYS_getdents64, dir, ents, sizeof(ents))) > 0) {
+		for (long off = 0; off < n && !r;) {
 			struct {
 				uint64_t ino;
 				int64_t off;
@@ -360,14 +359,26 @@ static int other_fd_holds(int fd)
 			} *d = (void *)(ents + off);
 			off += d->reclen;
 			char *end;
-			long other = strtol(d->name, &end, 10);
-			if (*end || end == d->name || other == fd || other == dir)
+			long fd = strtol(d->name, &end, 10);
+			if (*end || end == d->name || fd == dir)
 				continue;
-			held = tcefs__same_file((int)self_pid(), fd, (int)self_pid(), (int)other) == 1;
+			r = fn((int)fd, ctx);
 		}
 	}
 	syscall(SYS_close, dir);
-	return held;
+	return r;
+}
+
+static int is_dup_of(int other, void *ctx)
+{
+	int fd = *(int *)ctx;
+	return other != fd && tcefs__same_file((int)self_pid(), fd, (int)self_pid(), other) == 1;
+}
+
+/* Whether any other fd of this process is fd's open file (a dup): 1 yes, 0 no or cannot tell. */
+static int other_fd_holds(int fd)
+{
+	return tcefs__each_fd(is_dup_of, &fd) == 1;
 }
 
 void tcefs__await_release(const char *mnt, const int *handles, int n)

@@ -164,36 +164,23 @@ static pid_t named_thread(const char *path)
 	return (pid_t)tid;
 }
 
+static int mark_held(int fd, void *ctx)
+{
+	int *held = ctx;
+	struct stat st;
+	if (syscall(SYS_fstat, fd, &st) == 0)
+		for (int i = 0; i < FILES; i++)
+			if (files[i].ino == st.st_ino && files[i].dev == st.st_dev)
+				held[i] = 1;
+	return 0;
+}
+
 /* With the table full: free the slots of files no fd of this process refers to any more. Under the lock. */
 static void reclaim_closed(void)
 {
 	int held[FILES] = { 0 };
-	int dir = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
-	if (dir < 0)
+	if (tcefs__each_fd(mark_held, held) < 0)
 		return;
-	char ents[4096] __attribute__((aligned(8)));
-	long n;
-	while ((n = syscall(SYS_getdents64, dir, ents, sizeof(ents))) > 0) {
-		for (long off = 0; off < n;) {
-			struct {
-				uint64_t ino;
-				int64_t off;
-				unsigned short reclen;
-				unsigned char type;
-				char name[];
-			} *d = (void *)(ents + off);
-			off += d->reclen;
-			char *end;
-			long fd = strtol(d->name, &end, 10);
-			struct stat st;
-			if (*end || end == d->name || fd == dir || syscall(SYS_fstat, (int)fd, &st))
-				continue;
-			for (int i = 0; i < FILES; i++)
-				if (files[i].ino == st.st_ino && files[i].dev == st.st_dev)
-					held[i] = 1;
-		}
-	}
-	syscall(SYS_close, dir);
 	for (int i = 0; i < FILES; i++)
 		if (files[i].ino && !held[i]) {
 			files[i].ino = 0;

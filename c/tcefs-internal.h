@@ -28,6 +28,9 @@ TCEFS_HIDDEN int tcefs__lease_answer(unsigned open_id, unsigned long request, vo
 
 /* The kind a node path inside the mount ("/dev/vfio/0") opens as: a TCEFS_KIND_* bit, 0 for a file that
  * takes no frames (sysfs text, directories), -1 when only the daemon knows (a claimed .tcefs/fd file). */
+/* Call fn for each fd of this process (from /proc/self/fd) until it returns nonzero: that value, 0 when
+ * none did, -1 when /proc/self/fd cannot be read. */
+TCEFS_HIDDEN int tcefs__each_fd(int (*fn)(int fd, void *ctx), void *ctx);
 TCEFS_HIDDEN int tcefs__path_kind(const char *rel);
 
 /* The poll() events of a tcefs file now (TCEFS_OP_POLL), or -1 with errno. */
