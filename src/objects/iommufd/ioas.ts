@@ -21,6 +21,8 @@ export interface Area extends Range {
   owner: string;
   /** The process charged for the pinned pages when that is not `owner` (file-backed areas). */
   chargeTo?: string;
+  /** While pinned: whether the charge counts in locked_vm too (per-process accounting when pinned). */
+  lockedVm?: boolean;
   readable: boolean;
   writeable: boolean;
 }
@@ -68,7 +70,11 @@ export class Ioas implements IommufdObject {
   private reservedUnion: Range[] = [];
   private readonly domainList: IoasDomain[] = [];
 
-  constructor(readonly host: TceHost) {
+  constructor(
+    readonly host: TceHost,
+    /** Whether pins are accounted per process (IOMMU_OPTION_RLIMIT_MODE of the owning iommufd). */
+    private readonly accountsPerProcess: () => boolean = () => false,
+  ) {
     this.pageSize = 1n << BigInt(host.hostPageShift);
     this.pageMask = this.pageSize - 1n;
     this.pageFrame = ~this.pageMask;
@@ -241,12 +247,16 @@ export class Ioas implements IommufdObject {
       account.uncharge(bytes);
       throw e;
     }
+    area.lockedVm = this.accountsPerProcess();
+    this.host.vm.charge(area.chargeTo ?? area.owner, bytes, area.lockedVm);
   }
 
   private unpin(area: Area): void {
     const len = area.last - area.start + 1n;
     this.host.memory.unpin(area.owner, area.userVa, len);
-    this.host.account(area.chargeTo ?? area.owner).uncharge(this.pagesOf(area.userVa, len));
+    const bytes = this.pagesOf(area.userVa, len);
+    this.host.account(area.chargeTo ?? area.owner).uncharge(bytes);
+    this.host.vm.uncharge(area.chargeTo ?? area.owner, bytes, !!area.lockedVm);
   }
 
   /** Bytes of pinned pages an area is charged for: none while no domain pins it. */
