@@ -131,6 +131,9 @@ static mode_t open_mode(int flags, va_list ap)
 		int nth_ = failnth_open(path, flags);                                         \
 		if (nth_ != -2)                                                               \
 			return nth_;                                                          \
+		int st_ = status_open(path, flags);                                           \
+		if (st_ != -2)                                                                \
+			return st_;                                                           \
 		if (t.how != TARGET_UNTOUCHED && (flags & O_ACCMODE) != O_RDWR && !(flags & O_PATH) && \
 		    tcefs__path_kind(t.rel) > 0) {                                            \
 			int rw_ = (flags & ~O_ACCMODE) | O_RDWR;                              \
@@ -229,6 +232,26 @@ EXPORT int __openat64_2(int dirfd, const char *path, int flags)
 #undef CALL
 }
 
+/* fopen of a status file (shim-status.c): "r" only, with "e" (O_CLOEXEC) as glibc takes it. */
+#define STATUS_NOT_OURS ((FILE *)-1)
+static FILE *status_fopen(const char *path, const char *mode)
+{
+	if (!mode || mode[0] != 'r' || strchr(mode, '+'))
+		return STATUS_NOT_OURS;
+	int fd = status_open(path, O_RDONLY | (strchr(mode, 'e') ? O_CLOEXEC : 0));
+	if (fd == -2)
+		return STATUS_NOT_OURS;
+	if (fd < 0)
+		return NULL;
+	FILE *f = fdopen(fd, "r");
+	if (!f) {
+		int e = errno;
+		syscall(SYS_close, fd);
+		errno = e;
+	}
+	return f;
+}
+
 /* fopen's form of OPEN_NODE: a tcefs node opened through stdio gets a "+" mode (read and write). */
 static FILE *fopen_node(FILE *(*real)(const char *, const char *), const char *mode, const struct target *t)
 {
@@ -245,6 +268,9 @@ static FILE *fopen_node(FILE *(*real)(const char *, const char *), const char *m
 
 EXPORT FILE *fopen(const char *path, const char *mode)
 {
+	FILE *st = status_fopen(path, mode);
+	if (st != STATUS_NOT_OURS)
+		return st;
 	struct target t;
 	shim_resolve(AT_FDCWD, path, &t);
 	FILE *f = fopen_node(REAL(fopen), mode, &t);
@@ -255,6 +281,9 @@ EXPORT FILE *fopen(const char *path, const char *mode)
 
 EXPORT FILE *fopen64(const char *path, const char *mode)
 {
+	FILE *st = status_fopen(path, mode);
+	if (st != STATUS_NOT_OURS)
+		return st;
 	struct target t;
 	shim_resolve(AT_FDCWD, path, &t);
 	FILE *f = fopen_node(REAL(fopen64), mode, &t);

@@ -87,6 +87,12 @@ SHIM dev_t fd_chr_rdev(int fd);
 /* Pick up mount fds that survived an exec (the table itself does not). */
 SHIM void fd_adopt_inherited(void);
 
+/* ---- /proc/<pid>/status (shim-status.c) ---- */
+
+/* Open `path` if it names a process's status file, read-only: a private copy with iommufd's VmPin and
+ * VmLck added, or -1 with errno; -2 if the path is not one (or is opened for writing). */
+SHIM int status_open(const char *path, int flags);
+
 /* ---- fail-nth (shim-failnth.c) ---- */
 
 /* Open `path` if it names a fail-nth file of one of this process's threads: the fd, or -1 with errno;

@@ -5,6 +5,7 @@ import { EINVAL, fail } from '../errno.ts';
 import { FaultInjector } from './faults.ts';
 import { HostMemory, LockedMemoryAccount } from './memory.ts';
 import { Pe } from './pe.ts';
+import { ProcessVm } from './vm-status.ts';
 import { Phb, type PhbModel } from './phb.ts';
 import type { TceContext } from './platform.ts';
 import { POWERNV_WINDOW64_START, powernvOps, setupHostDefaultWindow as powernvDefault } from './powernv.ts';
@@ -87,6 +88,8 @@ export class TceHost {
   eehEnabled: boolean;
   readonly faults = new FaultInjector();
   readonly memory: HostMemory;
+  /** VmPin and VmLck of each process iommufd charged (what /proc/<pid>/status shows of it). */
+  readonly vm = new ProcessVm();
   readonly phbs: Phb[] = [];
   readonly context: TceContext;
   private readonly tableSet = new Set<TceTable>();

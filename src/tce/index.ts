@@ -6,6 +6,7 @@ export * from './sparse-u64.ts';
 export * from './table.ts';
 export * from './faults.ts';
 export * from './memory.ts';
+export * from './vm-status.ts';
 export * from './eeh.ts';
 export * from './platform.ts';
 export * from './pe.ts';

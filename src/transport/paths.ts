@@ -42,3 +42,9 @@ export const PID_PATH = '/.tcefs/pid';
  * hold (src/transport/leases.ts); the client maps it and reads that word instead of asking.
  */
 export const LEASE_PATH = '/.tcefs/lease';
+
+/**
+ * What iommufd charged to a process, as /proc/<pid>/status would count it: read .tcefs/vm/<pid> for
+ * "VmPin <kB>" and "VmLck <kB>" lines; the shim adds them to the real status file (c/shim-status.c).
+ */
+export const VM_DIR = '/.tcefs/vm';

@@ -1,13 +1,14 @@
 // The file tree tcefs mounts: the /dev nodes programs open, the sysfs files they read to find groups and
 // devices (src/transport/sysfs.ts), and .tcefs/ for protocol plumbing. Built from the daemon's inventory; rebuilt when it changes.
 import type { Daemon } from '../daemon.ts';
+import { ownerName } from '../dispatch/call.ts';
 import type { OpenFile } from '../dispatch/open-file.ts';
 import { ContainerFile } from '../objects/vfio/container.ts';
 import { DeviceFile } from '../objects/vfio/device.ts';
 import { GroupFile } from '../objects/vfio/group.ts';
 import { IommufdFile } from '../objects/iommufd/context.ts';
-import { describeHost, describePe, renderHostText, renderTceText } from '../tce/index.ts';
-import { CLAIM_DIR, CONTROL_PATH, DEBUG_DIR, DEBUGFS, IRQ_DIR, LEASE_PATH, PID_PATH, RELEASE_DIR } from './paths.ts';
+import { describeHost, describePe, renderHostText, renderTceText, renderVmCharge, type ProcessVm } from '../tce/index.ts';
+import { CLAIM_DIR, CONTROL_PATH, DEBUG_DIR, DEBUGFS, IRQ_DIR, LEASE_PATH, PID_PATH, RELEASE_DIR, VM_DIR } from './paths.ts';
 import { addPciSysfs, type SysfsAttr } from './sysfs.ts';
 import { perf } from '../perf.ts';
 
@@ -50,6 +51,13 @@ export function put(root: Node & { type: 'dir' }, path: string, node: Node) {
   mkdirp(root, path.slice(0, i)).entries.set(path.slice(i + 1), node);
 }
 
+/** VM_DIR: a directory with an entry for every pid, answered from the counts when looked up. */
+function vmDir(vm: ProcessVm): Node & { type: 'dir' } {
+  const entries = new Map<string, Node>();
+  entries.get = (name: string) => (/^[1-9][0-9]{0,9}$/.test(name) ? { type: 'text', read: () => renderVmCharge(vm.of(ownerName(Number(name)))) } : undefined);
+  return { type: 'dir', entries };
+}
+
 export function buildTree(daemon: Daemon): Node & { type: 'dir' } {
   const root = dir();
   const inv = daemon.inventory;
@@ -75,6 +83,7 @@ export function buildTree(daemon: Daemon): Node & { type: 'dir' } {
     for (const k of a.knobs()) put(root, `${DEBUGFS}/${a.name}/${k.name}`, { type: 'attr', attr: { mode: 0o600, size: 0, show: k.show, store: k.store } });
   }
   put(root, CONTROL_PATH, { type: 'control' });
+  put(root, VM_DIR, vmDir(daemon.host.vm));
   put(root, PID_PATH, { type: 'text', read: () => `${process.pid}\n` });
   const leases = daemon.leases;
   put(root, LEASE_PATH, { type: 'link', get target() { return leases.target; } });

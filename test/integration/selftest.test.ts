@@ -59,10 +59,10 @@ const ELSEWHERE: [RegExp, string][] = [
 const HUGETLB = /(_hugepage\.\w+|\.huge_map|\.access_domain_destory)$/;
 
 describe('the kernel\'s iommufd selftest under tcefs run --selftest', () => {
-  it('passes every test of the iommufd, iommufd_ioas, iommufd_mock_domain and vfio_compat_mock_domain fixtures that the mock core serves', async () => {
+  it('passes every test of the iommufd, iommufd_ioas, iommufd_mock_domain, vfio_compat_mock_domain and change_process fixtures that the mock core serves', async () => {
     const { stdout } = await exec('bash', [`${ROOT}/scripts/kselftest/build.sh`], { maxBuffer: 1 << 20 });
     const bin = /^IOMMUFD=(.*)$/m.exec(stdout)![1];
-    const fixtures = ['iommufd', 'iommufd_ioas', 'iommufd_mock_domain', 'vfio_compat_mock_domain'];
+    const fixtures = ['iommufd', 'iommufd_ioas', 'iommufd_mock_domain', 'vfio_compat_mock_domain', 'change_process'];
     const out = await runSelftest(bin, fixtures.flatMap((f) => ['-f', f]));
     const result = parseKselftest(out);
     expect(result.planned, out.slice(-2000)).toBe(result.tests.length);
@@ -70,7 +70,7 @@ describe('the kernel\'s iommufd selftest under tcefs run --selftest', () => {
     const unexpected = result.tests.filter((t) => t.status === 'fail' && !ELSEWHERE.some(([re]) => re.test(t.name)) && (hugePages || !HUGETLB.test(t.name)));
     expect(unexpected.map((t) => `${t.name}: ${t.assertion ?? t.reason}`)).toEqual([]);
     const passed = result.tests.filter((t) => t.status === 'pass').length;
-    // What the mock core alone makes pass (of 171); more is others' work.
+    // What the mock core alone makes pass (of 174); more is others' work.
     expect(passed).toBeGreaterThanOrEqual(hugePages ? 124 : 118);
     expect(result.tests.filter((t) => /^iommufd\.|^vfio_compat_mock_domain\.\w+\.(?!huge_map)/.test(t.name)).every((t) => t.status === 'pass')).toBe(true);
   }, 200_000);

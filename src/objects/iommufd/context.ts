@@ -59,7 +59,7 @@ export class IommufdFile extends OpenFile {
     IOMMU_DESTROY: (f, call) => f.destroy(call.get('id')),
     IOMMU_IOAS_ALLOC: (f, call) => {
       if (call.get('flags')) throw new Errno(EOPNOTSUPP, 'flags');
-      call.set('out_ioas_id', f.objects.insert(new Ioas(f.daemon.host)).id);
+      call.set('out_ioas_id', f.objects.insert(new Ioas(f.daemon.host, () => f.rlimitMode === 1)).id);
       call.respond();
     },
     IOMMU_IOAS_IOVA_RANGES: (f, call) => f.iovaRanges(call),
@@ -94,7 +94,7 @@ export class IommufdFile extends OpenFile {
 
   /** VFIO_GROUP_SET_CONTAINER with this iommufd: a compat IOAS is made if there is none. */
   addGroup(g: IommuGroup): void {
-    this.compatIoas ??= this.objects.insert(new Ioas(this.daemon.host));
+    this.compatIoas ??= this.objects.insert(new Ioas(this.daemon.host, () => this.rlimitMode === 1));
     if (this.spapr) this.claimForSpapr(g);
     this.groups.unshift(g);
   }

@@ -22,6 +22,8 @@ export interface Area extends Range {
   owner: string;
   /** The process charged for the pinned pages when that is not `owner` (file-backed areas). */
   chargeTo?: string;
+  /** While pinned: whether the charge counts in locked_vm too (per-process accounting when pinned). */
+  lockedVm?: boolean;
   readable: boolean;
   writeable: boolean;
   /** A dma-buf's memory (MAP_FILE of a dma-buf fd): nothing to pin or charge; revoked, no domain maps it. */
@@ -102,7 +104,11 @@ export class Ioas implements IommufdObject {
   /** Pages of an area that accesses hold; while no domain pins the area, exactly these are pinned. */
   private readonly held = new WeakMap<Area, PinCover>();
 
-  constructor(readonly host: TceHost) {
+  constructor(
+    readonly host: TceHost,
+    /** Whether pins are accounted per process (IOMMU_OPTION_RLIMIT_MODE of the owning iommufd). */
+    private readonly accountsPerProcess: () => boolean = () => false,
+  ) {
     this.pageSize = 1n << BigInt(host.hostPageShift);
     this.pageMask = this.pageSize - 1n;
     this.pageFrame = ~this.pageMask;
@@ -296,11 +302,15 @@ export class Ioas implements IommufdObject {
       account.uncharge(end - start);
       throw e;
     }
+    // /proc/<pid>/status: pinned_vm always, locked_vm too under per-process accounting (as when first pinned).
+    area.lockedVm ??= this.accountsPerProcess();
+    this.host.vm.charge(area.chargeTo ?? area.owner, end - start, area.lockedVm);
   }
 
   private unpinPages(area: Area, start: bigint, end: bigint): void {
     this.host.memory.unpin(area.owner, start, end - start);
     this.host.account(area.chargeTo ?? area.owner).uncharge(end - start);
+    this.host.vm.uncharge(area.chargeTo ?? area.owner, end - start, !!area.lockedVm);
   }
 
   /** The domains pin an area: every page of it that accesses do not already hold. */

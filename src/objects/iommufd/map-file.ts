@@ -90,7 +90,10 @@ export function changeProcess(f: IommufdFile, call: IoctlCall): void {
   host.account(to).charge(total);
   for (const [ioas, a] of areas) {
     if (a.chargeTo === to) continue;
-    host.account(a.chargeTo!).uncharge(ioas.chargedBytes(a));
+    const bytes = ioas.chargedBytes(a);
+    host.account(a.chargeTo!).uncharge(bytes);
+    host.vm.uncharge(a.chargeTo!, bytes, !!a.lockedVm);
+    host.vm.charge(to, bytes, !!a.lockedVm);
     a.chargeTo = to;
   }
 }

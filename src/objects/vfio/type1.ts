@@ -16,7 +16,8 @@ export class Type1Iommu {
   private domain?: HwptPaging;
 
   constructor(readonly v2: boolean, readonly daemon: Daemon) {
-    this.ioas = new Ioas(daemon.host);
+    // Pins count in locked_vm as well as pinned_vm, as they do behind an iommufd-backed container.
+    this.ioas = new Ioas(daemon.host, () => true);
     // TYPE1 (v1) maps in PAGE_SIZE units only.
     if (!v2) this.ioas.setHugePages(false);
   }
