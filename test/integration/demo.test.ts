@@ -19,14 +19,14 @@ interface Demo {
   out: string;
 }
 
-/** Runs the demo; `interruptAt` sends SIGINT once that text is in its output. */
-function demo(args: string[], interruptAt?: string): Promise<Demo> {
+/** Run the demo; with `interruptAt`, Ctrl-C it once its output has shown every one of those. */
+function demo(args: string[], interruptAt?: (string | RegExp)[]): Promise<Demo> {
   const p = spawn(process.execPath, [TCEFS, 'demo', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let sent = false;
   const onData = (b: Buffer) => {
     out += b;
-    if (interruptAt && !sent && out.includes(interruptAt)) {
+    if (interruptAt && !sent && interruptAt.every((w) => (typeof w === 'string' ? out.includes(w) : w.test(out)))) {
       sent = true;
       p.kill('SIGINT');
     }
@@ -80,7 +80,8 @@ describe('tcefs demo', () => {
   }, RUN_MS + 10_000);
 
   it('with --no-ddw maps buffers in the 32-bit window; Ctrl-C stops the guest, which powers off', async () => {
-    const d = await demo(['--no-ddw', '--interval', '1000'], 'demo round 2:');
+    // The views are printed when they change: Ctrl-C only once one has shown the device's DMA.
+    const d = await demo(['--no-ddw', '--interval', '1000'], ['demo round 2:', /(read |write) +\d+ B at iova 0x0000000000[0-9a-f]{6} -> host/]);
     expect(d.out).toContain('Ctrl-C: asking the guest to stop and power off');
     expect(d.out).not.toMatch(/ibm,create-pe-dma-window/);
     expect(Math.max(0, ...liveCounts(d.out, '0x0000000000000000'))).toBeGreaterThan(0);
