@@ -237,35 +237,41 @@ static struct tcefs_frame_header frame_header(size_t len)
 	return (struct tcefs_frame_header){ TCEFS_REQUEST_MAGIC, TCEFS_PROTOCOL_VERSION, 1, (__u32)len, (__u32)self_pid() };
 }
 
-/* One request with no argument: HANDLE answers the handle in result and the kind in handle_field. */
-static int query_handle(int fd, int *kind)
+/* One request with no argument (HANDLE, POLL): its result and handle_field. */
+static int bare_op(int fd, int op, long long *result, __u32 *handle_field)
 {
 	struct {
 		struct tcefs_frame_header h;
 		struct tcefs_request r;
-	} f = { frame_header(sizeof(f)), { sizeof(struct tcefs_request), TCEFS_OP_HANDLE, 0, 0, 0, 0 } };
+	} f = { frame_header(sizeof(f)), { sizeof(struct tcefs_request), (__u16)op, 0, 0, 0, 0 } };
 	struct reply reply;
 	if (exchange(fd, &f, sizeof(f), &reply))
 		return -1;
 	struct tcefs_answer *a = answer_of(&reply);
-	int h = (int)a->result;
-	if (kind)
-		*kind = (int)a->handle_field;
+	*result = a->result;
+	if (handle_field)
+		*handle_field = a->handle_field;
 	reply_free(&reply);
-	return h;
+	return 0;
+}
+
+/* HANDLE answers the handle in result and the kind in handle_field. */
+static int query_handle(int fd, int *kind)
+{
+	long long r;
+	__u32 k;
+	if (bare_op(fd, TCEFS_OP_HANDLE, &r, &k))
+		return -1;
+	if (kind)
+		*kind = (int)k;
+	return (int)r;
 }
 
 int tcefs__poll_events(int fd)
 {
-	struct {
-		struct tcefs_frame_header h;
-		struct tcefs_request r;
-	} f = { frame_header(sizeof(f)), { sizeof(struct tcefs_request), TCEFS_OP_POLL, 0, 0, 0, 0 } };
-	struct reply reply;
-	if (exchange(fd, &f, sizeof(f), &reply))
+	long long r;
+	if (bare_op(fd, TCEFS_OP_POLL, &r, NULL))
 		return -1;
-	long long r = answer_of(&reply)->result;
-	reply_free(&reply);
 	return r < 0 ? (errno = (int)-r, -1) : (int)r;
 }
 
