@@ -16,7 +16,10 @@ command -v gcc >/dev/null 2>&1 || need+=(gcc libc6-dev)
 command -v strace >/dev/null 2>&1 || need+=(strace)
 command -v qemu-system-ppc64 >/dev/null 2>&1 || need+=(qemu-system-ppc)
 command -v lspci >/dev/null 2>&1 || need+=(pciutils)
-[ -e /usr/lib/x86_64-linux-gnu/librte_bus_pci.so.23 ] || need+=(dpdk)
+# dpdk 22.11 only recommends its libraries, and recommends are not installed here: name them (EAL, its
+# PCI bus, and the ConnectX-5 driver EAL loads from its plugin directory to match the emulated NICs).
+[ -e /usr/lib/x86_64-linux-gnu/librte_bus_pci.so.23 ] && [ -e /usr/lib/x86_64-linux-gnu/librte_net_mlx5.so.23 ] ||
+  need+=(dpdk librte-eal23 librte-bus-pci23 librte-net-mlx5-23)
 command -v cpio >/dev/null 2>&1 || need+=(cpio)
 [ -e /usr/include/sys/capability.h ] || need+=(libcap-dev)
 if [ ${#need[@]} -gt 0 ]; then
