@@ -33,7 +33,8 @@
 
 struct irq_dev {
 	int handle;
-	int evfd;         /* the event node, read by the thread; -1 before the thread starts */
+	int evfd;         /* the event node or socket, read by the thread; -1 before the thread starts */
+	int stream;       /* evfd is the daemon's socket (TCEFS_POST_EVENTS), not the event node */
 	int nvec[NUM_INDEXES];
 	int *fds[NUM_INDEXES]; /* our duplicates, -1 where a vector has none */
 	struct irq_dev *next;
@@ -56,7 +57,7 @@ static int high_fd_base(void)
 	return r.rlim_cur > 64 ? (int)(r.rlim_cur * 3 / 4) : 3;
 }
 
-static int dup_high(int fd)
+int tcefs__dup_high(int fd)
 {
 	int n = (int)syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, high_fd_base());
 	return n >= 0 ? n : (int)syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, 3);
@@ -116,7 +117,7 @@ int tcefs__irq_prepare(const struct tcefs_cmd_desc *c, unsigned char *abuf, size
 			wire = TCEFS_HANDLE_NONE;
 		else if (!is_eventfd(fd))
 			wire = TCEFS_HANDLE_FOREIGN;
-		else if ((p->dups[i] = dup_high(fd)) < 0) {
+		else if ((p->dups[i] = tcefs__dup_high(fd)) < 0) {
 			int e = errno;
 			tcefs__irq_abandon(p);
 			return errno = e, -1;
@@ -179,12 +180,16 @@ static void *deliver(void *arg)
 {
 	struct irq_dev *d = arg;
 	struct tcefs_irq_record recs[64];
+	size_t have = 0; /* bytes of a record a socket read left over */
 	for (;;) {
-		ssize_t n = syscall(SYS_pread64, d->evfd, recs, sizeof(recs), 0);
+		/* The event file answers whole records; a stream socket may stop inside one. */
+		ssize_t n = d->stream ? syscall(SYS_read, d->evfd, (char *)recs + have, sizeof(recs) - have)
+				      : syscall(SYS_pread64, d->evfd, recs, sizeof(recs), 0);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
 			break;
+		n += (ssize_t)have;
 		pthread_mutex_lock(&table_lock);
 		for (size_t i = 0; i < (size_t)n / sizeof(recs[0]); i++) {
 			struct tcefs_irq_record *r = &recs[i];
@@ -197,6 +202,9 @@ static void *deliver(void *arg)
 			}
 		}
 		pthread_mutex_unlock(&table_lock);
+		have = (size_t)n % sizeof(recs[0]);
+		if (have)
+			memmove(recs, (char *)recs + (size_t)n - have, have);
 	}
 	/* The device file was released (or the mount went away): its eventfds go. */
 	pthread_mutex_lock(&table_lock);
@@ -213,19 +221,35 @@ static void *deliver(void *arg)
 	return NULL;
 }
 
-/* Open the event node and start the thread; called with the table locked. */
-static int start_thread(int fd, struct irq_dev *d)
+/* The daemon's socket for this device's records, where it has one: a write to it wakes this thread
+ * straight away, where an answer to a read of the event node goes through a FUSE thread first. */
+static int event_socket(int fd)
 {
-	char path[PATH_MAX];
-	if (tcefs__mount_path(fd, TCEFS_IRQ_DIR, d->handle, path, sizeof(path)))
+	struct tcefs_post g;
+	const volatile uint64_t *words;
+	if (tcefs__post_off() || tcefs__post_ask(fd, TCEFS_POST_EVENTS, &g, &words) || !(g.token[0] | g.token[1]))
 		return -1;
-	int ev = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC, 0);
-	if (ev < 0)
-		return -1;
-	int high = dup_high(ev);
-	if (high >= 0) {
-		sys_close(ev);
-		ev = high;
+	return tcefs__post_connect(&g);
+}
+
+/* Called with the table locked; sock is event_socket()'s answer, asked before the lock was taken (an
+ * exchange takes the wire lock, which fork's handlers take before this one). */
+static int start_thread(int fd, struct irq_dev *d, int sock)
+{
+	int ev = sock;
+	d->stream = ev >= 0;
+	if (ev < 0) {
+		char path[PATH_MAX];
+		if (tcefs__mount_path(fd, TCEFS_IRQ_DIR, d->handle, path, sizeof(path)))
+			return -1;
+		ev = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC, 0);
+		if (ev < 0)
+			return -1;
+		int high = tcefs__dup_high(ev);
+		if (high >= 0) {
+			sys_close(ev);
+			ev = high;
+		}
 	}
 	d->evfd = ev;
 	pthread_attr_t attr;
@@ -257,7 +281,15 @@ int tcefs__irq_commit(int fd, int handle, struct tcefs__irq_prep *p, long long r
 		return 0;
 	}
 	int action = p->flags & VFIO_IRQ_SET_ACTION_TYPE_MASK, data = p->flags & VFIO_IRQ_SET_DATA_TYPE_MASK;
-	int rc = 0;
+	int rc = 0, sock = -1;
+	if (action == VFIO_IRQ_SET_ACTION_TRIGGER && data == VFIO_IRQ_SET_DATA_EVENTFD) {
+		pthread_mutex_lock(&table_lock);
+		struct irq_dev *had = find_dev(handle);
+		int running = had && had->evfd >= 0;
+		pthread_mutex_unlock(&table_lock);
+		if (!running)
+			sock = event_socket(fd);
+	}
 	pthread_mutex_lock(&table_lock);
 	struct irq_dev *d = find_dev(handle);
 	if (action == VFIO_IRQ_SET_ACTION_TRIGGER && data == VFIO_IRQ_SET_DATA_NONE && p->count == 0) {
@@ -282,10 +314,14 @@ int tcefs__irq_commit(int fd, int handle, struct tcefs__irq_prep *p, long long r
 			*s = entry >= 0 ? entry : -1;
 			p->dups[i] = -1;
 		}
-		if (d && d->evfd < 0 && start_thread(fd, d))
-			rc = -1;
+		if (d && d->evfd < 0) {
+			if (start_thread(fd, d, sock))
+				rc = -1;
+			sock = -1;
+		}
 	}
 	pthread_mutex_unlock(&table_lock);
+	sys_close(sock); /* another thread started the delivery meanwhile */
 	tcefs__irq_abandon(p);
 	return rc;
 }

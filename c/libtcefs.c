@@ -775,6 +775,48 @@ ssize_t tcefs_region_write(int fd, const void *buf, size_t count, uint64_t offse
 	return region_rw(fd, TCEFS_OP_REGION_WRITE, (void *)buf, count, offset);
 }
 
+ssize_t tcefs__region_write_open(int fd, unsigned open_id, const void *buf, size_t count, uint64_t offset)
+{
+	ssize_t r = tcefs__post_write(fd, open_id, buf, count, offset);
+	return r != -2 ? r : tcefs_region_write(fd, buf, count, offset);
+}
+
+int tcefs__post_ask(int fd, unsigned role, struct tcefs_post *g, const volatile uint64_t **words)
+{
+	struct {
+		struct tcefs_frame_header h;
+		struct tcefs_request r;
+	} f = { frame_header(sizeof(f)), { sizeof(struct tcefs_request), TCEFS_OP_POST, 0, 0, 0, role } };
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pthread_mutex_lock(&wire);
+	tcefs__lease_begin();
+	struct reply reply;
+	int rc = exchange_locked(fd, &f, sizeof(f), &reply), e = errno;
+	if (rc == 0) {
+		struct tcefs_answer *a = answer_of(&reply);
+		size_t at = sizeof(struct tcefs_frame_header) + sizeof(*a) + pad8(a->out_len);
+		rc = -1, e = a->result < 0 ? (int)-a->result : EIO;
+		if (a->result == 0 && a->nblobs == 1 && at + sizeof(struct tcefs_blob) + sizeof(*g) <= reply.len) {
+			const struct tcefs_blob *b = (const void *)(reply.buf + at);
+			if (b->field_offset == TCEFS_POST_FIELD && b->length == sizeof(*g)) {
+				memcpy(g, b + 1, sizeof(*g));
+				/* The grant's epoch is word 1 of the lease file: no file, no posting. */
+				if ((*words = tcefs__board_words(fd, g->daemon_pid)))
+					rc = 0;
+				else
+					e = EOPNOTSUPP;
+			}
+		}
+		reply_free(&reply);
+	}
+	pthread_mutex_unlock(&wire);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	errno = e;
+	return rc;
+}
+
 /* The kernel's read()/write() take at most this much in one call. */
 #define MAX_RW_COUNT (0x7fffffffu & ~4095u)
 

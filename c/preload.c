@@ -471,7 +471,7 @@ static ssize_t region_at_pos(int fd, void *buf, size_t n, int writing)
 	off_t pos = (off_t)syscall(SYS_lseek, fd, 0, SEEK_CUR);
 	if (pos < 0)
 		return -1;
-	ssize_t r = writing ? tcefs_region_write(fd, buf, n, (uint64_t)pos) : tcefs_region_read(fd, buf, n, (uint64_t)pos);
+	ssize_t r = writing ? tcefs__region_write_open(fd, fd_open_id(fd), buf, n, (uint64_t)pos) : tcefs_region_read(fd, buf, n, (uint64_t)pos);
 	if (r > 0)
 		syscall(SYS_lseek, fd, pos + r, SEEK_SET);
 	return r;
@@ -482,7 +482,7 @@ static ssize_t region_at_pos(int fd, void *buf, size_t n, int writing)
 static ssize_t served_rw(int kind, int fd, void *buf, size_t n, const off_t *off, int writing)
 {
 	if (kind == TCEFS_KIND_DEVICE)
-		return off ? (writing ? tcefs_region_write(fd, buf, n, (uint64_t)*off) : tcefs_region_read(fd, buf, n, (uint64_t)*off))
+		return off ? (writing ? tcefs__region_write_open(fd, fd_open_id(fd), buf, n, (uint64_t)*off) : tcefs_region_read(fd, buf, n, (uint64_t)*off))
 			   : region_at_pos(fd, buf, n, writing);
 	uint64_t at = off ? (uint64_t)*off : 0;
 	return writing ? tcefs_queue_write(fd, buf, n, at) : tcefs_queue_read(fd, buf, n, at);

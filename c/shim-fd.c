@@ -135,12 +135,15 @@ void fd_track_claimed(int fd, int handle)
 void fd_forget(int fd)
 {
 	struct slot *s = slot(fd, 0);
+	if (s && s->tracked)
+		tcefs__post_forget((unsigned)fd, (unsigned)fd);
 	if (s)
 		s->tracked = 0;
 }
 
 void fd_forget_from(unsigned first, unsigned last)
 {
+	tcefs__post_forget(first, last);
 	for (unsigned p = first / PAGE_SLOTS; p < PAGES && p <= last / PAGE_SLOTS; p++) {
 		struct slot *pg = __atomic_load_n(&pages[p], __ATOMIC_ACQUIRE);
 		if (!pg)
@@ -158,6 +161,7 @@ void fd_copy(int from, int to)
 	int e = errno;
 	struct slot *f = slot(from, 0);
 	tcefs__lease_void();
+	tcefs__post_forget((unsigned)to, (unsigned)to);
 	if (f && f->tracked) {
 		struct slot *t = slot(to, 1);
 		if (t)

@@ -4,6 +4,7 @@
 #define TCEFS_INTERNAL_H
 
 #include <stddef.h>
+#include <sys/types.h>
 #include <stdint.h>
 
 #define TCEFS_HIDDEN __attribute__((visibility("hidden")))
@@ -69,6 +70,26 @@ TCEFS_HIDDEN int tcefs__irq_commit(int fd, int handle, struct tcefs__irq_prep *p
 TCEFS_HIDDEN void tcefs__irq_abandon(struct tcefs__irq_prep *p);
 /* The device was reset: vfio-pci's interrupts are off, so are our duplicates. */
 TCEFS_HIDDEN void tcefs__irq_reset(int handle);
+
+/* A duplicate of fd at a high number with FD_CLOEXEC, out of the program's way; -1 if none. */
+TCEFS_HIDDEN int tcefs__dup_high(int fd);
+
+/* Posted writes (libtcefs-post.c). post_write: n if the write went down the daemon's socket, -1 with
+ * errno (EFAULT) if it failed as pwrite would, -2 if it must go the usual way. post_forget: fds first..last
+ * were closed or replaced. post_ask: a TCEFS_OP_POST exchange on fd for role (TCEFS_POST_*); its grant and
+ * the lease file's words. */
+struct tcefs_post;
+TCEFS_HIDDEN ssize_t tcefs__post_write(int fd, unsigned open_id, const void *buf, size_t n, uint64_t offset);
+TCEFS_HIDDEN void tcefs__post_forget(unsigned first, unsigned last);
+TCEFS_HIDDEN int tcefs__post_ask(int fd, unsigned role, struct tcefs_post *g, const volatile uint64_t **words);
+/* A connection to the daemon's socket for the grant g (TCEFS_POST_EVENTS too): its fd, -1 if none. */
+TCEFS_HIDDEN int tcefs__post_connect(const struct tcefs_post *g);
+/* TCEFS_POST=0: no sockets at all, writes and interrupts go through FUSE. */
+TCEFS_HIDDEN int tcefs__post_off(void);
+/* The lease file's words for the daemon pid runs as, mapped once; NULL if it cannot be. Under the wire lock. */
+TCEFS_HIDDEN const volatile uint64_t *tcefs__board_words(int fd, unsigned pid);
+/* tcefs_region_write for the shim, which knows the open file fd refers to (0: unknown, nothing posted). */
+TCEFS_HIDDEN ssize_t tcefs__region_write_open(int fd, unsigned open_id, const void *buf, size_t count, uint64_t offset);
 
 /* Set by the shim: the calling thread's fail-nth counter, or NULL if it has none. A nonzero counter
  * goes with each ioctl frame (TCEFS_OP_FAIL_NTH), and what the daemon leaves of it is stored back. */

@@ -33,9 +33,10 @@ trap 'rm -rf "$tmp"' EXIT
 "$CC" "${cflags[@]}" -c c/libtcefs.c -o "$tmp/libtcefs.o"
 "$CC" "${cflags[@]}" -c c/libtcefs-irq.c -o "$tmp/libtcefs-irq.o"
 "$CC" "${cflags[@]}" -c c/libtcefs-lease.c -o "$tmp/libtcefs-lease.o"
-"$CC" "${cflags[@]}" -shared -Wl,-soname,libtcefs.so "$tmp/libtcefs.o" "$tmp/libtcefs-irq.o" "$tmp/libtcefs-lease.o" -o "$tmp/libtcefs.so"
-ar rcs "$tmp/libtcefs.a" "$tmp/libtcefs.o" "$tmp/libtcefs-irq.o" "$tmp/libtcefs-lease.o"
+"$CC" "${cflags[@]}" -c c/libtcefs-post.c -o "$tmp/libtcefs-post.o"
+"$CC" "${cflags[@]}" -shared -Wl,-soname,libtcefs.so "$tmp/libtcefs.o" "$tmp/libtcefs-irq.o" "$tmp/libtcefs-lease.o" "$tmp/libtcefs-post.o" -o "$tmp/libtcefs.so"
+ar rcs "$tmp/libtcefs.a" "$tmp/libtcefs.o" "$tmp/libtcefs-irq.o" "$tmp/libtcefs-lease.o" "$tmp/libtcefs-post.o"
 # Only the interposed libc names leave the shim; libtcefs inside it stays private (-fvisibility=hidden).
-"$CC" "${cflags[@]}" -fvisibility=hidden -shared c/preload.c c/shim-*.c c/libtcefs.c c/libtcefs-irq.c c/libtcefs-lease.c \
+"$CC" "${cflags[@]}" -fvisibility=hidden -shared c/preload.c c/shim-*.c c/libtcefs.c c/libtcefs-irq.c c/libtcefs-lease.c c/libtcefs-post.c \
   -o "$tmp/libtcefs-preload.so" -ldl
 for o in "${outputs[@]}"; do mv -f "$tmp/$(basename "$o")" "$o"; done

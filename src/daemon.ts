@@ -11,6 +11,7 @@ import { IommufdFile } from './objects/iommufd/context.ts';
 import { DeviceFile } from './objects/vfio/device.ts';
 import type { IrqEvents } from './objects/vfio/irq-events.ts';
 import { LeaseBoard } from './transport/leases.ts';
+import { PostServer } from './transport/posted.ts';
 import { SelftestState } from './objects/iommufd/selftest/state.ts';
 import { isMapped, readMaps } from './devices/process-maps.ts';
 
@@ -51,6 +52,8 @@ export class Daemon {
   readonly irqStreams = new Map<number, IrqEvents>();
   /** Unmap leases granted to clients, revoked before anything that could break them. */
   readonly leases = new LeaseBoard();
+  /** Connections clients post BAR writes down, checked against the leases' second word. */
+  readonly posts = new PostServer(this.leases);
 
   /** Client address spaces with preregistered memory, by owner ("pid:N"), and the containers bound to each. */
   private readonly mms = new Map<string, { mm: MmContext; refs: number }>();
@@ -115,6 +118,8 @@ export class Daemon {
       /** /proc/<pid>/mem handles device DMA holds open (one per client with pinned memory that saw DMA). */
       procHandles: this.inventory.clientMemory.openHandles,
       irqStreams: this.irqStreams.size,
+      /** Connections clients post BAR writes down or take interrupt records from (src/transport/posted.ts). */
+      postConnections: this.posts.connections,
       irqWaiters: [...new Set(this.irqStreams.values())].reduce((n, e) => n + e.waiting, 0),
       /** Functions with interrupts on (an interrupt mode, or an ERR/REQ eventfd), as "BDF:mode". */
       irqsEnabled: [...this.inventory.functions.values()].map((f) => [f.bdf, f.irqs.describe()] as const)
@@ -133,6 +138,7 @@ export class Daemon {
 
   /** Release every file (clients of a stopping daemon lose their state, as on a real close). */
   shutdown(): void {
+    this.posts.close();
     this.leases.close();
     this.files.releaseAll();
     this.inventory.clientMemory.closeAll();

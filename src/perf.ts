@@ -50,6 +50,8 @@ export class PerfCounters {
   readonly irqsQueued = new Meter();
   /** FUSE read and write requests on frame channels: ioctl frames, replies and region accesses. */
   readonly fuse = new Meter();
+  /** Of the MMIO writes, those posted down a socket (src/transport/posted.ts) rather than a FUSE request each. */
+  readonly posted = new Meter();
   private readonly recent = new Map<string, DmaRecord[]>();
   private readonly totals = new Map<string, { read: number; write: number }>();
 
@@ -74,6 +76,7 @@ export class PerfCounters {
       irqs: this.irqs.describe(),
       irqsQueued: this.irqsQueued.describe(),
       fuse: this.fuse.describe(),
+      posted: this.posted.describe(),
       pes: Object.fromEntries([...this.recent].map(([pe, list]) => [pe, {
         dmaBytes: this.totals.get(pe),
         recentDma: list.map((r) => ({ at: Math.round(r.at), device: r.device, direction: r.direction, iova: hex(r.iova), bytes: r.bytes, hpa: r.hpa === undefined ? null : hex(r.hpa) })),

@@ -19,6 +19,12 @@
 #define TCEFS_LEASE_PATH "/.tcefs/lease"
 #define TCEFS_OP_POLL 6
 #define TCEFS_OP_FAIL_NTH 7
+#define TCEFS_OP_POST 8
+#define TCEFS_POST_WRITES 0
+#define TCEFS_POST_EVENTS 1
+#define TCEFS_POST_FIELD 0xfffffffdu
+#define TCEFS_POST_MAX_DATA 64
+#define TCEFS_POST_WINDOWS 6
 #define TCEFS_HANDLE_NONE 0
 #define TCEFS_HANDLE_FOREIGN 0x7fffffff
 #define TCEFS_HANDLE_IN_RESULT 0xffffffffu
@@ -76,6 +82,22 @@ struct tcefs_lease {
 	__u64 epoch;
 	__u32 page_shift;
 	__u32 daemon_pid;
+};
+
+struct tcefs_post {
+	__u64 token[2];
+	__u64 nonce;
+	__u64 epoch;
+	__u32 daemon_pid;
+	__u32 nwin;
+	__u64 win_start[6];
+	__u64 win_end[6];
+};
+
+struct tcefs_post_write {
+	__u64 offset;
+	__u32 length;
+	__u32 flags;
 };
 
 /* File kinds (bit values, for tcefs_cmd_desc.kinds). */

@@ -1,7 +1,7 @@
 // Run the requests of a frame against the file it was written to, in order, one answer each.
 // Dispatch is by file kind: the file's command table decides what a number means.
 import createDebug from 'debug';
-import { EIO, ENOMEM, ENOTTY, EOPNOTSUPP, ERANGE, Errno, errnoName } from '../errno.ts';
+import { EINVAL, EIO, ENOMEM, ENOTTY, EOPNOTSUPP, ERANGE, Errno, errnoName } from '../errno.ts';
 import type { FaultInjector } from '../tce/faults.ts';
 import { canonicalNr, FILE_KIND_BIT } from '../uapi/ioctls.ts';
 import { decode } from '../uapi/layout.ts';
@@ -90,6 +90,9 @@ export function runRequest(file: OpenFile, req: Request, pid: number): Answer {
     case Op.FAIL_NTH:
       // A thread's counter is set by runFrame, for a daemon with fault injection; here there is none.
       return answer(req, BigInt(-EOPNOTSUPP));
+    case Op.POST:
+      // The transport answers a POST alone in its frame (src/transport/posted.ts); in company it is not one.
+      return answer(req, BigInt(-EINVAL));
   }
 }
 

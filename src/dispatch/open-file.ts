@@ -30,6 +30,15 @@ export abstract class OpenFile {
     return -22;
   }
 
+  /**
+   * Region space [start, end) where every write of any length that fits succeeds whole and answers its
+   * length, whatever it holds, for as long as nothing but such writes reaches the daemon: what a client
+   * may post without waiting for the answer (src/transport/posted.ts). None for files without regions.
+   */
+  postWindows(): [bigint, bigint][] {
+    return [];
+  }
+
   /** poll(): a file with no poll of its own is always ready, as the kernel's DEFAULT_POLLMASK says. */
   pollEvents(): number {
     return POLLIN | POLLOUT | POLLRDNORM | POLLWRNORM;

@@ -6,11 +6,12 @@
 // `pwrite(fd,f,n,0); pread(fd,r,m,0)` and sequential write()/read() work. Offsets at or above
 // REGION_BASE are device region space (pread/pwrite at index << 40), not the frame stream; from
 // REGION_DIRECT all of region space, BAR0 included, is reachable the same way.
-import { EBADMSG, Errno } from '../errno.ts';
+import { EBADMSG, EINVAL, EOPNOTSUPP, Errno } from '../errno.ts';
 import { runFrame } from '../dispatch/dispatch.ts';
 import type { OpenFile } from '../dispatch/open-file.ts';
 import type { FaultInjector } from '../tce/faults.ts';
-import { encodeReplyFrame, frameLengthOf, parseRequestFrame } from './frame.ts';
+import { encodeReplyFrame, frameLengthOf, Op, parseRequestFrame, type Answer, type RequestFrame } from './frame.ts';
+import type { PostServer, PostTarget } from './posted.ts';
 import { now, perf } from '../perf.ts';
 
 /** vfio-pci region i lives at offset i << 40; region 0 (BAR0) overlaps the frame stream, so it is reached by frames or REGION_DIRECT. */
@@ -31,7 +32,7 @@ export class FrameChannel {
   private replyPos = 0;
 
   /** @param faults the injector a frame's FAIL_NTH request sets the thread's counter of */
-  constructor(readonly file: OpenFile, private readonly faults?: FaultInjector) {}
+  constructor(readonly file: OpenFile, private readonly faults?: FaultInjector, private readonly posts?: PostServer) {}
 
   /** Returns bytes accepted, or -errno. A rejected frame leaves every file's state as it was. */
   write(data: Buffer, offset: number): number {
@@ -83,9 +84,25 @@ export class FrameChannel {
 
   /** Parse, run and encode; a frame that fails to parse leaves the previous reply in place. */
   private run(frame: Buffer, owned: boolean) {
-    const answers = runFrame(this.file, parseRequestFrame(frame, owned), this.faults);
+    const parsed = parseRequestFrame(frame, owned);
+    const answers = parsed.requests.some((r) => r.op === Op.POST) ? this.post(parsed) : runFrame(this.file, parsed, this.faults);
     this.reply = encodeReplyFrame(answers);
     this.replyPos = 0;
+  }
+
+  /** POST belongs to the transport: it names a socket of this daemon, not anything the file does. */
+  private post(frame: RequestFrame): Answer[] {
+    return frame.requests.map((r) => {
+      const base = { op: r.op, request: r.request, out: Buffer.alloc(0), newHandle: 0, handleField: 0 };
+      if (r.op !== Op.POST || frame.requests.length !== 1) return { ...base, result: BigInt(-EINVAL), blobs: [] };
+      if (!this.posts || this.file.kind !== 'device') return { ...base, result: BigInt(-EOPNOTSUPP), blobs: [] };
+      try {
+        return { ...base, result: 0n, blobs: [this.posts.grant(this.file as OpenFile & PostTarget, Number(r.arg))] };
+      } catch (e) {
+        if (e instanceof Errno) return { ...base, result: BigInt(-e.errno), blobs: [] };
+        throw e;
+      }
+    });
   }
 
   private start(data: Buffer, offset: number) {

@@ -38,11 +38,32 @@ export const enum Op {
    * result is what is left of it after the last of them (docs/protocol.md, "Fault injection").
    */
   FAIL_NTH = 7,
+  /**
+   * Ask for a connection to this daemon's socket (docs/protocol.md, "Posted writes"), for what `arg` says
+   * (PostRole): the answer's blob at POST_FIELD is a tcefs_post; result -errno when this file has none
+   * (EOPNOTSUPP: not a device; EINVAL: no such role) or the daemon cannot serve them. Alone in its frame.
+   */
+  POST = 8,
 }
-const MAX_OP = Op.FAIL_NTH;
+
+/** What a POST asks for (its request's arg). */
+export const enum PostRole {
+  /** A connection to post region writes down. */
+  WRITES = 0,
+  /** A connection the file's interrupt records come down, instead of reads of .tcefs/irq/<handle>. */
+  EVENTS = 1,
+}
+const MAX_OP = Op.POST;
 
 /** The field_offset of an answer blob that holds a tcefs_lease rather than data for a pointer field. */
 export const LEASE_FIELD = 0xfffffffe;
+
+/** The field_offset of the answer blob that holds a tcefs_post. */
+export const POST_FIELD = 0xfffffffd;
+/** Most data one posted write carries; larger writes go the usual way. */
+export const POST_MAX_DATA = 64;
+/** How many windows a tcefs_post can name (BARs 0-5). */
+export const POST_WINDOWS = 6;
 
 /** Handle value for a client fd that is not open: fd-valued fields that need a file then fail with EBADF. */
 export const HANDLE_NONE = 0;
@@ -66,6 +87,18 @@ export const blobHeader = struct('tcefs_blob', [u32('field_offset'), u32('length
  * the daemon lives.
  */
 export const leaseRecord = struct('tcefs_lease', [u64('start'), u64('end'), u64('epoch'), u32('page_shift'), u32('daemon_pid')]);
+/**
+ * A grant to post region writes: connect a stream socket to the abstract name
+ * "\0tcefs-post-<daemon_pid>-<nonce as 16 hex digits>" and send `token` first, or, when token is all zero,
+ * keep the connection this file already has. A write that fits in one of the `nwin` windows
+ * [win_start, win_end) and carries at most POST_MAX_DATA bytes may then go down that connection as a
+ * tcefs_post_write, its answer taken to be its length, for as long as word 1 of the lease file reads `epoch`.
+ */
+export const postGrant = struct('tcefs_post', [
+  u64('token', 2), u64('nonce'), u64('epoch'), u32('daemon_pid'), u32('nwin'), u64('win_start', POST_WINDOWS), u64('win_end', POST_WINDOWS),
+]);
+/** One posted write: `length` data bytes follow, padded to 8. */
+export const postWrite = struct('tcefs_post_write', [u64('offset'), u32('length'), u32('flags')]);
 /** What a read of a device's interrupt event file returns, one per vector that fired (count times). */
 export const irqRecord = struct('tcefs_irq_record', [u32('index'), u32('vector'), u64('count')]);
 

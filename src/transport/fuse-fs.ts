@@ -7,7 +7,7 @@ import Fuse from 'fuse-native';
 import { FUSE_TUNING, TunedFuse } from './fuse-mount.ts';
 import { EACCES, EBUSY, EISDIR, ENOENT, ENOTCONN, ETIMEDOUT, Errno } from '../errno.ts';
 import type { Daemon } from '../daemon.ts';
-import { FrameChannel, REGION_BASE } from './channel.ts';
+import { FrameChannel, REGION_BASE, REGION_DIRECT } from './channel.ts';
 import { CONTROL_HELP, runControlText } from '../control.ts';
 import { CLAIM_DIR, DEBUG_DIR, RELEASE_DIR, lookup, type Node } from './tree.ts';
 import { IRQ_DIR, releaseWaitHandles } from './paths.ts';
@@ -30,6 +30,12 @@ export const RELEASE_WAIT_MS = 200;
 const run = promisify(exec);
 
 type Cb = (...args: any[]) => void;
+
+/** A region write to BAR 0-5, through the direct window or at its own offset (BAR0's overlaps frames). */
+function isBarWrite(pos: number): boolean {
+  if (pos >= REGION_DIRECT) return (pos - REGION_DIRECT) / REGION_BASE < 6;
+  return pos >= REGION_BASE && pos / REGION_BASE < 6;
+}
 
 /** A text node's content is fixed at open so a reader never sees a torn view. */
 interface TextOpen {
@@ -175,6 +181,7 @@ export class TcefsFs {
         const ch = self.channels.get(fh);
         if (ch) {
           if (pos >= REGION_BASE) self.daemon.leases.revoke();
+          self.daemon.posts.drain(ch.file);
           const t0 = now();
           const r = ch.read(len, pos);
           perf.fuse.add(t0);
@@ -198,7 +205,10 @@ export class TcefsFs {
         // promised an answer without asking end first (src/transport/leases.ts).
         self.daemon.leases.revoke();
         const ch = self.channels.get(fh);
+        // Only a BAR write leaves what a posted-write grant promised as it was (src/transport/posted.ts).
+        if (!ch || !isBarWrite(pos)) self.daemon.leases.revokePosts();
         if (ch) {
+          self.daemon.posts.drain(ch.file);
           const t0 = now();
           const r = ch.write(len === buf.length ? buf : buf.subarray(0, len), pos);
           perf.fuse.add(t0);
@@ -220,6 +230,7 @@ export class TcefsFs {
       },
       release(_path: string, fh: number, cb: Cb) {
         self.daemon.leases.revoke();
+        self.daemon.leases.revokePosts();
         const ev = self.daemon.irqStreams.get(fh);
         if (ev) {
           ev.streams--;
@@ -229,6 +240,8 @@ export class TcefsFs {
           self.daemon.files.unreserve(fh);
           return cb(0);
         }
+        const ch = self.channels.get(fh);
+        if (ch) self.daemon.posts.drop(ch.file);
         self.channels.delete(fh);
         self.daemon.files.remove(fh);
         const waits = self.releaseWaits.get(fh);
@@ -298,7 +311,7 @@ export class TcefsFs {
     if (path.startsWith(CLAIM_DIR + '/')) {
       const file = files.claim(parseInt(path.slice(CLAIM_DIR.length + 1), 16));
       if (!file) throw new Errno(ENOENT, `${path} is not pending`);
-      this.channels.set(file.handle, new FrameChannel(file, this.daemon.host.faults));
+      this.channels.set(file.handle, new FrameChannel(file, this.daemon.host.faults, this.daemon.posts));
       return file.handle;
     }
     if (path.startsWith(IRQ_DIR + '/')) {
@@ -333,7 +346,7 @@ export class TcefsFs {
     }
     const file = n.open(path);
     const h = files.add(file);
-    this.channels.set(h, new FrameChannel(file, this.daemon.host.faults));
+    this.channels.set(h, new FrameChannel(file, this.daemon.host.faults, this.daemon.posts));
     return h;
   }
 }

@@ -21,8 +21,11 @@ export class LeaseBoard {
   private epoch = 1n;
   /** Whether a lease on the current epoch went out; revoking costs a write only then. */
   private outstanding = false;
+  /** The second word: the epoch posted-write grants name (src/transport/posted.ts), and the same flag. */
+  private postEpoch = 1n;
+  private postOutstanding = false;
   private failed = false;
-  private readonly word = Buffer.alloc(8);
+  private readonly word = Buffer.alloc(16);
 
   /** Where a client opens the lease file, once a lease went out (the mount's LEASE_PATH links here). */
   get target(): string {
@@ -50,7 +53,23 @@ export class LeaseBoard {
 
   private publish(): void {
     this.word.writeBigUInt64LE(this.epoch);
-    writeSync(this.fd, this.word, 0, 8, 0);
+    this.word.writeBigUInt64LE(this.postEpoch, 8);
+    writeSync(this.fd, this.word, 0, 16, 0);
+  }
+
+  /** The epoch a posted-write grant names now (word 1 of the file); undefined when the file cannot be made. */
+  grantPosts(): bigint | undefined {
+    if (!this.open()) return undefined;
+    this.postOutstanding = true;
+    return this.postEpoch;
+  }
+
+  /** Before anything but a posted-kind write reaches the daemon: every grant out so far is void. */
+  revokePosts(): void {
+    if (!this.postOutstanding) return;
+    this.postOutstanding = false;
+    this.postEpoch++;
+    this.publish();
   }
 
   /**
@@ -82,6 +101,8 @@ export class LeaseBoard {
   close(): void {
     if (this.fd < 0) return;
     this.outstanding = true;
+    this.postOutstanding = true;
+    this.postEpoch++;
     this.revoke();
     closeSync(this.fd);
     this.fd = -1;

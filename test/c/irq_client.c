@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <linux/vfio.h>
@@ -257,7 +259,17 @@ static void bad(int d)
 	close(e);
 }
 
-/* True if some fd of this process is a tcefs interrupt event node (the library's, not the program's). */
+/* Whether fd is connected to the daemon's socket (its abstract name starts "tcefs-post-"). */
+static int daemon_socket(int fd)
+{
+	struct sockaddr_un a;
+	socklen_t len = sizeof(a);
+	return !getpeername(fd, (struct sockaddr *)&a, &len) && a.sun_family == AF_UNIX && len > sizeof(sa_family_t) + 12 &&
+	       !a.sun_path[0] && !strncmp(a.sun_path + 1, "tcefs-post-", 11);
+}
+
+/* True if some fd of this process is where the library's delivery thread reads: a tcefs interrupt event
+ * node, or the daemon's socket. */
 static int holds_event_node(void)
 {
 	for (int fd = 0; fd < 4096; fd++) {
@@ -266,7 +278,7 @@ static int holds_event_node(void)
 		ssize_t n = readlink(link, target, sizeof(target) - 1);
 		if (n > 0) {
 			target[n] = 0;
-			if (strstr(target, "/.tcefs/irq/"))
+			if (strstr(target, "/.tcefs/irq/") || (!strncmp(target, "socket:[", 8) && daemon_socket(fd)))
 				return 1;
 		}
 	}

@@ -17,7 +17,7 @@ export function buildC(name: string): Promise<string> {
   if (!p) {
     p = buildDir.then(async (dir) => {
       const exe = join(dir, name);
-      await exec('gcc', ['-Wall', '-Werror', '-O1', '-g', `-I${join(ROOT, 'include')}`, join(ROOT, 'test', 'c', `${name}.c`), join(ROOT, 'c', 'libtcefs.c'), join(ROOT, 'c', 'libtcefs-irq.c'), join(ROOT, 'c', 'libtcefs-lease.c'), '-o', exe]);
+      await exec('gcc', ['-Wall', '-Werror', '-O1', '-g', `-I${join(ROOT, 'include')}`, join(ROOT, 'test', 'c', `${name}.c`), join(ROOT, 'c', 'libtcefs.c'), join(ROOT, 'c', 'libtcefs-irq.c'), join(ROOT, 'c', 'libtcefs-lease.c'), join(ROOT, 'c', 'libtcefs-post.c'), '-o', exe]);
       return exe;
     });
     built.set(name, p);

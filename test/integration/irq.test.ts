@@ -136,8 +136,9 @@ describe('hot-unplug', () => {
 
 describe('a client killed with interrupts armed', () => {
   it('exits although its delivery thread was blocked in a read the daemon had taken, and leaves nothing', async () => {
+    // TCEFS_POST=0: the thread reads the event node, as it does where the daemon's socket cannot be had.
     const c = await startC('irq_client', [BDF, 'armed'], {
-      env: { ...process.env, LD_PRELOAD: join(ROOT, 'build', 'libtcefs-preload.so'), TCEFS_MOUNT: d.mnt },
+      env: { ...process.env, LD_PRELOAD: join(ROOT, 'build', 'libtcefs-preload.so'), TCEFS_MOUNT: d.mnt, TCEFS_POST: '0' },
     });
     await c.waitForLine('armed=1');
     // The thread's read is with the daemon: the view shows it waiting, and MSI-X on.
@@ -146,5 +147,19 @@ describe('a client killed with interrupts armed', () => {
     c.proc.kill('SIGKILL');
     expect(await c.exited(10_000)).toBe(128 + 9);
     expect(await waitForClean(d.mnt, boot)).toEqual([]);
+  });
+
+  it('exits although its delivery thread was waiting on the daemon\'s socket, and leaves no connection', async () => {
+    const c = await startC('irq_client', [BDF, 'armed'], {
+      env: { ...process.env, LD_PRELOAD: join(ROOT, 'build', 'libtcefs-preload.so'), TCEFS_MOUNT: d.mnt },
+    });
+    await c.waitForLine('armed=1');
+    // Records come down a socket: no read of the event node, one connection, MSI-X on.
+    expect(await pollUntil(async () => (await readViews(d.mnt)).daemon.postConnections === 1)).toBe(true);
+    expect((await readViews(d.mnt)).daemon).toMatchObject({ irqStreams: 0, irqWaiters: 0, irqsEnabled: [`${BDF}:msix`] });
+    c.proc.kill('SIGKILL');
+    expect(await c.exited(10_000)).toBe(128 + 9);
+    expect(await waitForClean(d.mnt, boot)).toEqual([]);
+    expect((await readViews(d.mnt)).daemon.postConnections).toBe(0);
   });
 });

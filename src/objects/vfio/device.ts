@@ -278,6 +278,18 @@ export class DeviceFile extends OpenFile {
     return out;
   }
 
+  /** The BARs, while a write there can only succeed: decoding on (memory BARs), not removed, bound. */
+  override postWindows(): [bigint, bigint][] {
+    if (this.fn.removed || (this.viaCdev && !this.iommufd)) return [];
+    const out: [bigint, bigint][] = [];
+    for (const bar of this.fn.spec.bars) {
+      if (bar.index > 5 || bar.size <= 0 || (bar.type !== 'io' && !this.fn.config.memoryEnabled)) continue;
+      const start = BigInt(bar.index) << REGION_SHIFT;
+      out.push([start, start + BigInt(bar.size)]);
+    }
+    return out;
+  }
+
   regionWrite(offset: bigint, data: Buffer): number {
     const index = Number(offset >> REGION_SHIFT);
     if (index === VFIO.VFIO_PCI_ROM_REGION_INDEX) {

@@ -15,16 +15,38 @@ const RECORD = irqRecord.size;
 
 type Waiter = { len: number; done: (data: Buffer | number) => void };
 
+/** Where records go as they happen instead of to reads (a socket of src/transport/posted.ts). */
+export interface EventSink {
+  push(records: Buffer): void;
+  /** The stream ended (the device file was released). */
+  end(): void;
+}
+
 /** Interrupts of one device file not yet read, coalesced per vector (an eventfd adds the counts up). */
 export class IrqEvents implements IrqSink {
   private readonly queued = new Map<number, { index: number; vector: number; count: number }>();
   private readonly waiters: Waiter[] = [];
   private ended = false;
+  private sink?: EventSink;
   /** Open event files reading this stream. */
   streams = 0;
 
+  /** From now on records go down `sink` as they happen, those queued first: no read waits in between. */
+  stream(sink: EventSink): void {
+    if (this.ended) return sink.end();
+    this.sink?.end();
+    this.sink = sink;
+    if (this.queued.size) sink.push(encode(this.take(Infinity)));
+  }
+
+  /** The sink is gone (its connection closed): records queue for reads again. */
+  unstream(sink: EventSink): void {
+    if (this.sink === sink) this.sink = undefined;
+  }
+
   signal(index: number, vector: number): void {
     if (this.ended) return;
+    if (this.sink) return this.sink.push(encode([{ index, vector, count: 1 }]));
     const key = index * 0x10000 + vector;
     const q = this.queued.get(key);
     if (q) q.count++;
@@ -52,6 +74,8 @@ export class IrqEvents implements IrqSink {
   end(): void {
     this.ended = true;
     this.queued.clear();
+    this.sink?.end();
+    this.sink = undefined;
     for (const w of this.waiters.splice(0)) w.done(0);
     heartbeat.delete(this);
   }
@@ -63,13 +87,17 @@ export class IrqEvents implements IrqSink {
 
   private answer(w: Waiter): void {
     if (this.ended) return w.done(0);
+    w.done(encode(this.take(Math.floor(w.len / RECORD))));
+  }
+
+  private take(max: number): { index: number; vector: number; count: number }[] {
     const out: { index: number; vector: number; count: number }[] = [];
     for (const [key, r] of this.queued) {
-      if (out.length * RECORD + RECORD > w.len) break;
+      if (out.length >= max) break;
       out.push(r);
       this.queued.delete(key);
     }
-    w.done(encode(out));
+    return out;
   }
 }
 
