@@ -113,34 +113,47 @@ const volatile uint64_t *tcefs__board_words(int fd, unsigned pid)
 	return setup(fd, pid) ? NULL : epoch_word;
 }
 
-void tcefs__lease_keep(int fd, unsigned open_id, unsigned long request, unsigned long gen, const unsigned char *reply, size_t len)
+const void *tcefs__answer_blob(const unsigned char *reply, size_t len, uint32_t field, size_t *blen)
 {
 	const struct tcefs_answer *a = (const void *)(reply + sizeof(struct tcefs_frame_header));
-	if (len < sizeof(struct tcefs_frame_header) + sizeof(*a) || a->result != 0 || a->nblobs == 0)
-		return;
+	if (len < sizeof(struct tcefs_frame_header) + sizeof(*a))
+		return NULL;
 	size_t at = sizeof(struct tcefs_frame_header) + sizeof(*a) + ((a->out_len + 7) & ~7u);
 	for (unsigned i = 0; i < a->nblobs && at + sizeof(struct tcefs_blob) <= len; i++) {
 		const struct tcefs_blob *b = (const void *)(reply + at);
 		at += sizeof(*b);
-		if (b->field_offset == TCEFS_LEASE_FIELD && b->length >= sizeof(struct tcefs_lease) && at + sizeof(struct tcefs_lease) <= len) {
-			struct tcefs_lease l;
-			memcpy(&l, reply + at, sizeof(l));
-			if (l.page_shift >= 64 || l.end <= l.start || setup(fd, l.daemon_pid))
-				return;
-			__atomic_store_n(&lease.seq, lease.seq + 1, __ATOMIC_RELAXED);
-			__atomic_thread_fence(__ATOMIC_RELEASE);
-			__atomic_store_n(&lease.generation, gen, __ATOMIC_RELAXED);
-			__atomic_store_n(&lease.open_id, open_id, __ATOMIC_RELAXED);
-			__atomic_store_n(&lease.request, request, __ATOMIC_RELAXED);
-			__atomic_store_n(&lease.start, l.start, __ATOMIC_RELAXED);
-			__atomic_store_n(&lease.end, l.end, __ATOMIC_RELAXED);
-			__atomic_store_n(&lease.epoch, l.epoch, __ATOMIC_RELAXED);
-			__atomic_store_n(&lease.shift, l.page_shift, __ATOMIC_RELAXED);
-			__atomic_store_n(&lease.seq, lease.seq + 1, __ATOMIC_RELEASE);
-			return;
+		if (b->field_offset == field && at + b->length <= len) {
+			*blen = b->length;
+			return reply + at;
 		}
 		at += (b->length + 7) & ~7u;
 	}
+	return NULL;
+}
+
+void tcefs__lease_keep(int fd, unsigned open_id, unsigned long request, unsigned long gen, const unsigned char *reply, size_t len)
+{
+	const struct tcefs_answer *a = (const void *)(reply + sizeof(struct tcefs_frame_header));
+	if (len < sizeof(struct tcefs_frame_header) + sizeof(*a) || a->result != 0)
+		return;
+	size_t n;
+	const void *blob = tcefs__answer_blob(reply, len, TCEFS_LEASE_FIELD, &n);
+	if (!blob || n < sizeof(struct tcefs_lease))
+		return;
+	struct tcefs_lease l;
+	memcpy(&l, blob, sizeof(l));
+	if (l.page_shift >= 64 || l.end <= l.start || setup(fd, l.daemon_pid))
+		return;
+	__atomic_store_n(&lease.seq, lease.seq + 1, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	__atomic_store_n(&lease.generation, gen, __ATOMIC_RELAXED);
+	__atomic_store_n(&lease.open_id, open_id, __ATOMIC_RELAXED);
+	__atomic_store_n(&lease.request, request, __ATOMIC_RELAXED);
+	__atomic_store_n(&lease.start, l.start, __ATOMIC_RELAXED);
+	__atomic_store_n(&lease.end, l.end, __ATOMIC_RELAXED);
+	__atomic_store_n(&lease.epoch, l.epoch, __ATOMIC_RELAXED);
+	__atomic_store_n(&lease.shift, l.page_shift, __ATOMIC_RELAXED);
+	__atomic_store_n(&lease.seq, lease.seq + 1, __ATOMIC_RELEASE);
 }
 
 /*

@@ -796,18 +796,16 @@ int tcefs__post_ask(int fd, unsigned role, struct tcefs_post *g, const volatile 
 	int rc = exchange_locked(fd, &f, sizeof(f), &reply), e = errno;
 	if (rc == 0) {
 		struct tcefs_answer *a = answer_of(&reply);
-		size_t at = sizeof(struct tcefs_frame_header) + sizeof(*a) + pad8(a->out_len);
 		rc = -1, e = a->result < 0 ? (int)-a->result : EIO;
-		if (a->result == 0 && a->nblobs == 1 && at + sizeof(struct tcefs_blob) + sizeof(*g) <= reply.len) {
-			const struct tcefs_blob *b = (const void *)(reply.buf + at);
-			if (b->field_offset == TCEFS_POST_FIELD && b->length == sizeof(*g)) {
-				memcpy(g, b + 1, sizeof(*g));
-				/* The grant's epoch is word 1 of the lease file: no file, no posting. */
-				if ((*words = tcefs__board_words(fd, g->daemon_pid)))
-					rc = 0;
-				else
-					e = EOPNOTSUPP;
-			}
+		size_t n;
+		const void *blob = a->result == 0 && a->nblobs == 1 ? tcefs__answer_blob(reply.buf, reply.len, TCEFS_POST_FIELD, &n) : NULL;
+		if (blob && n == sizeof(*g)) {
+			memcpy(g, blob, sizeof(*g));
+			/* The grant's epoch is word 1 of the lease file: no file, no posting. */
+			if ((*words = tcefs__board_words(fd, g->daemon_pid)))
+				rc = 0;
+			else
+				e = EOPNOTSUPP;
 		}
 		reply_free(&reply);
 	}

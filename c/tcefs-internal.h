@@ -24,6 +24,9 @@ TCEFS_HIDDEN size_t tcefs__mem_read(void *dst, uint64_t src, size_t n);
  * keep: take the lease in a reply, under the wire lock. answer: 1 if the lease answers this call (0). */
 TCEFS_HIDDEN unsigned long tcefs__lease_begin(void);
 TCEFS_HIDDEN void tcefs__lease_void(void);
+/* The data of the first answer blob at field_offset `field` in a reply frame, its length in *blen; NULL if
+ * there is none or it runs past len. */
+TCEFS_HIDDEN const void *tcefs__answer_blob(const unsigned char *reply, size_t len, uint32_t field, size_t *blen);
 TCEFS_HIDDEN void tcefs__lease_keep(int fd, unsigned open_id, unsigned long request, unsigned long gen, const unsigned char *reply, size_t len);
 TCEFS_HIDDEN int tcefs__lease_answer(unsigned open_id, unsigned long request, void *arg);
 

@@ -16,7 +16,7 @@ const warn = createDebug('tcefs:error');
 const EMPTY: Buffer = Buffer.alloc(0);
 
 // Built field by field rather than by spreading a partial answer: this runs once per request.
-function answer(req: Request, result: bigint, out: Buffer = EMPTY, blobs: Blob[] = [], newHandle = 0, handleField = 0): Answer {
+export function answer(req: Request, result: bigint, out: Buffer = EMPTY, blobs: Blob[] = [], newHandle = 0, handleField = 0): Answer {
   return { op: req.op, request: req.request, result, out, blobs, newHandle, handleField };
 }
 
@@ -91,12 +91,13 @@ export function runRequest(file: OpenFile, req: Request, pid: number): Answer {
       // A thread's counter is set by runFrame, for a daemon with fault injection; here there is none.
       return answer(req, BigInt(-EOPNOTSUPP));
     case Op.POST:
-      // The transport answers a POST alone in its frame (src/transport/posted.ts); in company it is not one.
+      // The transport answers a POST alone in its frame (FrameChannel); in company it is not one.
       return answer(req, BigInt(-EINVAL));
   }
 }
 
-function guard<T>(fn: () => T | number): T | number {
+/** fn's value, or -errno for an Errno it throws (-EIO, logged, for anything else). */
+export function guard<T>(fn: () => T | number): T | number {
   try {
     return fn();
   } catch (e) {

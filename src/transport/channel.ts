@@ -6,11 +6,11 @@
 // `pwrite(fd,f,n,0); pread(fd,r,m,0)` and sequential write()/read() work. Offsets at or above
 // REGION_BASE are device region space (pread/pwrite at index << 40), not the frame stream; from
 // REGION_DIRECT all of region space, BAR0 included, is reachable the same way.
-import { EBADMSG, EINVAL, EOPNOTSUPP, Errno } from '../errno.ts';
-import { runFrame } from '../dispatch/dispatch.ts';
+import { EBADMSG, EOPNOTSUPP, Errno } from '../errno.ts';
+import { answer, guard, runFrame } from '../dispatch/dispatch.ts';
 import type { OpenFile } from '../dispatch/open-file.ts';
 import type { FaultInjector } from '../tce/faults.ts';
-import { encodeReplyFrame, frameLengthOf, Op, parseRequestFrame, type Answer, type RequestFrame } from './frame.ts';
+import { encodeReplyFrame, frameLengthOf, Op, parseRequestFrame, type Answer, type Request } from './frame.ts';
 import type { PostServer, PostTarget } from './posted.ts';
 import { now, perf } from '../perf.ts';
 
@@ -85,24 +85,21 @@ export class FrameChannel {
   /** Parse, run and encode; a frame that fails to parse leaves the previous reply in place. */
   private run(frame: Buffer, owned: boolean) {
     const parsed = parseRequestFrame(frame, owned);
-    const answers = parsed.requests.some((r) => r.op === Op.POST) ? this.post(parsed) : runFrame(this.file, parsed, this.faults);
+    const [only] = parsed.requests;
+    const answers = parsed.requests.length === 1 && only.op === Op.POST ? [this.post(only)] : runFrame(this.file, parsed, this.faults);
     this.reply = encodeReplyFrame(answers);
     this.replyPos = 0;
   }
 
-  /** POST belongs to the transport: it names a socket of this daemon, not anything the file does. */
-  private post(frame: RequestFrame): Answer[] {
-    return frame.requests.map((r) => {
-      const base = { op: r.op, request: r.request, out: Buffer.alloc(0), newHandle: 0, handleField: 0 };
-      if (r.op !== Op.POST || frame.requests.length !== 1) return { ...base, result: BigInt(-EINVAL), blobs: [] };
-      if (!this.posts || this.file.kind !== 'device') return { ...base, result: BigInt(-EOPNOTSUPP), blobs: [] };
-      try {
-        return { ...base, result: 0n, blobs: [this.posts.grant(this.file as OpenFile & PostTarget, Number(r.arg))] };
-      } catch (e) {
-        if (e instanceof Errno) return { ...base, result: BigInt(-e.errno), blobs: [] };
-        throw e;
-      }
-    });
+  /**
+   * POST belongs to the transport: it names a socket of this daemon, not anything the file does. Only a
+   * POST alone in its frame is one; beside other requests dispatch answers it EINVAL.
+   */
+  private post(req: Request): Answer {
+    if (!this.posts || this.file.kind !== 'device') return answer(req, BigInt(-EOPNOTSUPP));
+    const posts = this.posts;
+    const blob = guard(() => posts.grant(this.file as OpenFile & PostTarget, Number(req.arg)));
+    return typeof blob === 'number' ? answer(req, BigInt(blob)) : answer(req, 0n, undefined, [blob]);
   }
 
   private start(data: Buffer, offset: number) {

@@ -105,7 +105,7 @@ export class PostServer {
     const epoch = this.board.grantPosts();
     if (epoch === undefined) throw new Errno(EOPNOTSUPP, 'no lease file for posted writes');
     const data = Buffer.alloc(postGrant.size);
-    if (role === PostRole.EVENTS || ![...(this.links.get(target) ?? [])].some((l) => l.role === PostRole.WRITES)) {
+    if (role === PostRole.EVENTS || !this.writeLinks(target).length) {
       const token = randomBytes(TOKEN);
       this.tokens.set(token.toString('hex'), { target, role });
       token.copy(data, postGrant.byName.get('token')!.offset);
@@ -242,7 +242,7 @@ export class PostServer {
   }
 
   private poll(target: PostTarget, st: { window: number; raised: number }): void {
-    const links = [...(this.links.get(target) ?? [])].filter((l) => l.role === PostRole.WRITES && !l.closed);
+    const links = this.writeLinks(target);
     if (!links.length) return;
     const deadline = st.raised + st.window;
     for (;;) {
@@ -266,14 +266,15 @@ export class PostServer {
     return n;
   }
 
+  /** The connections `target`'s clients post writes down. */
+  private writeLinks(target: PostTarget): Link[] {
+    const set = this.links.get(target);
+    return set?.size ? [...set].filter((l) => l.role === PostRole.WRITES && !l.closed) : [];
+  }
+
   /** Before another request on `target` runs: what its clients posted runs first. */
   drain(target: PostTarget): void {
-    const set = this.links.get(target);
-    if (!set?.size) return;
-    for (const link of [...set]) {
-      if (link.role !== PostRole.WRITES) continue;
-      while (this.readOnce(link) > 0);
-    }
+    for (const link of this.writeLinks(target)) while (this.readOnce(link) > 0);
   }
 
   /** The file was released: what was posted runs, and its connections and tokens end. */
